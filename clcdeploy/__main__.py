@@ -1,0 +1,3 @@
+from clcdeploy.cli import main
+
+raise SystemExit(main())

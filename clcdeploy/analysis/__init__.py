@@ -1,0 +1,1 @@
+"""Analysis of networks: mult-add/parameter counting, channel dependency graph, group-parameter optimiser."""

@@ -1,0 +1,45 @@
+"""Plain-data summaries of zoo models (what `models` and `analyze` print, and the export manifest uses)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from clcdeploy.analysis.channels import analyse_channels
+from clcdeploy.analysis.cost import count_costs
+from clcdeploy.errors import ConfigurationError
+from clcdeploy.zoo import create_model, list_models, model_spec
+
+
+def zoo_summary(include_tiny: bool = False) -> list[dict]:
+    """One record per registered model: name, family, input size, mult-adds, params, paper."""
+    rows = []
+    for name in list_models(include_tiny=include_tiny):
+        spec = model_spec(name)
+        cost = count_costs(create_model(name), spec.input_size)
+        rows.append(dict(name=name, family=spec.family, input_size=spec.input_size, macs=cost.macs,
+                         params=cost.params, paper=spec.paper, tiny=spec.tiny, description=spec.description))
+    return rows
+
+
+def check_input_size(name: str, input_size: int) -> None:
+    """Raise a ConfigurationError unless `input_size` is usable (the network downsamples by 32)."""
+    if input_size < 32:
+        raise ConfigurationError(
+            f"input size {input_size} is too small for {name}: it downsamples by 32, use --input-size >= 32"
+        )
+
+
+def analyze_model(name: str, input_size: int | None = None) -> dict:
+    """Totals, per-layer costs and per-block channel receptive fields of a zoo model."""
+    spec = model_spec(name)
+    size = spec.input_size if input_size is None else input_size
+    check_input_size(name, size)
+    model = create_model(name)
+    cost = count_costs(model, size)
+    blocks = analyse_channels(model, size)
+    return dict(
+        name=name, input_size=size, macs=cost.macs, params=cost.params, paper=spec.paper,
+        layers=[dict(asdict(layer), type=layer.kind) for layer in cost.layers],
+        blocks=[dict(asdict(b), fcrf=b.fcrf, type=b.kind) for b in blocks],
+        fcrf=all(b.fcrf for b in blocks),
+    )

@@ -1,0 +1,41 @@
+"""Typed errors. The CLI turns every `ClcDeployError` into one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+
+class ClcDeployError(Exception):
+    """Base class: a problem the user can fix; its message says what was wrong and what to do."""
+
+    exit_code = 2
+
+
+class UnknownModelError(ClcDeployError):
+    """A model name that is not in the zoo."""
+
+
+class ConfigurationError(ClcDeployError):
+    """A model or block configuration that cannot be built (names the bad parameter)."""
+
+
+class AnalysisError(ClcDeployError):
+    """A module the analysis cannot interpret."""
+
+
+class ExportError(ClcDeployError):
+    """An export that failed (conversion, validation or writing)."""
+
+
+class ValidationError(ExportError):
+    """An artifact whose outputs do not match PyTorch."""
+
+
+class WeightsError(ClcDeployError):
+    """A missing, corrupt or mismatched weights file."""
+
+
+class DeviceError(ClcDeployError):
+    """A device that cannot be reached or used."""
+
+
+class BenchError(ClcDeployError):
+    """A benchmark that cannot run or did not complete."""

@@ -1,0 +1,35 @@
+"""The group-parameter optimiser (paper Eq. 2) must reproduce all ten rows of the clcNet paper's Table 1."""
+
+import pytest
+
+from clcdeploy.analysis.groups import block_cost, optimal_groups
+from clcdeploy.errors import ConfigurationError
+
+TABLE_1 = [  # M, L, N, g1, g2
+    (32, 32, 64, 16, 2), (64, 64, 64, 32, 2), (64, 64, 128, 16, 4), (128, 128, 128, 32, 4),
+    (128, 128, 256, 32, 4), (256, 256, 256, 64, 4), (256, 256, 512, 32, 8), (512, 512, 512, 64, 8),
+    (512, 512, 1024, 64, 8), (1024, 1024, 1024, 128, 8),
+]
+
+
+@pytest.mark.parametrize("M, L, N, g1, g2", TABLE_1)
+def test_reproduces_table_1(M, L, N, g1, g2):
+    choice = optimal_groups(M, L, N, kernel_area=9)
+    assert (choice.g1, choice.g2) == (g1, g2)
+    assert choice.cost == block_cost(M, L, N, g1, g2) == 9 * L * M // g1 + N * L // g2
+
+
+def test_constraints_hold_for_other_kernel_areas():
+    for area in (1, 9, 25):
+        for M, L, N in ((24, 48, 36), (96, 96, 160), (7, 14, 21)):
+            choice = optimal_groups(M, L, N, kernel_area=area)
+            assert choice.g1 * choice.g2 <= L
+            assert M % choice.g1 == L % choice.g1 == L % choice.g2 == N % choice.g2 == 0
+            brute = min(block_cost(M, L, N, a, b, area) for a in range(1, L + 1) for b in range(1, L + 1)
+                        if M % a == L % a == L % b == N % b == 0 and a * b <= L)
+            assert choice.cost == brute
+
+
+def test_rejects_non_positive_channels():
+    with pytest.raises(ConfigurationError, match="M"):
+        optimal_groups(0, 8, 8)
