@@ -1,0 +1,1 @@
+"""Benchmarking on a device: runners, per-pass latency collection, statistics, reports. No torch here."""

@@ -1,0 +1,67 @@
+"""Finding exported artifacts (models/NAME/manifest.json) without importing torch, and exporting the
+missing ones when the export stack is installed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from clcdeploy.errors import BenchError
+
+FORMATS = ("pte", "tflite", "onnx")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    model: str
+    fmt: str
+    path: Path
+    bytes: int
+    sha256: str
+    input_shape: tuple[int, ...]
+    macs: int | None
+    params: int | None
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def find_artifact(models_dir: Path, model: str, fmt: str) -> Artifact | None:
+    """The artifact of `model` in `fmt` described by its manifest, if it exists on disk."""
+    manifest = _read_manifest(models_dir / model)
+    entry = (manifest or {}).get("formats", {}).get(fmt)
+    if not entry:
+        return None
+    path = models_dir / model / entry["file"]
+    if not path.is_file():
+        return None
+    return Artifact(model, fmt, path, path.stat().st_size, entry["sha256"], tuple(entry["input_shape"]),
+                    manifest.get("mult_adds"), manifest.get("params"))
+
+
+def ensure_artifacts(models_dir: Path, models: list[str], formats: list[str], *, export_missing: bool,
+                     log=print) -> dict[tuple[str, str], Artifact]:
+    """Every (model, format) artifact; exports what is missing if allowed and possible, else says how."""
+    found: dict[tuple[str, str], Artifact] = {}
+    for model in models:
+        missing = [f for f in formats if find_artifact(models_dir, model, f) is None]
+        if missing and export_missing:
+            try:
+                from clcdeploy.export.pipeline import export_model
+            except ImportError:
+                export_model = None
+            if export_model is not None:
+                log(f"exporting {model} ({', '.join(missing)}) into {models_dir}")
+                export_model(model, formats=formats, out_dir=models_dir)  # the manifest covers all
+                missing = [f for f in formats if find_artifact(models_dir, model, f) is None]
+        if missing:
+            raise BenchError(f"no {', '.join(missing)} artifact for {model} in {models_dir}: run "
+                             f"`clcdeploy export {model} --formats {','.join(missing)} --out {models_dir}`")
+        for fmt in formats:
+            found[(model, fmt)] = find_artifact(models_dir, model, fmt)
+    return found

@@ -1,0 +1,142 @@
+"""CLI: `clcdeploy bench` (no torch import unless artifacts must be exported)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from clcdeploy.errors import BenchError
+
+DEFAULT_MODELS = "mobilenet_v1,shufflenet_v1_2x,clcnet_a,clcnet_b"  # the paper's Table 6
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "bench", help="time exported models on the host or on ADB devices (warm-up + timed passes)",
+        description="Benchmark exported artifacts: push them to each device, run warm-up and then exactly "
+                    "--runs timed passes per model and format, and print the clcNet paper's Table 6 layout. "
+                    "Thermal hygiene: --cooldown sleeps before every model, --cpu-mask pins the runner with "
+                    "taskset on the device (e.g. f0 = the big cores of many big.LITTLE phones), --threads fixes "
+                    "the runtime's thread count.")
+    p.add_argument("--device", action="append", metavar="SERIAL",
+                   help="ADB serial (host:port or USB serial), repeatable, or 'all'; default: the host")
+    p.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated (default {DEFAULT_MODELS})")
+    p.add_argument("--formats", default="pte,tflite,onnx", help="comma-separated subset of pte,tflite,onnx")
+    p.add_argument("--runs", type=int, default=10, help="timed passes per model and format (default 10)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed passes first (default 3)")
+    p.add_argument("--threads", type=int, default=0, help="runtime threads (default: the runtime's choice)")
+    p.add_argument("--cpu-mask", metavar="HEX", help="taskset CPU mask for the runner on the device")
+    p.add_argument("--cooldown", type=float, default=0.0, metavar="S", help="seconds of idle before each model")
+    p.add_argument("--runner", default="auto", help="auto, python, app, executor_runner, benchmark_model, "
+                   "onnxruntime_perf_test, pte_runner (default auto)")
+    p.add_argument("--runner-bin", type=Path, metavar="PATH", help="native runner binary to push to the device")
+    p.add_argument("--apk", type=Path, help="demo app APK to install first (--runner app)")
+    p.add_argument("--models-dir", type=Path, default=Path("models"), help="where exported artifacts are")
+    p.add_argument("--no-export", action="store_true", help="fail instead of exporting missing artifacts")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per model run on the device")
+    p.add_argument("--out", type=Path, help="write results.json, results.csv, report.md, latency_vs_macs.png")
+    p.add_argument("--json", action="store_true", help="print results.json's content instead of the table")
+    p.set_defaults(handler=run_bench)
+
+
+def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    from clcdeploy.bench.artifacts import FORMATS
+
+    if args.runs < 1:
+        raise BenchError(f"--runs must be at least 1, got {args.runs}")
+    if args.warmup < 0 or args.threads < 0 or args.cooldown < 0:
+        raise BenchError("--warmup, --threads and --cooldown must not be negative")
+    if args.cpu_mask and not re.fullmatch(r"(0x)?[0-9a-fA-F]+", args.cpu_mask):
+        raise BenchError(f"--cpu-mask must be a hexadecimal CPU mask like f0, got {args.cpu_mask!r}")
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise BenchError(f"unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models:
+        raise BenchError("--models is empty")
+    if args.runner_bin is not None and not (args.runner_bin.is_file() and args.runner_bin.stat().st_mode & 0o444):
+        raise BenchError(f"runner binary {args.runner_bin} is not a readable file")
+    if args.apk is not None and not args.apk.is_file():
+        raise BenchError(f"APK {args.apk} is not a readable file")
+    return models, formats
+
+
+def _check_models_known(models: list[str], models_dir: Path) -> None:
+    """Unknown names fail fast: a name is known if it has exported artifacts or is in the zoo."""
+    unknown = [m for m in models if not (models_dir / m / "manifest.json").is_file()]
+    if not unknown:
+        return
+    try:
+        from clcdeploy.zoo import model_spec
+    except ImportError:  # no torch here: only exported models can be benchmarked
+        raise BenchError(f"no exported artifacts for {', '.join(unknown)} in {models_dir}") from None
+    for name in unknown:
+        model_spec(name)  # raises UnknownModelError with suggestions
+
+
+def _serials(devices: list[str] | None) -> list[str | None]:
+    if not devices:
+        return [None]
+    if devices == ["all"]:
+        from clcdeploy.device import list_devices
+
+        found = [d.serial for d in list_devices() if d.transport != "local" and d.state == "device"]
+        if not found:
+            raise BenchError("--device all: no ADB device is reachable (see `clcdeploy devices`)")
+        return found
+    return list(devices)
+
+
+def _tool_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {}
+    for tool in ("clcdeploy", "adb-shell", "onnxruntime", "ai-edge-litert", "executorch"):
+        try:
+            versions[tool] = metadata.version(tool)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from clcdeploy.bench.artifacts import ensure_artifacts
+    from clcdeploy.bench.report import print_table, results_document, write_outputs
+    from clcdeploy.bench.runners import make_runner
+    from clcdeploy.bench.session import BenchOptions, bench_devices
+
+    models, formats = _check_args(args)
+    _check_models_known(models, args.models_dir)
+    serials = _serials(args.device)
+    log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+    artifacts = ensure_artifacts(args.models_dir, models, formats, export_missing=not args.no_export, log=log)
+    options = BenchOptions(models, formats, args.runs, args.warmup, args.threads, args.cpu_mask, args.cooldown,
+                           args.timeout)
+
+    def runner_factory():
+        return None if args.runner == "auto" else make_runner(args.runner, args.runner_bin, args.apk)
+
+    runner_factory()  # validate the runner choice before touching any device
+    runs = bench_devices(serials, artifacts, options, runner_factory, log=log)
+    command = ["clcdeploy", *sys.argv[1:]]
+    if args.out:
+        write_outputs(args.out, runs, vars(options), command, _tool_versions())
+    if args.json:
+        print(json.dumps(results_document(runs, vars(options), command, _tool_versions()), indent=2))
+    else:
+        print_table(runs)
+        if args.out:
+            print(f"results in {args.out}/ (results.json, results.csv, report.md, latency_vs_macs.png)")
+    flagged = [m for r in runs for m in r.measurements if m.outputs_finite is False]
+    errors = [r.error for r in runs if r.error]
+    if flagged:
+        print("non-finite outputs: " + ", ".join(f"{m.model}/{m.format} on {m.device}" for m in flagged),
+              file=sys.stderr)
+    if errors:
+        raise BenchError("; ".join(errors) + (f" (what was measured is in {args.out}/results.json, marked "
+                                              f"incomplete)" if args.out else ""))
+    return 1 if flagged else 0

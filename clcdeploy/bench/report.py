@@ -1,0 +1,196 @@
+"""The benchmark report: the clcNet paper's Table 6 layout in the terminal, and results.json, results.csv,
+report.md and latency_vs_macs.png in the output folder (each written atomically)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from clcdeploy.bench.session import DeviceRun, Measurement
+
+# clcNet paper, Table 6: BLU Advance 5.2 (MediaTek MT6580, 4x Cortex-A7 1.3 GHz), ONNX -> Caffe2, average of
+# ten passes. Reference figures printed beside ours, never used in any computation.
+PAPER_TABLE_6 = {
+    "mobilenet_v1": {"latency_ms": 1780, "onnx_mb": 17.1},
+    "shufflenet_v1_2x": {"latency_ms": 1812, "onnx_mb": 22.3},
+    "clcnet_a": {"latency_ms": 1431, "onnx_mb": 17.3},
+    "clcnet_b": {"latency_ms": 1692, "onnx_mb": 21.6},
+}
+BASELINE = "mobilenet_v1"
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def relative_speed(m: Measurement, all_measurements: list[Measurement]) -> float | None:
+    """Latency relative to MobileNet-v1 on the same device and format (< 1: faster)."""
+    for base in all_measurements:  # the tiny test variant stands in for it where it is what was measured
+        if base.model.startswith(BASELINE) and (base.device, base.format) == (m.device, m.format):
+            return m.mean_ms / base.mean_ms
+    return None
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 1000 else f"{value:.0f}"
+
+
+def table_rows(runs: list[DeviceRun], *, full: bool = True) -> list[dict]:
+    """One row per measurement: the paper's Table 6 columns, plus the details when `full`."""
+    measurements = [m for run in runs for m in run.measurements]
+    rows = []
+    for m in measurements:
+        ratio = relative_speed(m, measurements)
+        latency = f"{_ms(m.mean_ms)} ± {_ms(m.std_ms)}" if m.std_ms is not None else f"{_ms(m.mean_ms)} (agg.)"
+        row = {"device": m.device} if full or len(runs) > 1 else {}
+        row |= {
+            "model": m.model, "format": m.format,
+            "mult-adds": (f"{m.macs / 1e6:.0f}M" if m.macs >= 1e8 else f"{m.macs / 1e6:.2f}M") if m.macs else "?",
+            "params": f"{m.params / 1e6:.2f}M" if m.params else "?",
+            "size": f"{m.file_bytes / 1e6:.1f} MB",
+            "latency ms": latency,
+            "vs MobileNet": f"{ratio:.2f}x" if ratio is not None else "-",
+            "paper ms": str(PAPER_TABLE_6.get(m.model, {}).get("latency_ms", "-")),
+        }
+        if full:
+            row |= {
+                "median": _ms(m.median_ms),
+                "min / max": f"{_ms(m.min_ms)} / {_ms(m.max_ms)}",
+                "load ms": _ms(m.load_ms),
+                "peak MB": f"{m.peak_memory_mb:.0f}" if m.peak_memory_mb is not None else "-",
+                "finite": {True: "yes", False: "NO", None: "?"}[m.outputs_finite],
+            }
+        rows.append(row)
+    return rows
+
+
+def facts_lines(run: DeviceRun) -> list[str]:
+    f = run.facts
+    cores = ", ".join(sorted(set(f.get("cpu_core_names") or []))) or f.get("cpu_hardware") or "?"
+    freqs = sorted({v for v in f.get("max_freq_khz") or [] if v})
+    governors = sorted({g for g in f.get("governors") or [] if g})
+    return [
+        f"device {run.serial}: {f.get('manufacturer', '')} {f.get('model', '')} "
+        f"(Android {f.get('android_version') or '-'}, {f.get('abi') or f.get('kernel_machine', '?')})"
+        + (" [EMULATED: times are not phone times]" if f.get("is_emulated") else ""),
+        f"  CPU: {cores}, {f.get('cores', '?')} cores, max freq "
+        f"{', '.join(f'{v / 1e3:.0f} MHz' for v in freqs) or '?'}, governor {', '.join(governors) or '?'}",
+        f"  temperature before: {_temps(run.thermal_before)}; after: {_temps(run.thermal_after)}",
+    ]
+
+
+def _temps(readings: dict) -> str:
+    return ", ".join(f"{k} {v:.1f} C" for k, v in readings.items()) or "not readable"
+
+
+def print_table(runs: list[DeviceRun], console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    for run in runs:
+        for line in facts_lines(run):
+            console.print(line, markup=False, highlight=False)
+    rows = table_rows(runs, full=False)
+    if rows:
+        table = Table(title="Latency: average of the timed passes ± std (paper: Table 6, BLU Advance 5.2)")
+        for column in rows[0]:
+            table.add_column(column, no_wrap=True)
+        for row in rows:
+            table.add_row(*row.values())
+        console.print(table)
+    for run in runs:
+        if run.error:
+            console.print(f"[red]incomplete:[/] {run.error}")
+
+
+def results_document(runs: list[DeviceRun], options: dict, command: list[str], tools: dict) -> dict:
+    return {
+        "complete": all(run.complete for run in runs),
+        "command": command,
+        "options": options,
+        "tools": tools,
+        "paper_table_6": PAPER_TABLE_6,
+        "devices": [{"serial": r.serial, "facts": r.facts, "thermal_before": r.thermal_before,
+                     "thermal_after": r.thermal_after, "complete": r.complete, "error": r.error} for r in runs],
+        "results": [m.to_dict() for run in runs for m in run.measurements],
+    }
+
+
+def _csv(runs: list[DeviceRun]) -> str:
+    buffer = io.StringIO()
+    fields = ["device", "model", "format", "runner", "macs", "params", "file_bytes", "mean_ms", "std_ms",
+              "median_ms", "min_ms", "max_ms", "load_ms", "peak_memory_mb", "aggregate_only", "outputs_finite",
+              "times_ms"]
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    for run in runs:
+        for m in run.measurements:
+            row = m.to_dict()
+            row["times_ms"] = ";".join(f"{t:.4f}" for t in m.times_ms or [])
+            writer.writerow(row)
+    return buffer.getvalue()
+
+
+def _markdown(runs: list[DeviceRun], command: list[str]) -> str:
+    lines = ["# clcdeploy benchmark", "", f"Command: `{' '.join(command)}`", ""]
+    for run in runs:
+        lines += [line.strip() + "  " for line in facts_lines(run)]
+    rows = table_rows(runs)
+    if rows:
+        lines += ["", "| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]
+        lines += ["| " + " | ".join(row.values()) + " |" for row in rows]
+    lines += ["", "Latency: average of the timed passes after warm-up (as the paper), ± sample std; "
+              "(agg.): the runner reported only an aggregate. Paper column: clcNet paper Table 6, BLU Advance "
+              "5.2 (MT6580, Cortex-A7), Caffe2."]
+    lines += [f"\n**Incomplete:** {run.error}" for run in runs if run.error]
+    return "\n".join(lines) + "\n"
+
+
+def _plot(runs: list[DeviceRun]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    measurements = [m for run in runs for m in run.measurements if m.macs]
+    for key in sorted({(m.device, m.format) for m in measurements}):
+        series = [m for m in measurements if (m.device, m.format) == key]
+        ax.scatter([m.macs / 1e6 for m in series], [m.mean_ms for m in series],
+                   s=[max(m.file_bytes / 1e5, 10) for m in series], alpha=0.6, label=f"{key[1]} on {key[0]}")
+        for m in series:
+            ax.annotate(m.model, (m.macs / 1e6, m.mean_ms), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("mult-adds (M)")
+    ax.set_ylabel("latency, average of timed passes (ms)")
+    ax.set_title("Latency against mult-adds (marker area: file size)")
+    if measurements:
+        ax.legend(fontsize=7)
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def write_outputs(out_dir: Path, runs: list[DeviceRun], options: dict, command: list[str], tools: dict) -> None:
+    """results.json first (it holds every pass), then the derived files."""
+    document = results_document(runs, options, command, tools)
+    write_atomic(out_dir / "results.json", json.dumps(document, indent=2) + "\n")
+    write_atomic(out_dir / "results.csv", _csv(runs))
+    write_atomic(out_dir / "report.md", _markdown(runs, command))
+    write_atomic(out_dir / "latency_vs_macs.png", _plot(runs))

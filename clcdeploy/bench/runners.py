@@ -1,0 +1,233 @@
+"""What executes a model on a device and reports its passes.
+
+- `python`: clcdeploy's own runner script (device_runner.py) with the device's python3 and runtime; times
+  every pass itself. Hosts, ARM Linux boards, the virtual device.
+- `executor_runner`, `benchmark_model`, `onnxruntime_perf_test`: native binaries the user supplies
+  (`--runner-bin`), pushed to the device; their output is parsed (parsers.py).
+- `pte_runner`: clcdeploy's native ExecuTorch runner, preinstalled on the virtual device (executor_runner
+  output format); used for .pte where the device has no ExecuTorch Python bindings.
+- `app`: the bundled Android demo app's BenchmarkActivity (app_protocol.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shlex
+import sys
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from clcdeploy.bench import app_protocol
+from clcdeploy.bench.parsers import (
+    RunnerOutput, parse_benchmark_model, parse_executor_runner, parse_onnxruntime_perf_test,
+)
+from clcdeploy.device import Device
+from clcdeploy.errors import BenchError
+
+RUNNER_SCRIPT = Path(__file__).with_name("device_runner.py")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    model: str
+    fmt: str
+    artifact: str  # path on the device
+    input_shape: tuple[int, ...]
+    runs: int
+    warmup: int
+    threads: int  # 0: the runtime's default
+    cpu_mask: str | None
+    timeout_s: float
+
+
+class RunnerCrashed(BenchError):
+    """The runner exited non-zero: its exit status and the tail of its stderr are in the message."""
+
+
+def _pinned(command: str, cpu_mask: str | None) -> str:
+    return f"taskset {cpu_mask} {command}" if cpu_mask else command
+
+
+def _check_exit(result, request: RunRequest, runner: str) -> None:
+    if result.exit_code != 0:
+        tail = " | ".join((result.stderr.strip() or result.stdout.strip()).splitlines()[-4:]) or "no output"
+        raise RunnerCrashed(f"{runner} crashed on {request.model}/{request.fmt} with exit status "
+                            f"{result.exit_code}: {tail}")
+
+
+class Runner(ABC):
+    name: str
+    formats: tuple[str, ...]
+
+    def prepare(self, device: Device) -> None:
+        """Put whatever the runner needs on the device (once per device)."""
+
+    @abstractmethod
+    def run(self, device: Device, request: RunRequest) -> RunnerOutput:
+        """Warm up, run exactly `request.runs` timed passes, and report them."""
+
+
+def device_python(device: Device) -> str:
+    """The interpreter with the runtimes: this process's own on the host, the device's python3 elsewhere."""
+    return shlex.quote(sys.executable) if device.serial == "local" else "python3"
+
+
+def push_if_changed(device: Device, local: Path, remote: str) -> bool:
+    """Push `local` unless a file with the same sha256 is already at `remote`; True if it was pushed."""
+    from clcdeploy.device import sha256_file
+
+    if device.remote_sha256(remote) == sha256_file(local):
+        return False
+    device.push(local, remote)
+    return True
+
+
+class PythonRunner(Runner):
+    name = "python"
+    formats = ("onnx", "tflite", "pte")
+
+    def prepare(self, device: Device) -> None:
+        self.script = f"{device.work_dir}/clcdeploy_runner.py"
+        push_if_changed(device, RUNNER_SCRIPT, self.script)
+
+    def run(self, device: Device, request: RunRequest) -> RunnerOutput:
+        command = _pinned(
+            f"{device_python(device)} {shlex.quote(self.script)} --model {shlex.quote(request.artifact)} --format {request.fmt} "
+            f"--input-shape {','.join(map(str, request.input_shape))} --runs {request.runs} "
+            f"--warmup {request.warmup} --threads {request.threads}", request.cpu_mask)
+        result = device.shell(command, timeout_s=request.timeout_s)
+        _check_exit(result, request, "the python runner")
+        try:
+            report = json.loads(result.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            raise BenchError(f"the python runner printed no result for {request.model}/{request.fmt}: "
+                             f"{result.stdout[-200:]!r}") from None
+        return RunnerOutput(report["times_ms"], sum(report["times_ms"]) / len(report["times_ms"]),
+                            report["load_ms"], report["peak_rss_mb"],
+                            extra={"outputs_finite": report["outputs_finite"], "runtime": report["runtime"],
+                                   "machine": report["machine"]})
+
+
+class NativeRunner(Runner):
+    """A native runner binary: user supplied (`--runner-bin`, pushed) or already on the device's PATH."""
+
+    def __init__(self, name: str, binary: Path | None = None) -> None:
+        self.name, self.binary = name, binary
+        self.formats = {"executor_runner": ("pte",), "pte_runner": ("pte",), "benchmark_model": ("tflite",),
+                        "onnxruntime_perf_test": ("onnx",)}[name]
+
+    def prepare(self, device: Device) -> None:
+        if self.binary is None:
+            self.remote = self.name  # on PATH
+            return
+        self.remote = f"{device.work_dir}/{self.binary.name}"
+        push_if_changed(device, self.binary, self.remote)
+        device.shell(f"chmod 755 {shlex.quote(self.remote)}", timeout_s=30).check(f"chmod {self.remote}")
+
+    def command(self, request: RunRequest) -> str:
+        model, runs, warmup, threads = shlex.quote(request.artifact), request.runs, request.warmup, request.threads
+        binary = shlex.quote(self.remote)
+        if self.name in ("executor_runner", "pte_runner"):
+            # Upstream executor_runner has no warm-up flag: it runs warm-up + runs and we drop the first ones.
+            flags = f" --warmup={warmup}" if self.name == "pte_runner" else ""
+            total = runs if self.name == "pte_runner" else runs + warmup
+            return (f"{binary} --model_path={model} --num_executions={total} "
+                    f"--cpu_threads={threads or -1}{flags}")
+        if self.name == "benchmark_model":
+            # --min_secs=0 and --warmup_min_secs=0: exactly the requested number of passes.
+            return (f"{binary} --graph={model} --num_threads={threads or -1} --warmup_runs={warmup} "
+                    f"--warmup_min_secs=0 --num_runs={runs} --min_secs=0 --max_secs=100000 "
+                    f"--report_peak_memory_footprint=true")
+        return f"{binary} -e cpu -m times -r {runs} -x {threads or 0} -I -s {model}"
+
+    def run(self, device: Device, request: RunRequest) -> RunnerOutput:
+        result = device.shell(_pinned(self.command(request), request.cpu_mask), timeout_s=request.timeout_s)
+        _check_exit(result, request, self.name)
+        text = result.stdout + "\n" + result.stderr
+        parse = {"executor_runner": parse_executor_runner, "pte_runner": parse_executor_runner,
+                 "benchmark_model": parse_benchmark_model, "onnxruntime_perf_test": parse_onnxruntime_perf_test}
+        output = parse[self.name](text)
+        if self.name == "executor_runner" and output.times_ms is not None:
+            output.times_ms = output.times_ms[request.warmup:]
+            output.mean_ms = sum(output.times_ms) / max(len(output.times_ms), 1)
+        if "finite=0" in text:
+            output.extra["outputs_finite"] = False
+        elif "finite=1" in text:
+            output.extra["outputs_finite"] = True
+        return output
+
+
+class AppRunner(Runner):
+    """The demo app's headless BenchmarkActivity (Android only)."""
+
+    name = "app"
+    formats = app_protocol.RUNTIMES
+
+    def __init__(self, apk: Path | None = None, poll_timeout_s: float = 600.0) -> None:
+        self.apk, self.poll_timeout_s = apk, poll_timeout_s
+
+    def prepare(self, device: Device) -> None:
+        if self.apk is not None:
+            device.push(self.apk, app_protocol.APK_REMOTE_PATH)
+            device.shell(app_protocol.install_command(), timeout_s=300).check("installing the demo app")
+
+    def run(self, device: Device, request: RunRequest) -> RunnerOutput:
+        device.shell(f"chmod 644 {shlex.quote(request.artifact)}", timeout_s=30)
+        device.shell(app_protocol.force_stop_command(), timeout_s=60).check("force-stopping the demo app")
+        device.shell(app_protocol.clear_result_command(), timeout_s=60)
+        run_id = f"{request.model}-{int(time.time())}"
+        start = app_protocol.start_command(request.artifact, request.fmt, request.runs, request.warmup,
+                                           request.threads, run_id=run_id)
+        app_protocol.check_start_output(device.shell(start, timeout_s=120).check("starting the demo app").stdout)
+        deadline = time.monotonic() + min(self.poll_timeout_s, request.timeout_s)
+        while True:
+            out = device.shell(app_protocol.read_result_command(), timeout_s=60).stdout
+            if not app_protocol.is_result_pending(out):
+                break
+            if time.monotonic() > deadline:
+                raise BenchError(f"the demo app wrote no result for {request.model}/{request.fmt} within "
+                                 f"{self.poll_timeout_s:.0f} s")
+            time.sleep(2)
+        result = app_protocol.parse_result(out)
+        if not result.ok:
+            raise RunnerCrashed(f"the demo app failed on {request.model}/{request.fmt}: {result.status}")
+        return RunnerOutput(list(result.times_ms), result.mean_ms, result.load_ms, extra={"device": result.device})
+
+
+NATIVE_RUNNERS = ("executor_runner", "benchmark_model", "onnxruntime_perf_test", "pte_runner")
+RUNNER_NAMES = ("auto", "python", "app") + NATIVE_RUNNERS
+
+
+def make_runner(name: str, binary: Path | None = None, apk: Path | None = None) -> Runner:
+    """The runner called `name`; native ones may take a user binary."""
+    if name == "python":
+        return PythonRunner()
+    if name == "app":
+        return AppRunner(apk)
+    if name in NATIVE_RUNNERS:
+        if name != "pte_runner" and binary is None:
+            raise BenchError(f"--runner {name} needs --runner-bin PATH (the {name} binary for the device)")
+        return NativeRunner(name, binary)
+    raise BenchError(f"unknown runner {name!r}; choose one of {', '.join(RUNNER_NAMES)}")
+
+
+@functools.lru_cache(maxsize=None)
+def _has_executorch_python(device: Device) -> bool:
+    probe = f"{device_python(device)} -c 'import executorch.runtime' 2>/dev/null"
+    return device.shell(probe, timeout_s=120).exit_code == 0
+
+
+def auto_runner_for(device: Device, fmt: str, python: PythonRunner) -> Runner:
+    """`--runner auto`: the Python runner, except .pte on devices without ExecuTorch's Python bindings,
+    where a native ExecuTorch runner on the device's PATH (the virtual device has pte_runner) is used."""
+    if fmt != "pte":
+        return python
+    if _has_executorch_python(device):
+        return python
+    if device.shell("command -v pte_runner >/dev/null", timeout_s=30).exit_code == 0:
+        return NativeRunner("pte_runner")
+    raise BenchError("the device has no ExecuTorch runner: pass --runner executor_runner --runner-bin PATH "
+                     "(ExecuTorch's executor_runner built for the device)")

@@ -1,0 +1,139 @@
+"""A benchmark session: per device (one worker each), push artifacts, run warm-up + timed passes per
+model and format, and collect measurements. What was measured before a failure is kept."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from clcdeploy.bench.artifacts import Artifact
+from clcdeploy.bench.runners import PythonRunner, Runner, RunRequest, auto_runner_for
+from clcdeploy.bench.stats import summarize
+from clcdeploy.device import Device, open_device
+from clcdeploy.errors import BenchError, ClcDeployError, DeviceError
+
+
+@dataclass
+class BenchOptions:
+    models: list[str]
+    formats: list[str]
+    runs: int = 10
+    warmup: int = 3
+    threads: int = 0
+    cpu_mask: str | None = None
+    cooldown_s: float = 0.0
+    timeout_s: float = 3600.0
+
+
+@dataclass
+class Measurement:
+    device: str
+    model: str
+    format: str
+    runner: str
+    file_bytes: int
+    macs: int | None
+    params: int | None
+    times_ms: list[float] | None
+    mean_ms: float
+    std_ms: float | None = None
+    median_ms: float | None = None
+    min_ms: float | None = None
+    max_ms: float | None = None
+    load_ms: float | None = None
+    peak_memory_mb: float | None = None
+    aggregate_only: bool = False
+    outputs_finite: bool | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DeviceRun:
+    serial: str
+    facts: dict = field(default_factory=dict)
+    thermal_before: dict = field(default_factory=dict)
+    thermal_after: dict = field(default_factory=dict)
+    measurements: list[Measurement] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None
+
+
+def _measure(device: Device, runner: Runner, artifact: Artifact, remote: str, options: BenchOptions) -> Measurement:
+    request = RunRequest(artifact.model, artifact.fmt, remote, artifact.input_shape, options.runs, options.warmup,
+                         options.threads, options.cpu_mask, options.timeout_s)
+    output = runner.run(device, request)
+    if output.times_ms is not None and len(output.times_ms) != options.runs:
+        raise BenchError(f"{runner.name} reported {len(output.times_ms)} passes of {artifact.model}/"
+                         f"{artifact.fmt}, not the {options.runs} asked for")
+    stats = summarize(output.times_ms) if output.times_ms else {"mean_ms": output.mean_ms}
+    return Measurement(
+        device=device.serial, model=artifact.model, format=artifact.fmt, runner=runner.name,
+        file_bytes=artifact.bytes, macs=artifact.macs, params=artifact.params, times_ms=output.times_ms,
+        **stats, load_ms=output.load_ms, peak_memory_mb=output.peak_memory_mb,
+        aggregate_only=output.aggregate_only, outputs_finite=output.extra.pop("outputs_finite", None),
+        extra=output.extra,
+    )
+
+
+def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact], options: BenchOptions,
+                 runner: Runner | None, log: Callable[[str], None] = print, **device_options) -> DeviceRun:
+    """Benchmark every artifact on one device. Errors end this device's run; results so far are kept."""
+    run = DeviceRun(serial or "local")
+    current = "connecting"
+    try:
+        with open_device(serial, **device_options) as device:
+            run.serial = device.serial
+            current = "reading device facts"
+            run.facts = device.facts().to_dict()
+            run.thermal_before = device.thermal()
+            device.ensure_work_dir()
+            python = PythonRunner()
+            python.prepare(device)
+            if runner is not None and runner is not python:
+                runner.prepare(device)
+            for model in options.models:
+                for fmt in options.formats:
+                    artifact = artifacts[(model, fmt)]
+                    current = f"{model}/{fmt}"
+                    chosen = runner or auto_runner_for(device, fmt, python)
+                    if fmt not in chosen.formats:
+                        raise BenchError(f"runner {chosen.name} cannot run {fmt} artifacts")
+                    remote = f"{device.work_dir}/{artifact.path.name}"
+                    from clcdeploy.bench.runners import push_if_changed
+
+                    current = f"{model}/{fmt} (pushing {artifact.path.name})"
+                    push_if_changed(device, artifact.path, remote)
+                    if options.cooldown_s:
+                        time.sleep(options.cooldown_s)
+                    current = f"{model}/{fmt} (warm-up and {options.runs} timed passes)"
+                    log(f"[{run.serial}] {model} {fmt}: {options.warmup} warm-up + {options.runs} timed passes "
+                        f"({chosen.name} runner)")
+                    measurement = _measure(device, chosen, artifact, remote, options)
+                    run.measurements.append(measurement)
+                    log(f"[{run.serial}] {model} {fmt}: {measurement.mean_ms:.2f} ms average")
+            run.thermal_after = device.thermal()
+    except ClcDeployError as exc:
+        where = f"device {run.serial} during {current}"
+        run.error = f"{where}: {exc}" if not isinstance(exc, DeviceError) else f"{where}: connection or device " \
+            f"error: {exc}"
+    return run
+
+
+def bench_devices(serials: list[str | None], artifacts, options: BenchOptions, runner_factory,
+                  log=print, **device_options) -> list[DeviceRun]:
+    """One worker per device, in parallel; results in the order of `serials`."""
+    if len(serials) == 1:
+        return [bench_device(serials[0], artifacts, options, runner_factory(), log, **device_options)]
+    with ThreadPoolExecutor(max_workers=len(serials)) as pool:
+        futures = [pool.submit(bench_device, s, artifacts, options, runner_factory(), log, **device_options)
+                   for s in serials]
+        return [f.result() for f in futures]

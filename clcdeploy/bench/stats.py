@@ -1,0 +1,16 @@
+"""Summary statistics of timed passes (the paper reports the average of ten passes)."""
+
+from __future__ import annotations
+
+import statistics
+
+
+def summarize(times_ms: list[float]) -> dict[str, float]:
+    """mean (the reported latency), sample std, median, min, max."""
+    return {
+        "mean_ms": statistics.fmean(times_ms),
+        "std_ms": statistics.stdev(times_ms) if len(times_ms) > 1 else 0.0,
+        "median_ms": statistics.median(times_ms),
+        "min_ms": min(times_ms),
+        "max_ms": max(times_ms),
+    }

@@ -1,0 +1,96 @@
+"""Build the native ExecuTorch `.pte` runner (pte_runner.cpp) for the host or for aarch64, cached by source hash."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Callable, Literal
+
+from clcdeploy.device.errors import VirtualDeviceError
+from clcdeploy.device.paths import cache_dir
+
+SOURCE = Path(__file__).with_name("pte_runner.cpp")
+COMPILERS = {"host": "g++", "aarch64": "aarch64-linux-gnu-g++"}
+# Libraries that register kernels/backends in static initialisers: must stay linked though unreferenced.
+LIBS = ("executorch_backend_xnnpack", "executorch_kernels_optimized", "executorch_threadpool", "executorch")
+# Where the runtime libraries are looked up on the device: next to the runner, then the rootfs install.
+DEVICE_RPATH = "$ORIGIN:$ORIGIN/lib:/opt/executorch/lib"
+
+Target = Literal["host", "aarch64"]
+
+
+def _package_dir(name: str) -> Path | None:
+    """A package's folder without importing it (executorch is a namespace package; torch is heavy)."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def executorch_dir(target: Target, log: Callable[[str], None] = print) -> Path:
+    """The executorch wheel folder (include/, lib/) for `target`."""
+    if target == "host":
+        found = _package_dir("executorch")
+        if found is None or not (found / "lib/libexecutorch.so").exists():
+            raise VirtualDeviceError("the executorch wheel is not installed: pip install executorch==1.5.1")
+        return found
+    from clcdeploy.device.virtual.rootfs import aarch64_executorch_dir
+
+    return aarch64_executorch_dir(log)
+
+
+def _c10_macros_include() -> Path:
+    """A folder providing torch/headeronly/macros/cmake_macros.h (needed by the c10 headers; header-only)."""
+    torch_dir = _package_dir("torch")
+    if torch_dir is not None and (torch_dir / "include/torch/headeronly/macros/cmake_macros.h").exists():
+        return torch_dir / "include"
+    # Without torch: the generated header only declares a shared-library build.
+    shim = cache_dir() / "native/c10-shim"
+    header = shim / "torch/headeronly/macros/cmake_macros.h"
+    if not header.exists():
+        header.parent.mkdir(parents=True, exist_ok=True)
+        header.write_text("#ifndef C10_MACROS_CMAKE_MACROS_H_\n#define C10_MACROS_CMAKE_MACROS_H_\n"
+                          "#define C10_BUILD_SHARED_LIBS\n#endif\n")
+    return shim
+
+
+def build_pte_runner(target: Target = "host", *, log: Callable[[str], None] = print, force: bool = False) -> Path:
+    """Compile pte_runner.cpp for `target` ("host" or "aarch64") and return the cached binary's path.
+
+    The host binary finds the venv's libraries through its rpath; the aarch64 one looks next to itself,
+    in ./lib, and in /opt/executorch/lib (where the virtual device's rootfs has them).
+    """
+    if target not in COMPILERS:
+        raise VirtualDeviceError(f"unknown runner target {target!r}: use 'host' or 'aarch64'")
+    compiler = COMPILERS[target]
+    if shutil.which(compiler) is None:
+        pkg = "g++" if target == "host" else "g++-aarch64-linux-gnu"
+        raise VirtualDeviceError(f"{compiler} not found: apt-get install {pkg}")
+    et = executorch_dir(target, log)
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(source + str(et).encode() + target.encode()).hexdigest()[:16]
+    out = cache_dir() / "native" / f"pte_runner-{target}-{key}"
+    if out.exists() and not force:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rpath = f"{et / 'lib'}" if target == "host" else DEVICE_RPATH
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".")
+    os.close(fd)
+    argv = [compiler, "-std=c++17", "-O2", "-o", tmp, str(SOURCE),
+            f"-I{et / 'include'}", f"-I{_c10_macros_include()}",
+            f"-L{et / 'lib'}", "-Wl,--no-as-needed", *[f"-l{lib}" for lib in LIBS], "-Wl,--as-needed",
+            f"-Wl,-rpath,{rpath}", "-Wl,--allow-shlib-undefined", "-lpthread"]
+    log(f"  compiling pte_runner for {target} with {compiler}")
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    if proc.returncode != 0:
+        os.unlink(tmp)
+        tail = " | ".join(proc.stderr.strip().splitlines()[-4:])
+        raise VirtualDeviceError(f"building pte_runner for {target} failed: {tail}")
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,207 @@
+"""Build and cache the virtual device's arm64 Debian userland: python3, numpy, onnxruntime, ai-edge-litert,
+the ExecuTorch runtime libraries and a native `.pte` runner, plus an Android-like identity."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+from clcdeploy.device.errors import VirtualDeviceError
+from clcdeploy.device.paths import virtual_device_dir
+from clcdeploy.device.virtual import emulation
+
+SUITE = "bookworm"  # python3.11, matching the cp311 aarch64 wheels below
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# Bump when the recipe changes so cached rootfs folders are rebuilt.
+RECIPE_VERSION = "3"
+DEVICE_WHEELS = ("numpy", "onnxruntime>=1.31,<1.32", "ai-edge-litert>=2.3,<2.4")
+EXECUTORCH_WHEEL = "executorch==1.5.1"
+# Bookworm has glibc 2.36: any manylinux tag up to that fits (ai-edge-litert 2.3 is manylinux_2_27).
+WHEEL_PLATFORMS = ("manylinux_2_36_aarch64", "manylinux_2_35_aarch64", "manylinux_2_34_aarch64",
+                   "manylinux_2_31_aarch64", "manylinux_2_28_aarch64", "manylinux_2_27_aarch64",
+                   "manylinux_2_17_aarch64", "manylinux2014_aarch64")
+SITE_PACKAGES = "usr/local/lib/python3.11/dist-packages"
+EXECUTORCH_PREFIX = "opt/executorch"
+RUNNER_PATH = "opt/clcdeploy/bin/pte_runner"
+# The runtime libraries the native runner links; the rest of the wheel's lib/ is not needed on the device.
+EXECUTORCH_LIBS = (
+    "libexecutorch.so",
+    "libexecutorch_backend_xnnpack.so",
+    "libexecutorch_kernels_optimized.so",
+    "libexecutorch_threadpool.so",
+)
+
+BUILD_PROP = {
+    "ro.product.model": "clcdeploy virtual arm64",
+    "ro.product.manufacturer": "clcdeploy",
+    "ro.product.name": "clc_virtual_arm64",
+    "ro.product.device": "clc_virtual_arm64",
+    "ro.product.brand": "clcdeploy",
+    "ro.product.cpu.abi": "arm64-v8a",
+    "ro.product.cpu.abilist": "arm64-v8a",
+    "ro.build.version.release": "14",
+    "ro.build.version.sdk": "34",
+    "ro.hardware": "qemu-user",
+    "ro.kernel.qemu": "1",
+    "ro.serialno": "clcvirtual0",
+}
+
+# qemu-user 7.2 shows the host's /proc/cpuinfo; the device shows the emulated CPU instead (MIDR 0x410fd034).
+CPUINFO_TEMPLATE = """processor\t: {n}
+BogoMIPS\t: 38.40
+Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 cpuid
+CPU implementer\t: 0x41
+CPU architecture: 8
+CPU variant\t: 0x0
+CPU part\t: 0xd03
+CPU revision\t: 4
+"""
+
+GETPROP = """#!/bin/sh
+# Android-like getprop over /system/build.prop
+if [ $# -eq 0 ]; then
+  sed -n 's/^\\([^#=][^=]*\\)=\\(.*\\)$/[\\1]: [\\2]/p' /system/build.prop
+  exit 0
+fi
+v=$(grep -m1 "^$1=" /system/build.prop | cut -d= -f2-)
+if [ -z "$v" ] && [ $# -ge 2 ]; then v="$2"; fi
+echo "$v"
+"""
+
+Log = Callable[[str], None]
+
+
+def rootfs_dir() -> Path:
+    return virtual_device_dir() / f"rootfs-{SUITE}-arm64"
+
+
+def is_built(rootfs: Path | None = None) -> bool:
+    rootfs = rootfs or rootfs_dir()
+    stamp = rootfs / "etc/clcdeploy-rootfs"
+    return stamp.exists() and stamp.read_text().strip() == RECIPE_VERSION
+
+
+def _run(argv: list[str], what: str, log: Log, **kw) -> None:
+    start = time.monotonic()
+    proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    if proc.returncode != 0:
+        tail = " | ".join(proc.stdout.strip().splitlines()[-3:])
+        raise VirtualDeviceError(f"{what} failed (exit {proc.returncode}): {tail}")
+    log(f"  {what}: {time.monotonic() - start:.0f} s")
+
+
+def _pip_download_args(target: Path) -> list[str]:
+    args = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--target", str(target)]
+    for plat in WHEEL_PLATFORMS:
+        args += ["--platform", plat]
+    return args
+
+
+def aarch64_executorch_dir(log: Log = print) -> Path:
+    """The aarch64 executorch wheel's `executorch/` folder (include/ and lib/), downloaded once and cached."""
+    dest = virtual_device_dir() / "executorch-aarch64"
+    if (dest / "executorch/lib/libexecutorch.so").exists():
+        return dest / "executorch"
+    wheels = virtual_device_dir() / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
+            "--only-binary=:all:", "--python-version", "3.11", "-d", str(wheels), EXECUTORCH_WHEEL]
+    for plat in WHEEL_PLATFORMS:
+        argv += ["--platform", plat]
+    _run(argv, "download aarch64 executorch wheel", log)
+    wheel = sorted(wheels.glob("executorch-*aarch64*.whl"))[-1]
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with zipfile.ZipFile(wheel) as zf:
+        members = [m for m in zf.namelist() if m.startswith(("executorch/include/", "executorch/lib/"))]
+        zf.extractall(tmp, members)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    return dest / "executorch"
+
+
+def remove_tree(path: Path) -> None:
+    """rm -rf, refusing to descend into anything still mounted under `path` (e.g. a leftover /proc)."""
+    if not path.exists():
+        return
+    prefix = str(path.resolve()) + "/"
+    with open("/proc/self/mounts") as fh:
+        mounted = [line.split()[1] for line in fh if line.split()[1].startswith(prefix)]
+    for point in sorted(mounted, reverse=True):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+    with open("/proc/self/mounts") as fh:
+        if any(line.split()[1].startswith(prefix) for line in fh):
+            raise VirtualDeviceError(f"{path} still has mounts under it; unmount them, then retry")
+    shutil.rmtree(path)
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def _install_identity(rootfs: Path) -> None:
+    _write(rootfs / "system/build.prop", "".join(f"{k}={v}\n" for k, v in BUILD_PROP.items()))
+    _write(rootfs / "system/bin/getprop", GETPROP, 0o755)
+    cores = os.cpu_count() or 1
+    _write(rootfs / "etc/clcdeploy/cpuinfo", "\n".join(CPUINFO_TEMPLATE.format(n=i) for i in range(cores)))
+    for folder in ("data/local/tmp", "sdcard"):
+        (rootfs / folder).mkdir(parents=True, exist_ok=True)
+        (rootfs / folder).chmod(0o1777)
+
+
+def _install_executorch(rootfs: Path, log: Log) -> None:
+    from clcdeploy.device.native import build_pte_runner  # local import: native imports rootfs
+
+    et = aarch64_executorch_dir(log)
+    libdir = rootfs / EXECUTORCH_PREFIX / "lib"
+    libdir.mkdir(parents=True, exist_ok=True)
+    for name in EXECUTORCH_LIBS:
+        shutil.copy2(et / "lib" / name, libdir / name)
+    runner = build_pte_runner("aarch64", log=log)
+    (rootfs / RUNNER_PATH).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(runner, rootfs / RUNNER_PATH)
+
+
+def build_rootfs(*, mirror: str | None = None, log: Log = print, force: bool = False) -> Path:
+    """Build the cached rootfs if missing (debootstrap + wheels + ExecuTorch runner); return its path."""
+    rootfs = rootfs_dir()
+    if is_built(rootfs) and not force:
+        return rootfs
+    for tool in ("debootstrap", emulation.QEMU_BINARY):
+        if shutil.which(tool) is None:
+            raise VirtualDeviceError(f"{tool} not found: apt-get install debootstrap qemu-user-static")
+    emulation.ensure_binfmt()
+    mirror = mirror or os.environ.get("CLCDEPLOY_DEBIAN_MIRROR") or DEFAULT_MIRROR
+    tmp = rootfs.with_name(rootfs.name + ".partial")
+    debootstrapped = tmp / "etc/clcdeploy-debootstrap-done"
+    if not debootstrapped.exists():  # a previous attempt that got past debootstrap is resumed
+        remove_tree(tmp)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    log(f"building the virtual device's arm64 rootfs in {rootfs} (one time, a few minutes)")
+    if not debootstrapped.exists():
+        # A private mount namespace: the /proc debootstrap mounts inside the target cannot outlive it.
+        _run(["unshare", "--mount", "--propagation", "private", "debootstrap", "--arch=arm64",
+              "--variant=minbase", "--include=python3", SUITE, str(tmp), mirror], f"debootstrap {SUITE} arm64", log)
+        debootstrapped.write_text("ok\n")
+    _run(_pip_download_args(tmp / SITE_PACKAGES) + list(DEVICE_WHEELS), "aarch64 wheels (numpy, onnxruntime, ai-edge-litert)", log)
+    _install_identity(tmp)
+    _install_executorch(tmp, log)
+    _run(["chroot", str(tmp), "/usr/bin/python3", "-c", "import numpy, onnxruntime, ai_edge_litert"],
+         "import check under qemu", log, env=emulation.device_env())
+    for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+        shutil.rmtree(tmp / junk, ignore_errors=True)
+    (tmp / "etc/clcdeploy-rootfs").write_text(RECIPE_VERSION + "\n")
+    remove_tree(rootfs)
+    os.replace(tmp, rootfs)
+    log(f"rootfs ready in {time.monotonic() - start:.0f} s")
+    return rootfs

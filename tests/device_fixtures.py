@@ -1,0 +1,230 @@
+"""Shared fixtures and helpers for the device tests: endpoints on free ports, tiny models built by hand."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import struct
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from clcdeploy.device.virtual import daemon
+from clcdeploy.device.virtual.protocol import AUTH, CLSE, CNXN, HEADER, OKAY, OPEN, WRTE, pack
+
+# Weights of the tiny fully-connected model used for both formats: y = x @ W.T + b.
+TINY_W = np.arange(12, dtype=np.float32).reshape(3, 4) / 10.0
+TINY_B = np.array([0.5, -1.0, 2.0], dtype=np.float32)
+TINY_X = np.array([[1.0, 2.0, 3.0, 4.0]], dtype=np.float32)
+TINY_Y = TINY_X @ TINY_W.T + TINY_B
+
+
+@pytest.fixture
+def adb_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh `~/.android` for this test (a new key is generated on first use)."""
+    home = tmp_path / "android-home"
+    home.mkdir()
+    monkeypatch.setenv("ANDROID_USER_HOME", str(home))
+    return home
+
+
+@contextlib.contextmanager
+def endpoint(tmp_path: Path, **options) -> Iterator[daemon.Endpoint]:
+    """A device endpoint on a free port (plain mode unless `plain_root=None` is given), stopped afterwards."""
+    state = tmp_path / f"adbd-state-{len(list(tmp_path.glob('adbd-state-*')))}"
+    state.mkdir()
+    if "plain_root" not in options:
+        root = tmp_path / "device-root"
+        (root / "data/local/tmp").mkdir(parents=True, exist_ok=True)
+        options["plain_root"] = root
+    ep = daemon.start(port=0, state_dir=state, keys_dir=options.pop("keys_dir", state), log=lambda _m: None, **options)
+    try:
+        yield ep
+    finally:
+        daemon.stop(state_dir=state)
+        assert not daemon._alive(ep.pid), "endpoint still running after stop"
+
+
+@pytest.fixture
+def plain_endpoint(tmp_path: Path, adb_home: Path) -> Iterator[daemon.Endpoint]:
+    with endpoint(tmp_path) as ep:
+        yield ep
+
+
+@pytest.fixture(scope="session")
+def virtual_device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[daemon.Endpoint]:
+    """The real virtual ARM64 device (rootfs built on first use), on a free port for this session."""
+    tmp = tmp_path_factory.mktemp("virtual-device")
+    old = os.environ.get("ANDROID_USER_HOME")
+    os.environ["ANDROID_USER_HOME"] = str(tmp / "android-home")
+    try:
+        with endpoint(tmp, plain_root=None) as ep:
+            yield ep
+    finally:
+        if old is None:
+            os.environ.pop("ANDROID_USER_HOME", None)
+        else:
+            os.environ["ANDROID_USER_HOME"] = old
+
+
+# --- a raw ADB client for malformed-input and multi-stream tests ------------------------------------------
+class RawAdb:
+    """Bare-socket ADB client speaking to an endpoint started with auth="none"."""
+
+    def __init__(self, serial: str, timeout_s: float = 20.0) -> None:
+        host, port = serial.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout_s)
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send(self, command: int, arg0: int, arg1: int, payload: bytes = b"") -> None:
+        self.sock.sendall(pack(command, arg0, arg1, payload))
+
+    def recv_exact(self, n: int) -> bytes:
+        buf = b""
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return buf
+
+    def read(self) -> tuple[int, int, int, bytes]:
+        command, arg0, arg1, length, _check, _magic = HEADER.unpack(self.recv_exact(HEADER.size))
+        return command, arg0, arg1, self.recv_exact(length) if length else b""
+
+    def handshake(self) -> bytes:
+        self.send(CNXN, 0x01000001, 256 * 1024, b"host::raw\0")
+        command, _, _, payload = self.read()
+        assert command == CNXN, f"expected CNXN, got {command:08x} (start the endpoint with auth='none')"
+        return payload
+
+    def is_closed(self) -> bool:
+        """True once the server has closed the connection (EOF or reset)."""
+        try:
+            while True:
+                if not self.sock.recv(65536):
+                    return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def shell_v2_collect(raw: RawAdb, streams: dict[int, str]) -> dict[int, tuple[bytes, int | None]]:
+    """Open one shell,v2 stream per local id, answer every WRTE with OKAY, gather output and exit codes."""
+    for local_id, command in streams.items():
+        raw.send(OPEN, local_id, 0, f"shell,v2,raw:{command}\0".encode())
+    data = {i: b"" for i in streams}
+    remote = {}
+    open_ids = set(streams)
+    while open_ids:
+        command, arg0, arg1, payload = raw.read()
+        if command == OKAY:
+            remote[arg1] = arg0
+        elif command == WRTE:
+            data[arg1] += payload
+            raw.send(OKAY, arg1, arg0)
+        elif command == CLSE:
+            open_ids.discard(arg1)
+            raw.send(CLSE, arg1, arg0)
+    out = {}
+    for i, blob in data.items():
+        pos, stdout, code = 0, b"", None
+        while pos < len(blob):
+            kind, length = struct.unpack_from("<BI", blob, pos)
+            chunk = blob[pos + 5: pos + 5 + length]
+            pos += 5 + length
+            if kind == 1:
+                stdout += chunk
+            elif kind == 3:
+                code = chunk[0]
+        out[i] = (stdout, code)
+    return out
+
+
+# --- tiny models ----------------------------------------------------------------------------------------
+def make_tiny_onnx(path: Path) -> Path:
+    """Gemm(x, W, b) with the onnx helper API: input x[1,4] -> y[1,3]."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "W", "b"], ["y"], transB=1)], "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(TINY_W, "W"), numpy_helper.from_array(TINY_B, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def make_tiny_tflite(path: Path) -> Path:
+    """FULLY_CONNECTED(x, W, b) written with the LiteRT flatbuffer schema: x[1,4] -> y[1,3]."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as s
+
+    def buffer(data: bytes | None) -> "s.BufferT":
+        b = s.BufferT()
+        b.data = list(data) if data else None
+        return b
+
+    def tensor(name: str, shape: list[int], buf: int) -> "s.TensorT":
+        t = s.TensorT()
+        t.name, t.shape, t.type, t.buffer = name, shape, s.TensorType.FLOAT32, buf
+        return t
+
+    op = s.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = 0, [0, 1, 2], [3]
+    op.builtinOptionsType = s.BuiltinOptions.FullyConnectedOptions
+    op.builtinOptions = s.FullyConnectedOptionsT()
+    sub = s.SubGraphT()
+    sub.tensors = [tensor("x", [1, 4], 1), tensor("W", [3, 4], 2), tensor("b", [3], 3), tensor("y", [1, 3], 4)]
+    sub.inputs, sub.outputs, sub.operators, sub.name = [0], [3], [op], "main"
+    code = s.OperatorCodeT()
+    code.builtinCode = s.BuiltinOperator.FULLY_CONNECTED
+    code.deprecatedBuiltinCode = s.BuiltinOperator.FULLY_CONNECTED
+    code.version = 1
+    model = s.ModelT()
+    model.version, model.description = 3, "tiny"
+    model.operatorCodes, model.subgraphs = [code], [sub]
+    model.buffers = [buffer(None), buffer(None), buffer(TINY_W.tobytes()), buffer(TINY_B.tobytes()), buffer(None)]
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()))
+    return path
+
+
+def make_tiny_pte(path: Path) -> Path:
+    """A tiny conv+linear module lowered to XNNPACK with executorch (host torch)."""
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    class Tiny(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3)
+            self.fc = torch.nn.Linear(4, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+    torch.manual_seed(0)
+    exported = torch.export.export(Tiny().eval(), (torch.randn(1, 3, 8, 8),))
+    program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch()
+    path.write_bytes(program.buffer)
+    return path
+
+
+def stock_adb() -> str | None:
+    return shutil.which("adb")

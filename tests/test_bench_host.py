@@ -1,0 +1,72 @@
+"""`clcdeploy bench` end to end on the host: real exports, real runtimes, real files."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bench_fixtures import TINY_MODELS, tiny_models_dir  # noqa: F401  (fixture)
+
+
+def bench(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "clcdeploy", "bench", *args], capture_output=True, text=True,
+                          timeout=900, cwd=cwd)
+
+
+def test_ten_passes_per_model_and_format(tiny_models_dir, tmp_path):
+    out = tmp_path / "results"
+    result = bench("--models", ",".join(TINY_MODELS), "--models-dir", str(tiny_models_dir), "--runs", "10",
+                   "--warmup", "2", "--threads", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["complete"] is True and doc["devices"][0]["facts"]["cores"] >= 1
+    assert {(r["model"], r["format"]) for r in doc["results"]} == {
+        (m, f) for m in TINY_MODELS for f in ("pte", "tflite", "onnx")}
+    for r in doc["results"]:
+        assert len(r["times_ms"]) == 10 and all(t > 0 for t in r["times_ms"])
+        assert r["mean_ms"] == pytest.approx(sum(r["times_ms"]) / 10)
+        assert r["min_ms"] <= r["median_ms"] <= r["max_ms"]
+        artifact = next((tiny_models_dir / r["model"]).glob(f"*.{r['format']}"))
+        assert r["file_bytes"] == artifact.stat().st_size
+        assert r["outputs_finite"] is True and r["load_ms"] > 0
+    for name in ("results.csv", "report.md", "latency_vs_macs.png"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "latency_vs_macs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "clcnet_tiny" in (out / "report.md").read_text()
+
+
+def test_json_output_matches_results_file(tiny_models_dir, tmp_path):
+    result = bench("--models", "clcnet_tiny", "--formats", "onnx", "--models-dir", str(tiny_models_dir),
+                   "--runs", "3", "--warmup", "0", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert len(doc["results"]) == 1 and len(doc["results"][0]["times_ms"]) == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--models", "clcnet_zz", "--no-export"), "unknown model 'clcnet_zz'"),
+    (("--formats", "caffe2"), "unknown format caffe2"),
+    (("--models", "clcnet_tiny", "--no-export", "--models-dir", "EMPTY"), "run `clcdeploy export clcnet_tiny"),
+    (("--runner", "benchmark_model", "--runner-bin", "/nonexistent/benchmark_model"), "not a readable file"),
+    (("--runner", "benchmark_model"), "needs --runner-bin"),
+    (("--runs", "0"), "--runs must be at least 1"),
+    (("--cpu-mask", "zz"), "hexadecimal CPU mask"),
+])
+def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
+    args = tuple(str(tmp_path / "empty") if a == "EMPTY" else a for a in args)
+    result = bench(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_runner_crash_reports_exit_status_and_stderr(tiny_models_dir, tmp_path):
+    crashing = tmp_path / "benchmark_model"
+    crashing.write_text("#!/bin/sh\necho 'ERROR: Failed to allocate tensors' >&2\nexit 3\n")
+    crashing.chmod(0o755)
+    out = tmp_path / "results"
+    result = bench("--models", "clcnet_tiny", "--formats", "tflite", "--models-dir", str(tiny_models_dir),
+                   "--runner", "benchmark_model", "--runner-bin", str(crashing), "--out", str(out))
+    assert result.returncode == 2
+    assert "exit status 3" in result.stderr and "Failed to allocate tensors" in result.stderr
+    assert json.loads((out / "results.json").read_text())["complete"] is False

@@ -1,0 +1,258 @@
+"""adb-shell and raw sockets against the device-side ADB endpoint in plain mode (host shell, no emulation).
+
+Real processes and real TCP on loopback: the endpoint runs as a separate process on a free port.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from clcdeploy.device import open_device
+from clcdeploy.device.adb import AdbDevice
+from clcdeploy.device.errors import (AuthenticationError, CommandTimeoutError, ConnectionLostError,
+                                     StorageFullError, TransferError, UnknownDeviceError)
+from clcdeploy.device.virtual.protocol import CNXN, OPEN, HEADER, AndroidPublicKey, pack
+from device_fixtures import RawAdb, adb_home, endpoint, plain_endpoint, shell_v2_collect  # noqa: F401
+
+
+def _work(ep) -> str:
+    return f"{ep.root}/data/local/tmp"
+
+
+def test_shell_returns_stdout_stderr_and_exit_status(plain_endpoint) -> None:
+    with open_device(plain_endpoint.serial, auth_timeout_s=10) as dev:
+        result = dev.shell("echo out; echo err >&2; exit 3")
+        assert (result.stdout, result.stderr, result.exit_code) == ("out\n", "err\n", 3)
+        assert dev.shell("true").exit_code == 0
+        with pytest.raises(Exception, match="exit status 3"):
+            result.check("the test command")
+
+
+def test_legacy_shell_recovers_exit_status_with_a_marker(tmp_path, adb_home) -> None:
+    with endpoint(tmp_path, shell_v2=False) as ep, open_device(ep.serial, auth_timeout_s=10) as dev:
+        result = dev.shell("echo hello; exit 5")
+        assert dev._shell_v2 is False
+        assert result.exit_code == 5 and result.stdout == "hello\n"
+        assert dev.shell("echo fine").exit_code == 0
+
+
+def test_push_pull_multi_megabyte_file_keeps_sha256(plain_endpoint, tmp_path) -> None:
+    src = tmp_path / "blob.bin"
+    src.write_bytes(os.urandom(5 * 1024 * 1024 + 123))
+    seen = []
+    with open_device(plain_endpoint.serial) as dev:
+        remote = f"{_work(plain_endpoint)}/sub/blob.bin"
+        dev.push(src, remote, progress=lambda path, n, total: seen.append((n, total)))
+        assert sum(n for n, _ in seen) == src.stat().st_size
+        assert dev.remote_sha256(remote) == hashlib.sha256(src.read_bytes()).hexdigest()
+        dst = tmp_path / "back.bin"
+        dev.pull(remote, dst)
+        assert dst.read_bytes() == src.read_bytes()
+        assert dev.remote_sha256(f"{_work(plain_endpoint)}/absent") is None
+
+
+def test_stat_and_list(plain_endpoint) -> None:
+    work = Path(_work(plain_endpoint))
+    (work / "a.txt").write_text("12345")
+    (work / "dir").mkdir()
+    with open_device(plain_endpoint.serial) as dev:
+        assert isinstance(dev, AdbDevice)
+        mode, size, _mtime = dev.stat(str(work / "a.txt"))
+        assert size == 5 and mode & 0o170000 == 0o100000
+        assert dev.stat(str(work / "missing"))[0] == 0
+        assert {"a.txt", "dir"} <= set(dev.listdir(str(work)))
+
+
+def test_new_key_is_accepted_once_then_signature_auth(plain_endpoint, adb_home) -> None:
+    with open_device(plain_endpoint.serial):
+        pass
+    key = adb_home / "adbkey"
+    assert key.exists() and (adb_home / "adbkey.pub").exists()
+    trusted = Path(plain_endpoint.log).parent / "adb_keys"
+    lines = trusted.read_text().splitlines()
+    ours = AndroidPublicKey.parse((adb_home / "adbkey.pub").read_text())
+    assert [AndroidPublicKey.parse(line).n for line in lines] == [ours.n]
+    with open_device(plain_endpoint.serial) as dev:  # second time: token signature, no new key
+        assert dev.shell("echo again").stdout == "again\n"
+    assert len(trusted.read_text().splitlines()) == 1
+    assert "authenticated with a trusted key" in Path(plain_endpoint.log).read_text()
+
+
+def test_refused_key_is_an_authentication_error(tmp_path, adb_home) -> None:
+    with endpoint(tmp_path, auth="refuse") as ep:
+        with pytest.raises(AuthenticationError, match="did not accept our key"):
+            open_device(ep.serial, auth_timeout_s=1.5)
+
+
+def test_unknown_tcp_serial(adb_home) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(UnknownDeviceError, match="no ADB device.*available: local"):
+        open_device(f"127.0.0.1:{port}")
+
+
+def test_command_timeout(plain_endpoint) -> None:
+    dev = open_device(plain_endpoint.serial)
+    with pytest.raises(CommandTimeoutError, match="did not finish within 1 s"):
+        dev.shell("sleep 20", timeout_s=1)
+    assert dev.shell("echo reconnected").stdout == "reconnected\n"  # a fresh connection after the timeout
+    dev.close()
+
+
+def test_sync_path_outside_the_root_is_refused(plain_endpoint, tmp_path) -> None:
+    with open_device(plain_endpoint.serial) as dev:
+        with pytest.raises(TransferError, match="outside the device root"):
+            _pull_raw(dev, "/etc/hostname", tmp_path)
+        assert dev.stat("/etc/hostname")[0] == 0  # STAT v1 has no FAIL: outside the root looks absent
+        assert dev.listdir("/etc") == []
+        with pytest.raises(TransferError, match="outside the device root"):
+            _push_raw(dev, tmp_path, f"{_work(plain_endpoint)}/../../../../outside.txt")
+    assert not (Path(plain_endpoint.root).parent / "outside.txt").exists()
+
+
+def _pull_raw(dev: AdbDevice, remote: str, tmp_path: Path) -> None:
+    from adb_shell import exceptions as ex
+
+    try:
+        dev.adb.pull(remote, str(tmp_path / "pulled"))
+    except ex.AdbCommandFailureException as exc:
+        raise TransferError(str(exc)) from exc
+
+
+def _push_raw(dev: AdbDevice, tmp_path: Path, remote: str) -> None:
+    from adb_shell import exceptions as ex
+
+    src = tmp_path / "small.txt"
+    src.write_text("x")
+    try:
+        dev.adb.push(str(src), remote)
+    except (ex.PushFailedError, ex.AdbCommandFailureException) as exc:
+        raise TransferError(str(exc)) from exc
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_storage_full_is_reported(plain_endpoint, tmp_path) -> None:
+    small = Path(_work(plain_endpoint)) / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], check=True)
+    try:
+        src = tmp_path / "big.bin"
+        src.write_bytes(os.urandom(3 * 1024 * 1024))
+        with open_device(plain_endpoint.serial) as dev:
+            with pytest.raises(StorageFullError, match="out of storage"):
+                dev.push(src, f"{small}/big.bin")
+            assert os.listdir(small) == []  # the partial file was removed
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+
+
+# --- malformed input and faults ---------------------------------------------------------------------------
+@pytest.mark.parametrize("damage", ["magic", "checksum", "oversized"])
+def test_malformed_packet_closes_only_that_connection(tmp_path, adb_home, damage) -> None:
+    with endpoint(tmp_path, auth="none") as ep:
+        good = RawAdb(ep.serial)
+        good.handshake()
+        bad = RawAdb(ep.serial, timeout_s=10)
+        bad.handshake()
+        payload = b"shell,v2,raw:echo hi\0"
+        header = list(HEADER.unpack(pack(OPEN, 1, 0, payload)[:24]))
+        if damage == "magic":
+            header[5] ^= 0x1
+        elif damage == "checksum":
+            header[4] = (header[4] + 1) & 0xFFFFFFFF
+        else:
+            header[3] = 64 * 1024 * 1024
+        bad.send_raw(HEADER.pack(*header) + payload)
+        assert bad.is_closed()
+        # The other connection still works, as do new ones.
+        assert shell_v2_collect(good, {7: "echo still here"})[7] == (b"still here\n", 0)
+        fresh = RawAdb(ep.serial)
+        assert fresh.handshake().startswith(b"device::")
+        for raw in (good, bad, fresh):
+            raw.close()
+
+
+def test_concurrent_streams_on_one_connection(tmp_path, adb_home) -> None:
+    with endpoint(tmp_path, auth="none") as ep:
+        raw = RawAdb(ep.serial)
+        raw.handshake()
+        results = shell_v2_collect(raw, {1: "sleep 0.3; echo one; exit 1", 2: "echo two", 3: "seq 1 20000 | tail -1"})
+        assert results == {1: (b"one\n", 1), 2: (b"two\n", 0), 3: (b"20000\n", 0)}
+        raw.close()
+
+
+def _processes_with(marker: str) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if marker in Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace"):
+                    pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+def test_client_disconnect_kills_the_running_command(tmp_path, adb_home) -> None:
+    with endpoint(tmp_path, auth="none") as ep:
+        raw = RawAdb(ep.serial)
+        raw.handshake()
+        marker = f"sleep 3{os.getpid() % 10}.5"
+        raw.send(OPEN, 1, 0, f"shell,v2,raw:{marker}\0".encode())
+        deadline = time.monotonic() + 10
+        while not _processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _processes_with(marker), "the command never started"
+        raw.close()
+        deadline = time.monotonic() + 10
+        while _processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _processes_with(marker), "the command outlived its client"
+        again = RawAdb(ep.serial)
+        again.handshake()
+        assert shell_v2_collect(again, {1: "echo ok"})[1] == (b"ok\n", 0)
+        again.close()
+
+
+def test_connection_dropped_mid_push_names_file_and_bytes(tmp_path, adb_home) -> None:
+    src = tmp_path / "payload.bin"
+    src.write_bytes(os.urandom(2 * 1024 * 1024))
+    # Enough for the handshake and the mkdir, then the connection drops about halfway through the file.
+    with endpoint(tmp_path, drop_after_bytes=1024 * 1024) as ep:
+        dev = open_device(ep.serial)
+        with pytest.raises(ConnectionLostError, match=r"payload\.bin.*of 2097152 bytes sent"):
+            dev.push(src, f"{_work(ep)}/payload.bin")
+        # The endpoint notices the drop on its own thread: give it a moment to clean up.
+        deadline = time.monotonic() + 10
+        while [p for p in Path(_work(ep)).iterdir() if "payload" in p.name] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        leftovers = [p for p in Path(_work(ep)).iterdir() if "payload" in p.name]
+        assert leftovers == [], "an interrupted push left a partial file"
+        # The endpoint itself is fine: a new connection works (until its own budget runs out).
+        with open_device(ep.serial) as again:
+            assert again.shell("echo alive").stdout == "alive\n"
+
+
+def test_latency_injection_still_delivers_correct_results(tmp_path, adb_home) -> None:
+    with endpoint(tmp_path, latency_ms=20) as ep, open_device(ep.serial) as dev:
+        result = dev.shell("echo slow; exit 4")
+        assert (result.stdout, result.exit_code) == ("slow\n", 4)
+
+
+def test_unauthenticated_open_is_rejected(tmp_path, adb_home) -> None:
+    with endpoint(tmp_path) as ep:
+        raw = RawAdb(ep.serial, timeout_s=10)
+        raw.send(CNXN, 0x01000000, 4096, b"host::raw\0")
+        assert raw.read()[0] != CNXN  # an AUTH token, not a session
+        raw.send(OPEN, 1, 0, b"shell:echo sneaky\0")
+        assert raw.is_closed()
+        raw.close()
