@@ -1,0 +1,64 @@
+"""`clcdeploy export`: write verified ONNX, ExecuTorch and TFLite artifacts for zoo models."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+FORMAT_NAMES = ("onnx", "pte", "tflite")  # mirrors pipeline.FORMATS without importing torch at startup
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export", help="export a model to ONNX, ExecuTorch (.pte) and TFLite, validated against PyTorch",
+        description="Export zoo models with the deployment rewrites (BN folding, IGC lowering) applied; "
+                    "writes DIR/NAME/NAME.{onnx,pte,tflite} and DIR/NAME/manifest.json.",
+    )
+    parser.add_argument("name", nargs="?", help="registered model name (see `clcdeploy models`)")
+    parser.add_argument("--all", action="store_true", help="export every registered non-tiny model")
+    parser.add_argument("--formats", default=",".join(FORMAT_NAMES),
+                        help=f"comma-separated subset of {','.join(FORMAT_NAMES)} (default: all)")
+    parser.add_argument("--out", default="models", metavar="DIR", help="output folder (default: models)")
+    parser.add_argument("--weights", metavar="PATH", help="PyTorch state dict or checkpoint (default: random)")
+    parser.add_argument("--input-size", type=int, metavar="N", help="input resolution (default: the model's)")
+    parser.add_argument("--no-validate", action="store_true", help="keep artifacts even if outputs differ")
+    parser.add_argument("--igc-lowering", default="split", choices=("split", "swap", "grouped"),
+                        help=argparse.SUPPRESS)  # internal: lets benchmarks compare lowering variants
+    parser.add_argument("--json", action="store_true", help="print the manifest(s) as JSON")
+    parser.set_defaults(handler=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+
+    from clcdeploy.errors import ConfigurationError
+    from clcdeploy.export.pipeline import export_model, parse_formats
+    from clcdeploy.zoo import list_models
+
+    if bool(args.all) == bool(args.name):
+        raise ConfigurationError("give exactly one of a model NAME or --all")
+    formats = parse_formats(args.formats)
+    names = list_models(include_tiny=False) if args.all else [args.name]
+    console = Console(stderr=True, highlight=False)
+
+    def progress(stage: str, seconds: float) -> None:
+        console.print(f"  {stage} [dim]({seconds:.1f} s)[/dim]")
+
+    manifests = []
+    for name in names:
+        console.print(f"[bold]{name}[/bold]")
+        manifest = export_model(
+            name, formats, args.out, weights=args.weights, input_size=args.input_size,
+            validate_outputs=not args.no_validate, igc_lowering=args.igc_lowering, progress=progress,
+        )
+        for fmt, entry in manifest.formats.items():
+            for failure in entry.delegation_failures:
+                console.print(f"  [yellow]warning:[/yellow] {failure}")
+        console.print(f"  wrote {args.out}/{name}/manifest.json")
+        manifests.append(manifest.to_dict())
+    if args.json:
+        json.dump(manifests[0] if len(manifests) == 1 else manifests, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    return 0

@@ -1,0 +1,129 @@
+"""What each artifact asks its runtime to do: op histograms and delegation (`shared/design/IGC_LOWERING.md`).
+
+- ONNX: op histogram (no delegation: the session's provider runs every op).
+- ExecuTorch: the .pte's instruction list: delegate calls per backend and the kernel calls left outside
+  any delegate (compute ops and convolutions among them).
+- TFLite: op histogram without delegates (so CONV_2D's groups can be read), the number of DELEGATE
+  partitions the default XNNPACK delegate makes, and the ops it leaves out.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+# Operators that do no arithmetic (views, symbolic sizes): not counted as compute left outside a delegate.
+_NON_COMPUTE_PREFIXES = ("executorch_prim::",)
+_NON_COMPUTE = {"aten::view_copy", "aten::_to_dim_order_copy", "dim_order_ops::_to_dim_order_copy"}
+# A grouped CONV_2D whose groups read fewer channels than this runs as padded tiny GEMMs on mobile CPUs.
+MIN_GROUP_CHANNELS = 8
+
+
+def onnx_report(path: Path) -> dict:
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    return {"op_histogram": _sorted(Counter(n.op_type for n in graph.node))}
+
+
+def executorch_report(path: Path) -> dict:
+    from executorch.exir._serialize._program import deserialize_pte_binary
+
+    program = deserialize_pte_binary(Path(path).read_bytes()).program
+    plan = next(p for p in program.execution_plan if p.name == "forward")
+    kernels: Counter[str] = Counter()
+    delegates: Counter[str] = Counter()
+    for chain in plan.chains:
+        for instruction in chain.instructions:
+            args = instruction.instr_args
+            kind = type(args).__name__
+            if kind == "KernelCall":
+                op = plan.operators[args.op_index]
+                kernels[op.name + (f".{op.overload}" if op.overload else "")] += 1
+            elif kind == "DelegateCall":
+                delegates[plan.delegates[args.delegate_index].id] += 1
+    outside = {k: v for k, v in kernels.items() if not _non_compute(k)}
+    return {
+        "op_histogram": _sorted(kernels),
+        "delegate_calls": _sorted(delegates),
+        "ops_outside_delegate": sum(outside.values()),
+        "ops_outside_delegate_histogram": _sorted(Counter(outside)),
+        "convolutions_outside_delegate": sum(v for k, v in outside.items() if "convolution" in k),
+    }
+
+
+def tflite_report(path: Path) -> dict:
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    raw = Interpreter(model_path=str(path),
+                      experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    ops = raw._get_ops_details()
+    shapes = {t["index"]: list(t["shape"]) for t in raw.get_tensor_details()}
+    grouped = []
+    for op in ops:
+        if op["op_name"] == "CONV_2D":
+            channels, filter_channels = int(shapes[op["inputs"][0]][-1]), int(shapes[op["inputs"][1]][-1])
+            if filter_channels != channels:
+                grouped.append({"channels": channels, "groups": channels // filter_channels,
+                                "group_channels": filter_channels})
+    delegated = Interpreter(model_path=str(path))
+    delegated.allocate_tensors()
+    nodes = delegated._get_ops_details()
+    partitions = [n for n in nodes if n["op_name"] == "DELEGATE"]
+    outside = _outside_partitions([n for n in nodes if n["op_name"] != "DELEGATE"], partitions)
+    return {
+        "op_histogram": _sorted(Counter(op["op_name"] for op in ops)),
+        "delegate_partitions": len(partitions),
+        "ops_outside_delegate": len(outside),
+        "ops_outside_delegate_histogram": _sorted(Counter(n["op_name"] for n in outside)),
+        "grouped_conv2d": grouped,
+    }
+
+
+def _outside_partitions(originals: list[dict], partitions: list[dict]) -> list[dict]:
+    """Original nodes not replaced by a DELEGATE node.
+
+    The interpreter keeps the replaced nodes in its node list; a node belongs to a partition when it lies
+    between that DELEGATE node's inputs and outputs (walking producers back from the outputs).
+    """
+    producer = {t: n for n in originals for t in n["outputs"]}
+    inside: set[int] = set()
+    for partition in partitions:
+        boundary = set(partition["inputs"])
+        stack = [t for t in partition["outputs"] if t in producer]
+        while stack:
+            node = producer[stack.pop()]
+            if node["index"] in inside:
+                continue
+            inside.add(node["index"])
+            stack.extend(t for t in node["inputs"] if t not in boundary and t in producer)
+    return [n for n in originals if n["index"] not in inside]
+
+
+def delegation_failures(reports: dict[str, dict]) -> list[str]:
+    """The clcNet family's delegation requirements (issue 3) that `reports` (format -> report) violate."""
+    failures = []
+    pte = reports.get("pte")
+    if pte is not None:
+        if not pte["delegate_calls"]:
+            failures.append("pte: nothing was delegated to XNNPACK")
+        if pte["convolutions_outside_delegate"]:
+            failures.append(f"pte: {pte['convolutions_outside_delegate']} convolution(s) outside the XNNPACK delegate")
+    tflite = reports.get("tflite")
+    if tflite is not None:
+        if not tflite["op_histogram"].get("DEPTHWISE_CONV_2D"):
+            failures.append("tflite: no DEPTHWISE_CONV_2D (IGCs were not lowered)")
+        tiny = [g for g in tflite["grouped_conv2d"] if g["group_channels"] < MIN_GROUP_CHANNELS]
+        if tiny:
+            failures.append(f"tflite: {len(tiny)} grouped CONV_2D with fewer than {MIN_GROUP_CHANNELS} input "
+                            f"channels per group (first: {tiny[0]})")
+    return failures
+
+
+def _non_compute(name: str) -> bool:
+    base = name.split(".")[0]
+    return name.startswith(_NON_COMPUTE_PREFIXES) or base in _NON_COMPUTE
+
+
+def _sorted(counts: Counter) -> dict[str, int]:
+    return dict(sorted(counts.items()))

@@ -1,0 +1,224 @@
+"""`export_model`: build, rewrite, convert, validate, inspect and record one model's artifacts."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from clcdeploy.errors import ConfigurationError, ExportError
+from clcdeploy.export import delegation, validate
+from clcdeploy.export.manifest import (
+    FormatEntry, Manifest, read_manifest, sha256, temp_path, tool_versions, write_manifest,
+)
+from clcdeploy.export.passes import IGC_LOWERINGS, deployment_passes
+from clcdeploy.export.quiet import quiet_output
+from clcdeploy.export.weights import load_weights, random_weights
+from clcdeploy.zoo import create_model, model_spec
+
+# format name -> module defining NAME, SUFFIX, RUNTIME, export(model, example, path) -> dict, run(path, x)
+FORMAT_MODULES = {
+    "onnx": "clcdeploy.export.onnx_format",
+    "pte": "clcdeploy.export.executorch_format",
+    "tflite": "clcdeploy.export.tflite_format",
+}
+FORMATS = tuple(FORMAT_MODULES)
+_REPORTS = {"onnx": delegation.onnx_report, "pte": delegation.executorch_report,
+            "tflite": delegation.tflite_report}
+
+Rewrite = Callable[[nn.Module, torch.Tensor], nn.Module]
+Progress = Callable[[str, float], None]
+
+
+class UnknownFormatError(ExportError):
+    """A format name that is not one of FORMATS."""
+
+
+def parse_formats(text: str | Sequence[str]) -> list[str]:
+    """Validate a comma-separated (or listed) format selection, keeping order, dropping repeats."""
+    names = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
+    unknown = [n for n in names if n not in FORMAT_MODULES]
+    if unknown or not names:
+        raise UnknownFormatError(
+            f"unknown format {', '.join(map(repr, unknown)) or '(none given)'}; choose from {', '.join(FORMATS)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+def export_model(
+    name: str,
+    formats: Sequence[str] = FORMATS,
+    out_dir: str | Path = "models",
+    *,
+    weights: str | Path | None = None,
+    input_size: int | None = None,
+    validate_outputs: bool = True,
+    igc_lowering: str = "split",
+    rewrite: Rewrite | None = None,
+    progress: Progress | None = None,
+    model_kwargs: dict | None = None,
+) -> Manifest:
+    """Export the zoo model `name` to `out_dir/name/name.<suffix>` for each format, plus `manifest.json`.
+
+    `rewrite` replaces the deployment passes (tests use it to check that a wrong rewrite is caught);
+    `model_kwargs` are builder overrides for `create_model` (e.g. a clcNet configuration).
+    All artifacts are written under temporary names and renamed only when every format succeeded.
+    """
+    formats = parse_formats(formats)
+    if igc_lowering not in IGC_LOWERINGS:
+        raise ConfigurationError(f"unknown IGC lowering {igc_lowering!r}; choose from {', '.join(IGC_LOWERINGS)}")
+    spec = model_spec(name)
+    report = progress or (lambda stage, seconds: None)
+    folder = _writable_folder(Path(out_dir) / name)
+    size = spec.input_size if input_size is None else input_size
+
+    start = time.perf_counter()
+    model = create_model(name, **(model_kwargs or {}))
+    _check_input_size(model, name, size)
+    source = load_weights(model, weights) if weights is not None else random_weights(model, input_size=size)
+    shape = (1, 3, size, size)
+    inputs = validate.validation_inputs(shape)
+    with torch.no_grad():
+        expected = [model(torch.from_numpy(x)).numpy() for x in inputs]
+    example = torch.from_numpy(inputs[0])
+    report("build model", time.perf_counter() - start)
+
+    start = time.perf_counter()
+    with quiet_output():
+        deploy = (rewrite or (lambda m, x: deployment_passes(m, x, igc_lowering=igc_lowering)))(model, example)
+    deploy.eval()
+    report("rewrite passes", time.perf_counter() - start)
+
+    staged: dict[str, Path] = {}
+    entries: dict[str, FormatEntry] = {}
+    checks: list[validate.Check] = []
+    try:
+        for fmt in formats:
+            module = importlib.import_module(FORMAT_MODULES[fmt])
+            final = folder / f"{name}{module.SUFFIX}"
+            staged[fmt] = tmp = temp_path(final)
+            start = time.perf_counter()
+            try:
+                with torch.no_grad(), quiet_output():
+                    facts = module.export(deploy, example, tmp)
+            except ExportError:
+                raise
+            except Exception as exc:
+                raise ExportError(f"{fmt} conversion of {name} failed: {_first_line(exc)}") from exc
+            export_seconds = time.perf_counter() - start
+            report(f"{fmt} export", export_seconds)
+
+            start = time.perf_counter()
+            with quiet_output():
+                check = validate.check_artifact(fmt, module.RUNTIME, module.run, tmp, inputs, expected)
+            checks.append(check)
+            validate_seconds = time.perf_counter() - start
+            report(f"{fmt} validate: {check.line()}", validate_seconds)
+
+            with quiet_output():
+                ops = _REPORTS[fmt](tmp)
+            histogram = ops.pop("op_histogram")
+            failures = delegation.delegation_failures({fmt: ops | {"op_histogram": histogram}}) \
+                if _lowers_to_depthwise(spec.family, model) else []
+            entries[fmt] = FormatEntry(
+                file=final.name, bytes=tmp.stat().st_size, sha256=sha256(tmp), runtime=module.RUNTIME,
+                input_name=facts.pop("input_name"), input_layout=facts.pop("input_layout"),
+                input_shape=facts.pop("input_shape"), max_abs_diff=check.max_abs_diff,
+                validated=validate_outputs and check.ok, export_seconds=round(export_seconds, 3),
+                validate_seconds=round(validate_seconds, 3), op_histogram=histogram, delegation=ops,
+                delegation_failures=failures, extra=facts,
+            )
+        if validate_outputs:
+            validate.raise_on_failures(checks)
+        manifest = _manifest(name, spec, model, shape, source, igc_lowering, entries, folder)
+        (folder / "manifest.json").unlink(missing_ok=True)  # never leave a manifest describing other files
+        for fmt, tmp in staged.items():
+            os.replace(tmp, folder / entries[fmt].file)
+        write_manifest(folder, manifest)
+        return manifest
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
+
+
+def _manifest(name, spec, model, shape, source, igc_lowering, entries, folder) -> Manifest:
+    config = dict(getattr(model, "config", {}) or {})
+    macs, params = _costs(model, shape[-1])
+    formats = dict(entries)
+    previous = read_manifest(folder)
+    # Keep the entries of formats not exported this time if they describe the same model and files.
+    if previous is not None and previous.config == config and previous.weights == source \
+            and previous.input_shape == list(shape):
+        for fmt, entry in previous.formats.items():
+            path = folder / entry.file
+            if fmt not in formats and path.is_file() and sha256(path) == entry.sha256:
+                formats[fmt] = entry
+    return Manifest(
+        model=name, family=spec.family, paper=spec.paper, config=config, input_shape=list(shape),
+        mult_adds=macs, params=params, weights=source, igc_lowering=igc_lowering,
+        formats={k: formats[k] for k in FORMATS if k in formats}, tools=tool_versions(),
+    )
+
+
+def _costs(model: nn.Module, size: int) -> tuple[int | None, int]:
+    params = sum(p.numel() for p in model.parameters())
+    try:
+        from clcdeploy.analysis.cost import count_costs
+    except ImportError:  # the analysis area is optional for export
+        return None, params
+    report = count_costs(model, size)
+    return int(report.macs), int(report.params)
+
+
+def _lowers_to_depthwise(family: str, model: nn.Module) -> bool:
+    """Whether the issue's delegation requirements apply: clcNet with interlaced CRF-2 IGCs."""
+    config = getattr(model, "config", {}) or {}
+    return family == "clcnet" and config.get("interlace", False) and config.get("crf") == 2 \
+        and config.get("g1") is None
+
+
+def _check_input_size(model: nn.Module, name: str, size: int) -> None:
+    """Reject input sizes the network cannot take, naming the first layer that would misbehave."""
+    if not isinstance(size, int) or size < 1:
+        raise ConfigurationError(f"input size must be a positive integer, got {size!r}")
+    too_small: list[str] = []
+
+    def hook(module: nn.Module, args: tuple) -> None:
+        stride = getattr(module, "stride", 1)
+        stride = max(stride) if isinstance(stride, tuple) else (stride or 1)
+        if args and args[0].dim() == 4 and min(args[0].shape[-2:]) < stride and not too_small:
+            too_small.append(f"{module_names[module]} gets a {tuple(args[0].shape[-2:])} map with stride {stride}")
+
+    module_names = {m: n for n, m in model.named_modules()}
+    handles = [m.register_forward_pre_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d))]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size))
+    except RuntimeError as exc:
+        raise ConfigurationError(f"input size {size} is too small for {name}: {_first_line(exc)}") from None
+    finally:
+        for h in handles:
+            h.remove()
+    if too_small:
+        raise ConfigurationError(f"input size {size} is too small for {name}: {too_small[0]}")
+
+
+def _writable_folder(folder: Path) -> Path:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = temp_path(folder / "probe")
+        probe.unlink()
+    except OSError as exc:
+        raise ExportError(f"output folder {folder} is not writable ({exc.strerror or exc})") from None
+    return folder
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

@@ -1,0 +1,130 @@
+"""Bad input gives one clear line and exit code 2; a wrong rewrite fails validation; nothing partial is left."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from clcdeploy.cli import main
+from clcdeploy.export import pipeline
+from clcdeploy.export.passes import deployment_passes
+from clcdeploy.zoo import create_model
+
+
+def _run(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str]:
+    code = main(["export", *argv])
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err[-1] if err else ""
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    return tmp_path / "models"
+
+
+def test_unknown_model(capsys, out) -> None:
+    code, line = _run(capsys, "clcnet_z", "--out", str(out))
+    assert code == 2 and "unknown model 'clcnet_z'" in line
+
+
+def test_unknown_format(capsys, out) -> None:
+    code, line = _run(capsys, "clcnet_tiny", "--formats", "onnx,coreml", "--out", str(out))
+    assert code == 2 and "unknown format 'coreml'" in line and not out.exists()
+
+
+def test_name_and_all_are_exclusive(capsys, out) -> None:
+    code, line = _run(capsys, "clcnet_tiny", "--all", "--out", str(out))
+    assert code == 2 and "exactly one" in line
+
+
+def test_missing_weights_file(capsys, out, tmp_path) -> None:
+    code, line = _run(capsys, "clcnet_tiny", "--weights", str(tmp_path / "nope.pt"), "--out", str(out))
+    assert code == 2 and "not found" in line
+
+
+def test_corrupt_weights_file(capsys, out, tmp_path) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage" * 100)
+    code, line = _run(capsys, "clcnet_tiny", "--weights", str(bad), "--out", str(out))
+    assert code == 2 and "not a readable PyTorch state dict" in line
+
+
+def test_weights_file_without_a_state_dict(capsys, out, tmp_path) -> None:
+    path = tmp_path / "list.pt"
+    torch.save([1, 2, 3], path)
+    code, line = _run(capsys, "clcnet_tiny", "--weights", str(path), "--out", str(out))
+    assert code == 2 and "holds no state dict" in line
+
+
+def test_mismatched_state_dict_names_every_bad_key(capsys, out, tmp_path) -> None:
+    state = create_model("clcnet_tiny").state_dict()
+    del state["stem.0.weight"]
+    state["extra.weight"] = torch.zeros(1)
+    state["classifier.fc.bias"] = torch.zeros(3)
+    path = tmp_path / "mismatch.pt"
+    torch.save(state, path)
+    code, line = _run(capsys, "clcnet_tiny", "--weights", str(path), "--out", str(out))
+    assert code == 2
+    assert "missing keys: stem.0.weight" in line
+    assert "unexpected keys: extra.weight" in line
+    assert "mis-shaped keys: classifier.fc.bias (3,) != (10,)" in line
+
+
+def test_checkpoint_with_module_prefix_loads(capsys, out, tmp_path) -> None:
+    model = create_model("clcnet_tiny")
+    state = {f"module.{k}": v for k, v in model.state_dict().items()}
+    path = tmp_path / "ckpt.pt"
+    torch.save({"epoch": 3, "state_dict": state}, path)
+    code, _ = _run(capsys, "clcnet_tiny", "--weights", str(path), "--formats", "onnx", "--out", str(out))
+    assert code == 0
+    assert '"weights": "file ckpt.pt"' in (out / "clcnet_tiny" / "manifest.json").read_text()
+
+
+def test_input_size_too_small(capsys, out) -> None:
+    code, line = _run(capsys, "clcnet_tiny", "--input-size", "16", "--out", str(out))
+    assert code == 2 and "input size 16 is too small for clcnet_tiny" in line
+
+
+def test_output_folder_not_writable(capsys, tmp_path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    code, line = _run(capsys, "clcnet_tiny", "--out", str(blocker / "models"))
+    assert code == 2 and "is not writable" in line
+
+
+def _broken_passes(model, example, **kwargs):
+    """The real passes, then one depthwise conv gets two of its channel weights swapped."""
+    deployed = deployment_passes(model, example, **kwargs)
+    dw = next(m for m in deployed.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1)
+    with torch.no_grad():
+        dw.weight[[0, 1]] = dw.weight[[1, 0]].clone()
+    return deployed
+
+
+def test_broken_rewrite_fails_export_and_leaves_nothing(capsys, out, monkeypatch) -> None:
+    monkeypatch.setattr(pipeline, "deployment_passes", _broken_passes)
+    code, line = _run(capsys, "clcnet_tiny", "--formats", "onnx,tflite", "--out", str(out))
+    assert code == 2
+    assert "2 of 2 artifact(s) do not match PyTorch" in line and "onnx (onnxruntime)" in line
+    assert "tflite (ai-edge-litert)" in line and "MISMATCH" in line
+    assert list((out / "clcnet_tiny").iterdir()) == []
+
+
+def test_broken_rewrite_keeps_the_previous_export_intact(capsys, out, monkeypatch) -> None:
+    assert main(["export", "clcnet_tiny", "--formats", "onnx", "--out", str(out)]) == 0
+    folder = out / "clcnet_tiny"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    monkeypatch.setattr(pipeline, "deployment_passes", _broken_passes)
+    code, _ = _run(capsys, "clcnet_tiny", "--formats", "onnx", "--out", str(out))
+    assert code == 2
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_no_validate_keeps_a_mismatching_artifact(capsys, out, monkeypatch) -> None:
+    monkeypatch.setattr(pipeline, "deployment_passes", _broken_passes)
+    code, _ = _run(capsys, "clcnet_tiny", "--formats", "onnx", "--no-validate", "--out", str(out))
+    assert code == 0
+    text = (out / "clcnet_tiny" / "manifest.json").read_text()
+    assert '"validated": false' in text
