@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from bench_fixtures import tiny_models_dir  # noqa: F401  (fixture)
-from device_fixtures import endpoint, virtual_device  # noqa: F401  (fixture)
+from device_fixtures import adb_home, endpoint, virtual_device  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.device
 
@@ -38,14 +38,36 @@ def test_ten_passes_on_the_emulated_arm64_device(virtual_device, tiny_models_dir
 
 
 def test_connection_lost_mid_run_keeps_what_was_measured(tiny_models_dir, tmp_path):
-    # Enough bytes for the handshake, facts and the first model; then the endpoint drops the connection.
-    with endpoint(tmp_path, plain_root=None, drop_after_bytes=400_000) as ep:
+    from clcdeploy.bench.runners import RUNNER_SCRIPT
+    from clcdeploy.device import open_device
+
+    first, second = (tiny_models_dir / m / f"{m}.onnx" for m in ("clcnet_tiny", "mobilenet_v1_tiny"))
+    # The connection drops once it has moved the runner script, the first model and some 80 KB of
+    # handshake, facts and commands: inside the push of the second model, after the first was measured.
+    budget = RUNNER_SCRIPT.stat().st_size + first.stat().st_size + 80_000
+    assert second.stat().st_size > 100_000
+    with endpoint(tmp_path, plain_root=None, drop_after_bytes=budget) as ep:
+        with open_device(ep.serial) as device:  # a connection of its own: start from an empty work folder
+            device.shell(f"rm -rf {device.work_dir}", timeout_s=60).check("clearing the work folder")
         out = tmp_path / "results"
         result = bench("--device", ep.serial, "--models", "clcnet_tiny,mobilenet_v1_tiny", "--formats", "onnx",
                        "--models-dir", str(tiny_models_dir), "--runs", "10", "--warmup", "0", "--out", str(out))
-    assert result.returncode == 2
+    assert result.returncode == 2, result.stderr
     line = result.stderr.strip().splitlines()[-1]
-    assert "during" in line and ("clcnet_tiny" in line or "mobilenet_v1_tiny" in line), line
+    assert "during mobilenet_v1_tiny/onnx (pushing mobilenet_v1_tiny.onnx)" in line and "lost" in line, line
     doc = json.loads((out / "results.json").read_text())
     assert doc["complete"] is False and doc["devices"][0]["error"]
-    assert all(len(r["times_ms"]) == 10 for r in doc["results"])
+    assert [(r["model"], len(r["times_ms"])) for r in doc["results"]] == [("clcnet_tiny", 10)]
+
+
+def test_a_lost_run_is_named_by_the_pass_the_device_recorded(tmp_path, adb_home):
+    from clcdeploy.bench.session import _last_recorded_stage
+
+    with endpoint(tmp_path) as ep:  # plain endpoint: a host folder served as the device
+        progress = "/data/local/tmp/progress-clcnet_tiny-onnx.txt"
+        from clcdeploy.device import open_device
+
+        with open_device(ep.serial) as device:
+            device.shell(f"printf 'loading the model\\ntimed pass 4 of 10\\n' > {progress}", timeout_s=30).check("write")
+        assert _last_recorded_stage(ep.serial, progress, {}) == " at timed pass 4 of 10"
+    assert "did not come back" in _last_recorded_stage(ep.serial, progress, {"auth_timeout_s": 2})

@@ -20,6 +20,7 @@ import torch
 import torch.fx
 from torch import nn
 
+from clcdeploy.analysis.cost import example_input
 from clcdeploy.errors import AnalysisError
 
 # Layers that act on every channel separately: the dependency passes through unchanged.
@@ -158,10 +159,6 @@ def channel_dependency(block: nn.Module, in_channels: int) -> tuple[torch.Tensor
     raise AnalysisError(f"{type(block).__name__} has no output")
 
 
-def _dtype(model: nn.Module) -> torch.dtype:
-    return next(model.parameters(), torch.zeros(())).dtype
-
-
 def analysis_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The blocks to analyse: the children of `model.blocks` when the model has it, else its children."""
     container = getattr(model, "blocks", None)
@@ -182,7 +179,7 @@ def block_input_channels(model: nn.Module, blocks: list[tuple[str, nn.Module]], 
     handles = [block.register_forward_pre_hook(record(name)) for name, block in blocks]
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, 3, input_size, input_size, dtype=_dtype(model)))
+            model.eval()(example_input(model, 1, 3, input_size, input_size))
     finally:
         for handle in handles:
             handle.remove()

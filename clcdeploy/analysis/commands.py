@@ -70,12 +70,13 @@ def run_analyze(args: argparse.Namespace) -> int:
                            f"{layer['macs']:,}", f"{layer['params']:,}")
     console.print(layers)
     blocks = Table(title="channel receptive field per block")
-    for column in ("block", "type", "in", "out", "CRF", "FCRF"):
+    for column in ("block", "type", "in", "out", "CRF", "FCRF", "info field"):
         blocks.add_column(column)
     for b in result["blocks"]:
         crf = f"{b['crf']}" + (f" (+{b['passthrough_channels']} pass-through)" if b["passthrough_channels"] else "")
         blocks.add_row(b["name"], b["type"], str(b["in_channels"]), str(b["out_channels"]), crf,
-                       "yes" if b["fcrf"] else "[red]no[/]")
+                       "yes" if b["fcrf"] else "[red]no[/]",
+                       "x".join("all" if v is None else str(v) for v in b["information_field"]))
     console.print(blocks)
     verdict = "every block has a full channel receptive field" if result["fcrf"] else \
         "[red]not every block has a full channel receptive field[/]"

@@ -33,8 +33,10 @@ class CostReport:
     layers: list[LayerCost] = field(default_factory=list)
 
 
-def _dtype(model: nn.Module) -> torch.dtype:
-    return next(model.parameters(), torch.zeros(())).dtype
+def example_input(model: nn.Module, *shape: int) -> torch.Tensor:
+    """Zeros of `shape` with the model's dtype and device (a model on the meta device counts for free)."""
+    reference = next(model.parameters(), torch.zeros(()))
+    return torch.zeros(*shape, dtype=reference.dtype, device=reference.device)
 
 
 def _layer_macs(module: nn.Module, output: torch.Tensor) -> int:
@@ -65,7 +67,7 @@ def count_costs(model: nn.Module, input_size: int, in_channels: int = 3) -> Cost
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, in_channels, input_size, input_size, dtype=_dtype(model)))
+            model(example_input(model, 1, in_channels, input_size, input_size))
     finally:
         for handle in handles:
             handle.remove()

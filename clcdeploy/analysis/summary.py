@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+import torch
+
 from clcdeploy.analysis.channels import analyse_channels
 from clcdeploy.analysis.cost import count_costs
+from clcdeploy.analysis.information_field import analyse_information_field
 from clcdeploy.errors import ConfigurationError
 from clcdeploy.zoo import create_model, list_models, model_spec
 
@@ -15,7 +18,9 @@ def zoo_summary(include_tiny: bool = False) -> list[dict]:
     rows = []
     for name in list_models(include_tiny=include_tiny):
         spec = model_spec(name)
-        cost = count_costs(create_model(name), spec.input_size)
+        with torch.device("meta"):  # shapes only: no weight initialisation, no arithmetic
+            model = create_model(name)
+        cost = count_costs(model, spec.input_size)
         rows.append(dict(name=name, family=spec.family, input_size=spec.input_size, macs=cost.macs,
                          params=cost.params, paper=spec.paper, tiny=spec.tiny, description=spec.description))
     return rows
@@ -37,9 +42,11 @@ def analyze_model(name: str, input_size: int | None = None) -> dict:
     model = create_model(name)
     cost = count_costs(model, size)
     blocks = analyse_channels(model, size)
+    fields = {f.name: f for f in analyse_information_field(model, size)}
     return dict(
         name=name, input_size=size, macs=cost.macs, params=cost.params, paper=spec.paper,
         layers=[dict(asdict(layer), type=layer.kind) for layer in cost.layers],
-        blocks=[dict(asdict(b), fcrf=b.fcrf, type=b.kind) for b in blocks],
+        blocks=[dict(asdict(b), fcrf=b.fcrf, type=b.kind, information_field=list(fields[b.name].size))
+                for b in blocks],
         fcrf=all(b.fcrf for b in blocks),
     )

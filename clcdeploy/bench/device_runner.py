@@ -67,25 +67,35 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="0: the runtime's default")
+    parser.add_argument("--progress", help="file to record each pass in as it starts (read if the link drops)")
     args = parser.parse_args(argv)
+    progress = open(args.progress, "w", buffering=1) if args.progress else None
+
+    def mark(stage):
+        if progress:
+            progress.write(stage + "\n")
 
     import numpy as np
 
     shape = [int(v) for v in args.input_shape.split(",")]
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    mark("loading the model")
     start = time.perf_counter()
     run, runtime = LOADERS[args.format](args.model, args.threads)
     load_ms = (time.perf_counter() - start) * 1e3
     finite = True
-    for _ in range(args.warmup):
+    for i in range(args.warmup):
+        mark(f"warm-up pass {i + 1} of {args.warmup}")
         finite &= bool(np.isfinite(run(x)).all())
     times = []
     for i in range(args.runs):
+        mark(f"timed pass {i + 1} of {args.runs}")
         start = time.perf_counter()
         y = run(x)
         times.append((time.perf_counter() - start) * 1e3)
         finite &= bool(np.isfinite(y).all())
         print(f"pass {i + 1} of {args.runs}: {times[-1]:.3f} ms", file=sys.stderr, flush=True)
+    mark("done")
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({
         "runtime": runtime, "load_ms": load_ms, "times_ms": times, "peak_rss_mb": peak_kb / 1024.0,

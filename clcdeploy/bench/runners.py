@@ -93,11 +93,17 @@ class PythonRunner(Runner):
         self.script = f"{device.work_dir}/clcdeploy_runner.py"
         push_if_changed(device, RUNNER_SCRIPT, self.script)
 
+    @staticmethod
+    def progress_file(device: Device, request: RunRequest) -> str:
+        """Where the runner records the pass it is on: readable after a dropped connection."""
+        return f"{device.work_dir}/progress-{request.model}-{request.fmt}.txt"
+
     def run(self, device: Device, request: RunRequest) -> RunnerOutput:
         command = _pinned(
-            f"{device_python(device)} {shlex.quote(self.script)} --model {shlex.quote(request.artifact)} --format {request.fmt} "
-            f"--input-shape {','.join(map(str, request.input_shape))} --runs {request.runs} "
-            f"--warmup {request.warmup} --threads {request.threads}", request.cpu_mask)
+            f"{device_python(device)} {shlex.quote(self.script)} --model {shlex.quote(request.artifact)} "
+            f"--format {request.fmt} --input-shape {','.join(map(str, request.input_shape))} "
+            f"--runs {request.runs} --warmup {request.warmup} --threads {request.threads} "
+            f"--progress {shlex.quote(self.progress_file(device, request))}", request.cpu_mask)
         result = device.shell(command, timeout_s=request.timeout_s)
         _check_exit(result, request, "the python runner")
         try:
@@ -228,6 +234,8 @@ def auto_runner_for(device: Device, fmt: str, python: PythonRunner) -> Runner:
     if _has_executorch_python(device):
         return python
     if device.shell("command -v pte_runner >/dev/null", timeout_s=30).exit_code == 0:
-        return NativeRunner("pte_runner")
+        runner = NativeRunner("pte_runner")
+        runner.prepare(device)
+        return runner
     raise BenchError("the device has no ExecuTorch runner: pass --runner executor_runner --runner-bin PATH "
                      "(ExecuTorch's executor_runner built for the device)")

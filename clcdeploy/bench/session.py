@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from clcdeploy.bench.artifacts import Artifact
-from clcdeploy.bench.runners import PythonRunner, Runner, RunRequest, auto_runner_for
+from clcdeploy.bench.runners import PythonRunner, Runner, RunRequest, auto_runner_for, push_if_changed
 from clcdeploy.bench.stats import summarize
 from clcdeploy.device import Device, open_device
 from clcdeploy.errors import BenchError, ClcDeployError, DeviceError
@@ -67,10 +67,13 @@ class DeviceRun:
         return self.error is None
 
 
+def _request(artifact: Artifact, remote: str, options: BenchOptions) -> RunRequest:
+    return RunRequest(artifact.model, artifact.fmt, remote, artifact.input_shape, options.runs, options.warmup,
+                      options.threads, options.cpu_mask, options.timeout_s)
+
+
 def _measure(device: Device, runner: Runner, artifact: Artifact, remote: str, options: BenchOptions) -> Measurement:
-    request = RunRequest(artifact.model, artifact.fmt, remote, artifact.input_shape, options.runs, options.warmup,
-                         options.threads, options.cpu_mask, options.timeout_s)
-    output = runner.run(device, request)
+    output = runner.run(device, _request(artifact, remote, options))
     if output.times_ms is not None and len(output.times_ms) != options.runs:
         raise BenchError(f"{runner.name} reported {len(output.times_ms)} passes of {artifact.model}/"
                          f"{artifact.fmt}, not the {options.runs} asked for")
@@ -84,11 +87,23 @@ def _measure(device: Device, runner: Runner, artifact: Artifact, remote: str, op
     )
 
 
+def _last_recorded_stage(serial: str | None, progress_path: str | None, device_options: dict) -> str:
+    """After a lost connection: reconnect once and read which pass the runner had reached, if it can."""
+    if progress_path is None:
+        return ""
+    try:
+        with open_device(serial, **device_options) as device:
+            lines = device.shell(f"cat {progress_path}", timeout_s=30).stdout.strip().splitlines()
+    except ClcDeployError:
+        return " (the device did not come back, so the pass is unknown)"
+    return f" at {lines[-1]}" if lines else " before the first pass"
+
+
 def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact], options: BenchOptions,
                  runner: Runner | None, log: Callable[[str], None] = print, **device_options) -> DeviceRun:
     """Benchmark every artifact on one device. Errors end this device's run; results so far are kept."""
     run = DeviceRun(serial or "local")
-    current = "connecting"
+    current, progress_path = "connecting", None
     try:
         with open_device(serial, **device_options) as device:
             run.serial = device.serial
@@ -108,23 +123,26 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
                     if fmt not in chosen.formats:
                         raise BenchError(f"runner {chosen.name} cannot run {fmt} artifacts")
                     remote = f"{device.work_dir}/{artifact.path.name}"
-                    from clcdeploy.bench.runners import push_if_changed
-
                     current = f"{model}/{fmt} (pushing {artifact.path.name})"
                     push_if_changed(device, artifact.path, remote)
                     if options.cooldown_s:
                         time.sleep(options.cooldown_s)
-                    current = f"{model}/{fmt} (warm-up and {options.runs} timed passes)"
+                    current = f"{model}/{fmt}"
+                    progress_path = None
+                    if isinstance(chosen, PythonRunner):
+                        progress_path = chosen.progress_file(device, _request(artifact, remote, options))
                     log(f"[{run.serial}] {model} {fmt}: {options.warmup} warm-up + {options.runs} timed passes "
                         f"({chosen.name} runner)")
                     measurement = _measure(device, chosen, artifact, remote, options)
+                    progress_path = None
                     run.measurements.append(measurement)
                     log(f"[{run.serial}] {model} {fmt}: {measurement.mean_ms:.2f} ms average")
             run.thermal_after = device.thermal()
+    except DeviceError as exc:
+        stage = _last_recorded_stage(serial, progress_path, device_options)
+        run.error = f"device {run.serial} failed during {current}{stage}: {exc}"
     except ClcDeployError as exc:
-        where = f"device {run.serial} during {current}"
-        run.error = f"{where}: {exc}" if not isinstance(exc, DeviceError) else f"{where}: connection or device " \
-            f"error: {exc}"
+        run.error = f"device {run.serial} during {current}: {exc}"
     return run
 
 

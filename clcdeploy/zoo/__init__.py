@@ -7,5 +7,7 @@ from clcdeploy.zoo import clcnet  # noqa: E402,F401
 from clcdeploy.zoo import mobilenet  # noqa: E402,F401
 from clcdeploy.zoo import shufflenet  # noqa: E402,F401
 from clcdeploy.zoo import channelnet  # noqa: E402,F401
+from clcdeploy.zoo import sic  # noqa: E402,F401
+from clcdeploy.zoo import sparse_kernel  # noqa: E402,F401
 
 __all__ = ["ModelSpec", "create_model", "list_models", "model_spec", "register_model"]
