@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # qemu/debootstrap: the virtual ARM64 device; adb: the stock client the device is checked against;
-# g++-aarch64-linux-gnu: the native ExecuTorch runner for the device.
-APT_PACKAGES=(qemu-user-static debootstrap adb g++-aarch64-linux-gnu binfmt-support)
+# g++-aarch64-linux-gnu: the native ExecuTorch runner for the device; cmake, g++: clcdeploy's kernel library.
+APT_PACKAGES=(qemu-user-static debootstrap adb g++-aarch64-linux-gnu binfmt-support cmake g++)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -79,7 +79,7 @@ def test_checkpoint_with_module_prefix_loads(capsys, out, tmp_path) -> None:
     torch.save({"epoch": 3, "state_dict": state}, path)
     code, _ = _run(capsys, "clcnet_tiny", "--weights", str(path), "--formats", "onnx", "--out", str(out))
     assert code == 0
-    assert '"weights": "file ckpt.pt"' in (out / "clcnet_tiny" / "manifest.json").read_text()
+    assert '"weights": "file ckpt.pt (sha256 ' in (out / "clcnet_tiny" / "manifest.json").read_text()
 
 
 def test_input_size_too_small(capsys, out) -> None:
@@ -109,7 +109,7 @@ def test_broken_rewrite_fails_export_and_leaves_nothing(capsys, out, monkeypatch
     assert code == 2
     assert "2 of 2 artifact(s) do not match PyTorch" in line and "onnx (onnxruntime)" in line
     assert "tflite (ai-edge-litert)" in line and "MISMATCH" in line
-    assert list((out / "clcnet_tiny").iterdir()) == []
+    assert not (out / "clcnet_tiny").exists()
 
 
 def test_broken_rewrite_keeps_the_previous_export_intact(capsys, out, monkeypatch) -> None:
@@ -128,3 +128,8 @@ def test_no_validate_keeps_a_mismatching_artifact(capsys, out, monkeypatch) -> N
     assert code == 0
     text = (out / "clcnet_tiny" / "manifest.json").read_text()
     assert '"validated": false' in text
+
+
+def test_all_with_weights_is_refused(capsys, out, tmp_path) -> None:
+    code, line = _run(capsys, "--all", "--weights", str(tmp_path / "w.pt"), "--out", str(out))
+    assert code == 2 and "--weights fits one model" in line

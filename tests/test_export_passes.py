@@ -42,6 +42,7 @@ class UserNet(nn.Module):
         super().__init__()
         self.stem = nn.Conv2d(3, 12, 3, 2, 1)
         self.bn0 = nn.BatchNorm2d(12)
+        self.pool = nn.MaxPool2d(3, 1, 1)
         self.igc = IGC(12, 12, groups=6, stride=2)  # CRF 2, stride 2
         self.bn1 = nn.BatchNorm2d(12)
         self.gc = nn.Conv2d(12, 24, 1, groups=3, bias=False)  # three groups of four channels
@@ -51,7 +52,7 @@ class UserNet(nn.Module):
         self.head = nn.Linear(48, 5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.relu(self.bn0(self.stem(x)))
+        y = self.pool(torch.relu(self.bn0(self.stem(x))))
         y = self.gc(self.bn1(self.igc(y)))
         y = torch.relu(y) + 0.5 * y  # two users of one tensor
         y = self.shuffle(self.igc_wide(self.igc4(y)))

@@ -39,9 +39,11 @@ def run_export(args: argparse.Namespace) -> int:
 
     if bool(args.all) == bool(args.name):
         raise ConfigurationError("give exactly one of a model NAME or --all")
+    if args.all and args.weights:
+        raise ConfigurationError("--weights fits one model; export that model by NAME instead of --all")
     formats = parse_formats(args.formats)
     names = list_models(include_tiny=False) if args.all else [args.name]
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def progress(stage: str, seconds: float) -> None:
         console.print(f"  {stage} [dim]({seconds:.1f} s)[/dim]")

@@ -100,20 +100,22 @@ def _outside_partitions(originals: list[dict], partitions: list[dict]) -> list[d
     return [n for n in originals if n["index"] not in inside]
 
 
-def delegation_failures(reports: dict[str, dict]) -> list[str]:
-    """The clcNet family's delegation requirements (issue 3) that `reports` (format -> report) violate."""
+def delegation_failures(fmt: str, op_histogram: dict[str, int], report: dict) -> list[str]:
+    """The clcNet family's delegation requirements (issue 3) that one artifact violates.
+
+    `report` is the format's report without its op histogram (given separately).
+    """
     failures = []
-    pte = reports.get("pte")
-    if pte is not None:
-        if not pte["delegate_calls"]:
+    if fmt == "pte":
+        if not report["delegate_calls"]:
             failures.append("pte: nothing was delegated to XNNPACK")
-        if pte["convolutions_outside_delegate"]:
-            failures.append(f"pte: {pte['convolutions_outside_delegate']} convolution(s) outside the XNNPACK delegate")
-    tflite = reports.get("tflite")
-    if tflite is not None:
-        if not tflite["op_histogram"].get("DEPTHWISE_CONV_2D"):
+        if report["convolutions_outside_delegate"]:
+            failures.append(f"pte: {report['convolutions_outside_delegate']} convolution(s) outside the XNNPACK "
+                            f"delegate")
+    elif fmt == "tflite":
+        if not op_histogram.get("DEPTHWISE_CONV_2D"):
             failures.append("tflite: no DEPTHWISE_CONV_2D (IGCs were not lowered)")
-        tiny = [g for g in tflite["grouped_conv2d"] if g["group_channels"] < MIN_GROUP_CHANNELS]
+        tiny = [g for g in report["grouped_conv2d"] if g["group_channels"] < MIN_GROUP_CHANNELS]
         if tiny:
             failures.append(f"tflite: {len(tiny)} grouped CONV_2D with fewer than {MIN_GROUP_CHANNELS} input "
                             f"channels per group (first: {tiny[0]})")

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from clcdeploy.errors import ConfigurationError, ExportError
+from clcdeploy.errors import ClcDeployError, ConfigurationError, ExportError
 from clcdeploy.export import delegation, validate
 from clcdeploy.export.manifest import (
-    FormatEntry, Manifest, read_manifest, sha256, temp_path, tool_versions, write_manifest,
+    MANIFEST_NAME, FormatEntry, Manifest, read_manifest, sha256, temp_path, tool_versions, write_manifest,
 )
 from clcdeploy.export.passes import IGC_LOWERINGS, deployment_passes
 from clcdeploy.export.quiet import quiet_output
@@ -74,92 +76,134 @@ def export_model(
         raise ConfigurationError(f"unknown IGC lowering {igc_lowering!r}; choose from {', '.join(IGC_LOWERINGS)}")
     spec = model_spec(name)
     report = progress or (lambda stage, seconds: None)
-    folder = _writable_folder(Path(out_dir) / name)
+    folder = Path(out_dir) / name
     size = spec.input_size if input_size is None else input_size
+    with _removed_if_left_empty(folder):
+        start = time.perf_counter()
+        model, source = _build(name, size, weights, model_kwargs)
+        inputs = validate.validation_inputs((1, 3, size, size))
+        with torch.no_grad():
+            expected = [model(torch.from_numpy(x)).numpy() for x in inputs]
+        example = torch.from_numpy(inputs[0])
+        report("build model", time.perf_counter() - start)
 
-    start = time.perf_counter()
+        start = time.perf_counter()
+        deploy = _rewrite(name, model, example, rewrite or partial(deployment_passes, igc_lowering=igc_lowering))
+        report("rewrite passes", time.perf_counter() - start)
+
+        staged: dict[str, Path] = {}
+        entries: dict[str, FormatEntry] = {}
+        checks: list[validate.Check] = []
+        applies = _lowers_to_depthwise(spec.family, model)
+        try:
+            for fmt in formats:
+                module = importlib.import_module(FORMAT_MODULES[fmt])
+                final = folder / f"{name}{module.SUFFIX}"
+                staged[fmt] = temp_path(final)
+                entry, check = _export_format(fmt, module, deploy, example, staged[fmt], inputs, expected, report)
+                entry.file, entry.validated = final.name, validate_outputs and check.ok
+                if applies:
+                    entry.delegation_failures = delegation.delegation_failures(fmt, entry.op_histogram,
+                                                                               entry.delegation)
+                entries[fmt] = entry
+                checks.append(check)
+            if validate_outputs:
+                validate.raise_on_failures(checks)
+            manifest = _manifest(name, spec, model, size, source, igc_lowering, entries, folder)
+            (folder / MANIFEST_NAME).unlink(missing_ok=True)  # never leave a manifest describing other files
+            for fmt, tmp in staged.items():
+                os.replace(tmp, folder / entries[fmt].file)
+            write_manifest(folder, manifest)
+            return manifest
+        finally:
+            for tmp in staged.values():
+                tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _removed_if_left_empty(folder: Path) -> Iterator[None]:
+    """Create `folder` (checking it is writable); if it is new and the block fails, remove it again."""
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temp_path(folder / "probe").unlink()
+    except OSError as exc:
+        raise ExportError(f"output folder {folder} is not writable ({exc.strerror or exc})") from None
+    try:
+        yield
+    except BaseException:
+        if created and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+
+
+def _build(name: str, size: int, weights: str | Path | None, model_kwargs: dict | None) -> tuple[nn.Module, str]:
+    """The eval-mode model with its weights, and where the weights came from."""
     model = create_model(name, **(model_kwargs or {}))
     _check_input_size(model, name, size)
     source = load_weights(model, weights) if weights is not None else random_weights(model, input_size=size)
-    shape = (1, 3, size, size)
-    inputs = validate.validation_inputs(shape)
-    with torch.no_grad():
-        expected = [model(torch.from_numpy(x)).numpy() for x in inputs]
-    example = torch.from_numpy(inputs[0])
-    report("build model", time.perf_counter() - start)
+    return model, source
+
+
+def _rewrite(name: str, model: nn.Module, example: torch.Tensor, rewrite: Rewrite) -> nn.Module:
+    try:
+        with quiet_output():
+            deploy = rewrite(model, example)
+    except ClcDeployError:
+        raise
+    except Exception as exc:  # a pass bug: one line for the user, the traceback with --debug
+        raise ExportError(f"deployment rewrites of {name} failed: {_first_line(exc)}") from exc
+    return deploy.eval()
+
+
+def _export_format(fmt: str, module, deploy: nn.Module, example: torch.Tensor, tmp: Path,
+                   inputs: list, expected: list, report: Progress) -> tuple[FormatEntry, validate.Check]:
+    """Convert, validate and inspect one format into `tmp`; the caller fills in name and verdicts."""
+    start = time.perf_counter()
+    try:
+        with torch.no_grad(), quiet_output():
+            facts = module.export(deploy, example, tmp)
+    except ExportError:
+        raise
+    except Exception as exc:  # converters raise anything; the user gets one line (--debug: traceback)
+        raise ExportError(f"{fmt} conversion failed: {_first_line(exc)}") from exc
+    export_seconds = time.perf_counter() - start
+    report(f"{fmt} export", export_seconds)
 
     start = time.perf_counter()
     with quiet_output():
-        deploy = (rewrite or (lambda m, x: deployment_passes(m, x, igc_lowering=igc_lowering)))(model, example)
-    deploy.eval()
-    report("rewrite passes", time.perf_counter() - start)
+        check = validate.check_artifact(fmt, module.RUNTIME, module.run, tmp, inputs, expected)
+    validate_seconds = time.perf_counter() - start
+    report(f"{fmt} validate: {check.line()}", validate_seconds)
 
-    staged: dict[str, Path] = {}
-    entries: dict[str, FormatEntry] = {}
-    checks: list[validate.Check] = []
-    try:
-        for fmt in formats:
-            module = importlib.import_module(FORMAT_MODULES[fmt])
-            final = folder / f"{name}{module.SUFFIX}"
-            staged[fmt] = tmp = temp_path(final)
-            start = time.perf_counter()
-            try:
-                with torch.no_grad(), quiet_output():
-                    facts = module.export(deploy, example, tmp)
-            except ExportError:
-                raise
-            except Exception as exc:
-                raise ExportError(f"{fmt} conversion of {name} failed: {_first_line(exc)}") from exc
-            export_seconds = time.perf_counter() - start
-            report(f"{fmt} export", export_seconds)
-
-            start = time.perf_counter()
-            with quiet_output():
-                check = validate.check_artifact(fmt, module.RUNTIME, module.run, tmp, inputs, expected)
-            checks.append(check)
-            validate_seconds = time.perf_counter() - start
-            report(f"{fmt} validate: {check.line()}", validate_seconds)
-
-            with quiet_output():
-                ops = _REPORTS[fmt](tmp)
-            histogram = ops.pop("op_histogram")
-            failures = delegation.delegation_failures({fmt: ops | {"op_histogram": histogram}}) \
-                if _lowers_to_depthwise(spec.family, model) else []
-            entries[fmt] = FormatEntry(
-                file=final.name, bytes=tmp.stat().st_size, sha256=sha256(tmp), runtime=module.RUNTIME,
-                input_name=facts.pop("input_name"), input_layout=facts.pop("input_layout"),
-                input_shape=facts.pop("input_shape"), max_abs_diff=check.max_abs_diff,
-                validated=validate_outputs and check.ok, export_seconds=round(export_seconds, 3),
-                validate_seconds=round(validate_seconds, 3), op_histogram=histogram, delegation=ops,
-                delegation_failures=failures, extra=facts,
-            )
-        if validate_outputs:
-            validate.raise_on_failures(checks)
-        manifest = _manifest(name, spec, model, shape, source, igc_lowering, entries, folder)
-        (folder / "manifest.json").unlink(missing_ok=True)  # never leave a manifest describing other files
-        for fmt, tmp in staged.items():
-            os.replace(tmp, folder / entries[fmt].file)
-        write_manifest(folder, manifest)
-        return manifest
-    finally:
-        for tmp in staged.values():
-            tmp.unlink(missing_ok=True)
+    with quiet_output():
+        ops = _REPORTS[fmt](tmp)
+    entry = FormatEntry(
+        file=tmp.name, bytes=tmp.stat().st_size, sha256=sha256(tmp), runtime=module.RUNTIME,
+        input_name=facts.pop("input_name"), input_layout=facts.pop("input_layout"),
+        input_shape=facts.pop("input_shape"), max_abs_diff=check.max_abs_diff, validated=False,
+        export_seconds=round(export_seconds, 3), validate_seconds=round(validate_seconds, 3),
+        op_histogram=ops.pop("op_histogram"), delegation=ops, extra=facts,
+    )
+    return entry, check
 
 
-def _manifest(name, spec, model, shape, source, igc_lowering, entries, folder) -> Manifest:
+def _manifest(name: str, spec, model: nn.Module, size: int, source: str, igc_lowering: str,
+              entries: dict[str, FormatEntry], folder: Path) -> Manifest:
     config = dict(getattr(model, "config", {}) or {})
-    macs, params = _costs(model, shape[-1])
+    shape = [1, 3, size, size]
+    macs, params = _costs(model, size)
     formats = dict(entries)
     previous = read_manifest(folder)
     # Keep the entries of formats not exported this time if they describe the same model and files.
     if previous is not None and previous.config == config and previous.weights == source \
-            and previous.input_shape == list(shape):
+            and previous.input_shape == shape and previous.igc_lowering == igc_lowering:
         for fmt, entry in previous.formats.items():
             path = folder / entry.file
             if fmt not in formats and path.is_file() and sha256(path) == entry.sha256:
                 formats[fmt] = entry
     return Manifest(
-        model=name, family=spec.family, paper=spec.paper, config=config, input_shape=list(shape),
+        model=name, family=spec.family, paper=spec.paper, config=config, input_shape=shape,
         mult_adds=macs, params=params, weights=source, igc_lowering=igc_lowering,
         formats={k: formats[k] for k in FORMATS if k in formats}, tools=tool_versions(),
     )
@@ -207,16 +251,6 @@ def _check_input_size(model: nn.Module, name: str, size: int) -> None:
             h.remove()
     if too_small:
         raise ConfigurationError(f"input size {size} is too small for {name}: {too_small[0]}")
-
-
-def _writable_folder(folder: Path) -> Path:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = temp_path(folder / "probe")
-        probe.unlink()
-    except OSError as exc:
-        raise ExportError(f"output folder {folder} is not writable ({exc.strerror or exc})") from None
-    return folder
 
 
 def _first_line(exc: BaseException) -> str:

@@ -2,8 +2,8 @@
 
 Rewrites, applied until none matches (channel counts come from shape propagation):
 - strided channel slice `y[:, j::k]` pushed into its producer when every user of the producer is such a
-  slice: a convolution emits rows `j::k` itself, a per-channel activation or an add is applied per slice,
-  a concat is sliced piecewise;
+  slice: a convolution emits rows `j::k` itself, a per-channel op (activation, pooling) or an add is
+  applied per slice, a concat is sliced piecewise;
 - a grouped (not depthwise) convolution reading a concat whose pieces align with its groups becomes one
   convolution per piece (the GC group reading `z_lo` is a dense conv on `z_lo`), concatenated;
 - a per-channel activation of a concat used only there moves into the pieces (so runtimes fuse conv+ReLU).
@@ -21,7 +21,9 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from clcdeploy.export.passes.trace import finish, to_graph_module, unique_name
 
-_UNARY_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Hardswish, nn.SiLU, nn.Sigmoid, nn.Identity)
+# Modules that act on each channel separately, so they commute with any channel selection.
+_UNARY_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Hardswish, nn.SiLU, nn.Sigmoid, nn.Identity,
+                  nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d)
 _UNARY_FUNCTIONS = {torch.relu, F.relu, F.relu6, F.hardtanh, F.hardswish, F.silu, torch.sigmoid}
 _MAX_ROUNDS = 64
 
