@@ -1,0 +1,71 @@
+"""Torch-side definition of the fused IGC op `clcdeploy::igc2` (functional and `.out` variants).
+
+The eager implementation is the reference (grouped conv + interlace + bias); at export time the op stays
+one node in the graph, and ExecuTorch maps it to the C++ kernel registered as `clcdeploy::igc2.out`.
+Weights are pre-packed as (9, 2, 2, C/2): `packed[kh*3+kw, f, j, i] = w[2i+f, j, kh, kw]`; the bias is in
+interlaced output order. See `csrc/igc2.h`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+OP_NAMESPACE = "clcdeploy"
+OP_NAME = "igc2"
+QUALIFIED_OUT_NAME = f"{OP_NAMESPACE}::{OP_NAME}.out"
+
+_lib = torch.library.Library(OP_NAMESPACE, "FRAGMENT")
+_lib.define(f"{OP_NAME}(Tensor x, Tensor weight, Tensor bias, int stride) -> Tensor")
+_lib.define(f"{OP_NAME}.out(Tensor x, Tensor weight, Tensor bias, int stride, *, Tensor(a!) out) -> Tensor(a!)")
+
+
+def pack_weight(weight: torch.Tensor) -> torch.Tensor:
+    """PyTorch IGC weight (C, 2, 3, 3) -> packed (9, 2, 2, C/2)."""
+    c = weight.shape[0]
+    return weight.reshape(c // 2, 2, 2, 9).permute(3, 1, 2, 0).contiguous()
+
+
+def unpack_weight(packed: torch.Tensor) -> torch.Tensor:
+    """Packed (9, 2, 2, C/2) -> PyTorch IGC weight (C, 2, 3, 3)."""
+    g = packed.shape[3]
+    return packed.permute(3, 1, 2, 0).reshape(2 * g, 2, 3, 3)
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    return torch.channels_last if channels_last and not x.is_contiguous() else torch.contiguous_format
+
+
+def _out_shape(x: torch.Tensor, stride: int) -> tuple[int, int, int, int]:
+    n, c, h, w = x.shape
+    return n, c, (h - 1) // stride + 1, (w - 1) // stride + 1
+
+
+def _reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int) -> torch.Tensor:
+    groups = x.shape[1] // 2
+    y = F.conv2d(x, unpack_weight(weight), None, stride, 1, groups=groups)
+    n, c, h, w = y.shape
+    y = y.view(n, groups, 2, h, w).transpose(1, 2).reshape(n, c, h, w) + bias.view(1, -1, 1, 1)
+    return y.contiguous(memory_format=_memory_format(x))
+
+
+@torch.library.impl(_lib, OP_NAME, "CompositeExplicitAutograd")
+def _igc2(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int) -> torch.Tensor:
+    return _reference(x, weight, bias, stride)
+
+
+@torch.library.impl(_lib, f"{OP_NAME}.out", "CompositeExplicitAutograd")
+def _igc2_out(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int, *,
+              out: torch.Tensor) -> torch.Tensor:
+    return out.copy_(_reference(x, weight, bias, stride))
+
+
+@torch.library.register_fake(f"{OP_NAMESPACE}::{OP_NAME}")
+def _igc2_fake(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int) -> torch.Tensor:
+    return x.new_empty(_out_shape(x, stride)).contiguous(memory_format=_memory_format(x))
+
+
+def igc2(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int) -> torch.Tensor:
+    """Fused IGC (CRF 2, 3x3, padding 1) with packed weights; see the module docstring."""
+    return torch.ops.clcdeploy.igc2(x, weight, bias, stride)

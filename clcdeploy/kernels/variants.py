@@ -1,0 +1,70 @@
+"""Deployment formulations of a zoo model for benchmarking, including timing-only floors for clcNet.
+
+- "standard" / "split": the export's default passes (BN folded; IGC lowered permutation-free).
+- "swap", "grouped": the export's other IGC lowerings (paper Sec. 4.2 swap+interlace; naive grouped conv).
+- "floor2" / "floor1": each IGC replaced by two / one depthwise convs and no permutation at all.
+  Timing only: NOT numerically the IGC.
+- "fused" / "fused-nhwc": each CRF-2 IGC replaced by the fused custom op `clcdeploy::igc2` (ExecuTorch only);
+  "-nhwc" runs the network on a channels-last input copy so XNNPACK partitions hand NHWC tensors over.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from clcdeploy.kernels.fuse import ChannelsLast, fuse_igc
+from clcdeploy.zoo.layers import IGC
+
+VARIANTS = ("standard", "split", "swap", "grouped", "floor2", "floor1", "fused", "fused-nhwc")
+TIMING_ONLY = frozenset({"floor2", "floor1"})
+CUSTOM_OP = frozenset({"fused", "fused-nhwc"})
+
+
+class DepthwiseFloor(nn.Module):
+    """Stand-in for an IGC with the cost of `count` depthwise convs and no permutation (not the IGC)."""
+
+    def __init__(self, igc: IGC, count: int) -> None:
+        super().__init__()
+        conv = igc.conv
+        self.convs = nn.ModuleList(
+            nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                      groups=conv.in_channels, bias=(i == 0)) for i in range(count))
+        with torch.no_grad():
+            for i, dw in enumerate(self.convs):
+                dw.weight.copy_(conv.weight[:, i % conv.weight.shape[1]: i % conv.weight.shape[1] + 1])
+                if dw.bias is not None:
+                    dw.bias.copy_(conv.bias if conv.bias is not None else torch.zeros(conv.out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.convs[0](x)
+        for conv in self.convs[1:]:
+            out = out + conv(x)
+        return out
+
+
+def _replace_igcs(model: nn.Module, count: int) -> nn.Module:
+    for name, module in list(model.named_modules()):
+        if name and isinstance(module, IGC) and module.conv.in_channels == module.conv.out_channels:
+            parent_name, _, child = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, child, DepthwiseFloor(module, count))
+    if hasattr(model, "recompile"):
+        model.recompile()
+    return model
+
+
+def deploy_variant(model: nn.Module, example: torch.Tensor, variant: str) -> nn.Module:
+    """The eval-mode module to export for `variant` (see the module docstring); `model` is not modified."""
+    from clcdeploy.export.passes import deployment_passes, fold_batchnorm
+
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    if variant in ("standard", "split", "swap", "grouped"):
+        lowering = "split" if variant == "standard" else variant
+        return deployment_passes(model, example, igc_lowering=lowering).eval()
+    folded = fold_batchnorm(model)
+    if variant in TIMING_ONLY:
+        return _replace_igcs(folded, 2 if variant == "floor2" else 1).eval()
+    fused = fuse_igc(folded)
+    return (ChannelsLast(fused) if variant == "fused-nhwc" else fused).eval()

@@ -1,0 +1,98 @@
+"""Fused IGC op: torch reference vs the zoo's IGC, graph structure of exports, and the C++ ExecuTorch kernel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from clcdeploy.export.weights import random_weights
+from clcdeploy.kernels.fuse import ChannelsLast, FusedIGC2, fusable, fuse_igc
+from clcdeploy.kernels.ops import pack_weight, unpack_weight
+from clcdeploy.zoo import create_model
+from clcdeploy.zoo.layers import IGC
+
+
+def _igc(channels: int, stride: int, seed: int) -> IGC:
+    torch.manual_seed(seed)
+    igc = IGC(channels, channels, channels // 2, stride=stride).eval()
+    igc.conv.bias = torch.nn.Parameter(torch.randn(channels))
+    return igc
+
+
+def test_pack_unpack_round_trip():
+    w = torch.randn(12, 2, 3, 3)
+    assert torch.equal(unpack_weight(pack_weight(w)), w)
+    assert pack_weight(w)[1 * 3 + 2, 1, 0, 4].item() == w[2 * 4 + 1, 0, 1, 2].item()
+
+
+@pytest.mark.parametrize("channels,stride,size", [(4, 1, 5), (6, 2, 7), (32, 2, 8), (34, 1, 9)])
+def test_fused_module_matches_igc(channels, stride, size):
+    igc = _igc(channels, stride, seed=channels + stride)
+    x = torch.randn(2, channels, size, size + 1)
+    with torch.no_grad():
+        assert (FusedIGC2(igc)(x) - igc(x)).abs().max().item() < 1e-5
+        nhwc = FusedIGC2(igc)(x.contiguous(memory_format=torch.channels_last))
+    assert nhwc.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_only_crf2_igcs_are_fusable():
+    assert fusable(_igc(8, 1, 0))
+    assert not fusable(IGC(12, 12, 4))  # CRF 3
+    assert not fusable(torch.nn.Conv2d(8, 8, 3, groups=4))
+
+
+def test_export_graph_contains_custom_op_per_igc():
+    model = create_model("clcnet_tiny")
+    random_weights(model)
+    igcs = sum(isinstance(m, IGC) for m in model.modules())
+    fused = fuse_igc(model)
+    program = torch.export.export(fused.eval(), (torch.randn(1, 3, 32, 32),), strict=False)
+    calls = [n for n in program.graph.nodes if n.target is torch.ops.clcdeploy.igc2.default]
+    assert igcs > 0 and len(calls) == igcs
+    assert not any(isinstance(m, IGC) for m in fused.modules())
+
+
+@pytest.fixture(scope="module")
+def tiny_pte(tmp_path_factory):
+    pytest.importorskip("executorch")
+    from clcdeploy.export import executorch_format
+    from clcdeploy.export.passes import fold_batchnorm
+
+    model = create_model("clcnet_tiny")
+    random_weights(model)
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(x)
+    folder = tmp_path_factory.mktemp("pte")
+    paths = {}
+    for layout in ("nchw", "nhwc"):
+        deploy = fuse_igc(fold_batchnorm(model))
+        deploy = ChannelsLast(deploy) if layout == "nhwc" else deploy
+        paths[layout] = folder / f"{layout}.pte"
+        executorch_format.export(deploy.eval(), x, paths[layout])
+    plain = folder / "plain.pte"
+    executorch_format.export(fold_batchnorm(model), x, plain)
+    return paths, plain, x, expected
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_executorch_kernel_matches_pytorch(tiny_pte, layout):
+    from executorch.runtime import Runtime
+
+    from clcdeploy.kernels.runtime import prepare_pte
+
+    paths, _, x, expected = tiny_pte
+    assert prepare_pte(paths[layout])  # builds the C++ library if needed and loads it
+    method = Runtime.get().load_program(paths[layout]).load_method("forward")
+    got = method.execute((x,))[0]
+    assert np.abs(got.numpy() - expected.numpy()).max() < 1e-4
+
+
+def test_artifacts_needing_the_kernel_are_identified(tiny_pte):
+    from clcdeploy.kernels.runtime import pte_operators, pte_uses_fused_igc
+
+    paths, plain, _, _ = tiny_pte
+    assert pte_uses_fused_igc(paths["nchw"]) and pte_uses_fused_igc(paths["nhwc"])
+    assert not pte_uses_fused_igc(plain)
+    assert "clcdeploy::igc2.out" in pte_operators(paths["nhwc"])
