@@ -71,3 +71,16 @@ def test_a_lost_run_is_named_by_the_pass_the_device_recorded(tmp_path, adb_home)
             device.shell(f"printf 'loading the model\\ntimed pass 4 of 10\\n' > {progress}", timeout_s=30).check("write")
         assert _last_recorded_stage(ep.serial, progress, {}) == " at timed pass 4 of 10"
     assert "did not come back" in _last_recorded_stage(ep.serial, progress, {"auth_timeout_s": 2})
+
+
+def test_two_devices_in_parallel_merge_into_one_report(tiny_models_dir, tmp_path):
+    with endpoint(tmp_path, plain_root=None) as first, endpoint(tmp_path, plain_root=None) as second:
+        out = tmp_path / "results"
+        result = bench("--device", first.serial, "--device", second.serial, "--models", "clcnet_tiny",
+                       "--formats", "onnx", "--models-dir", str(tiny_models_dir), "--runs", "3", "--warmup", "0",
+                       "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    doc = json.loads((out / "results.json").read_text())
+    assert [d["serial"] for d in doc["devices"]] == [first.serial, second.serial]
+    assert sorted(r["device"] for r in doc["results"]) == sorted([first.serial, second.serial])
+    assert all(len(r["times_ms"]) == 3 for r in doc["results"])

@@ -6,11 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from clcdeploy.bench.session import DeviceRun, Measurement
+from clcdeploy.files import write_atomic
 
 # clcNet paper, Table 6: BLU Advance 5.2 (MediaTek MT6580, 4x Cortex-A7 1.3 GHz), ONNX -> Caffe2, average of
 # ten passes. Reference figures printed beside ours, never used in any computation.
@@ -21,18 +20,6 @@ PAPER_TABLE_6 = {
     "clcnet_b": {"latency_ms": 1692, "onnx_mb": 21.6},
 }
 BASELINE = "mobilenet_v1"
-
-
-def write_atomic(path: Path, data: bytes | str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def relative_speed(m: Measurement, all_measurements: list[Measurement]) -> float | None:

@@ -7,10 +7,10 @@ import re
 import secrets
 import struct
 import sys
-import tempfile
 from pathlib import Path
 
 from clcdeploy.device.base import CommandResult, Device, Progress, check_local_file, quote, sha256_file
+from clcdeploy.files import atomic_path
 from clcdeploy.device.errors import (AuthenticationError, CommandTimeoutError, ConnectionLostError, DeviceBusyError,
                                      StorageFullError, TransferError, UnknownDeviceError)
 from clcdeploy.errors import DeviceError
@@ -218,9 +218,6 @@ class AdbDevice(Device):
         if expected is None:
             raise TransferError(f"{self.serial}:{remote_path}: no such file")
         dst = Path(local_path)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.")
-        os.close(fd)
         received = [0]
 
         def on_chunk(path: str, nbytes: int, size: int) -> None:
@@ -229,12 +226,13 @@ class AdbDevice(Device):
                 progress(path, nbytes, size)
 
         try:
-            self.adb.pull(remote_path, tmp, progress_callback=on_chunk,
-                           transport_timeout_s=max(self.transport_timeout_s, 60),
-                           read_timeout_s=max(self.transport_timeout_s, 60))
-            if sha256_file(tmp) != expected:
-                raise TransferError(f"{self.serial}:{remote_path}: the pulled copy's sha256 differs from the device's")
-            os.replace(tmp, dst)
+            with atomic_path(dst) as tmp:
+                self.adb.pull(remote_path, str(tmp), progress_callback=on_chunk,
+                               transport_timeout_s=max(self.transport_timeout_s, 60),
+                               read_timeout_s=max(self.transport_timeout_s, 60))
+                if sha256_file(tmp) != expected:
+                    raise TransferError(
+                        f"{self.serial}:{remote_path}: the pulled copy's sha256 differs from the device's")
         except ex.AdbCommandFailureException as exc:
             raise TransferError(f"pulling {self.serial}:{remote_path} failed: {exc}") from exc
         except (ConnectionResetError, BrokenPipeError, ex.TcpTimeoutException, ex.AdbTimeoutError,
@@ -246,9 +244,6 @@ class AdbDevice(Device):
             if exc.errno == 28:
                 raise StorageFullError(f"no space left on the host writing {dst}") from exc
             raise
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
     # --- sync helpers for tests and `devices` -----------------------------------------------------------
     def stat(self, remote_path: str) -> tuple[int, int, int]:

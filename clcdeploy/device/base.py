@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shlex
 from abc import ABC, abstractmethod
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from clcdeploy.errors import DeviceError
+from clcdeploy.files import sha256_file  # noqa: F401  (part of the device API)
 
 # progress(remote_or_local_path, bytes_done, bytes_total)
 Progress = Callable[[str, int, int], None]
@@ -57,14 +57,6 @@ class DeviceFacts:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def quote(path: str) -> str:

@@ -6,32 +6,28 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 from clcdeploy.device.base import CommandResult, Device, DeviceFacts, Progress, check_local_file, sha256_file
 from clcdeploy.device.errors import CommandTimeoutError, StorageFullError, TransferError
 from clcdeploy.device.paths import cache_dir
+from clcdeploy.files import atomic_path
 
 
 def _copy(src: Path, dst: Path, progress: Progress | None, label: str) -> None:
     """Copy through a temp file in the destination folder, then rename; report progress per MiB."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
     total = src.stat().st_size
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.")
     done = 0
     try:
-        with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+        with atomic_path(dst) as tmp, open(src, "rb") as fin, open(tmp, "wb") as fout:
             for block in iter(lambda: fin.read(1 << 20), b""):
                 fout.write(block)
                 done += len(block)
                 if progress:
                     progress(label, len(block), total)
-        shutil.copymode(src, tmp)
-        os.replace(tmp, dst)
+            fout.flush()
+            shutil.copymode(src, tmp)
     except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         if exc.errno == 28:
             raise StorageFullError(f"no space left writing {dst} ({done} of {total} bytes written)") from exc
         raise TransferError(f"copying {src} to {dst} failed: {exc.strerror}") from exc
