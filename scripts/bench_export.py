@@ -28,13 +28,14 @@ def main() -> int:
     parser.add_argument("--model", default="clcnet_a")
     parser.add_argument("--formats", default="onnx,pte,tflite")
     parser.add_argument("--budget", type=float, default=60.0, help="seconds (default 60)")
-    parser.add_argument("--igc-lowering", default="split", choices=("split", "swap", "grouped"))
+    parser.add_argument("--igc-lowering", default=None, help="default: each format's own (as `clcdeploy export`)",
+                        choices=("split-late", "split", "split-k", "split-dw", "split-gc", "swap", "grouped"))
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench_export_") as out:
         command = [sys.executable, "-m", "clcdeploy", "export", args.model, "--formats", args.formats,
-                   "--out", out, "--igc-lowering", args.igc_lowering, "--json"]
+                   "--out", out, "--json"] + (["--igc-lowering", args.igc_lowering] if args.igc_lowering else [])
         start = time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -66,7 +67,8 @@ def main() -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{args.model} ({args.formats}, lowering {args.igc_lowering}): {wall:.1f} s wall, "
+        lowering = args.igc_lowering or "per-format default"
+        print(f"{args.model} ({args.formats}, lowering {lowering}): {wall:.1f} s wall, "
               f"{result['cpu_seconds']:.1f} s CPU in a fresh process (budget {args.budget:.0f} s, "
               f"load average {result['load_average_1min']} on {result['cpus']} CPUs)")
         for fmt, row in result["per_format"].items():

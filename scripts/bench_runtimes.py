@@ -7,12 +7,20 @@ BN is folded, and each artifact's output is compared with eager PyTorch (timing-
 Prints a markdown table per thread count: median latency and ratio to MobileNet-v1 per runtime.
 
     .venv/bin/python scripts/bench_runtimes.py [--runs 30] [--threads 1,all] [--runtimes onnx,pte,tflite]
+        [--profile mobilenet_v1/standard,clcnet_a/standard,clcnet_a/floor2]
+
+`--profile` adds per-op profiles at 1 thread, summed per operator type (ms per inference): ONNX Runtime
+session profiling (`enable_profiling`) and ExecuTorch ETDump (the XNNPACK delegate reports each of its
+operators). LiteRT's op profiler is not reachable from the ai-edge-litert Python API.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import importlib
+import json
+import re
 import os
 import shlex
 import statistics
@@ -26,6 +34,7 @@ import numpy as np
 import torch
 
 import clcdeploy
+from clcdeploy.export.passes import DEFAULT_IGC_LOWERINGS
 from clcdeploy.export.quiet import quiet_output
 from clcdeploy.export.weights import random_weights
 from clcdeploy.kernels.variants import CUSTOM_OP, TIMING_ONLY, deploy_variant
@@ -35,6 +44,11 @@ FORMAT_MODULES = {"onnx": "clcdeploy.export.onnx_format", "pte": "clcdeploy.expo
 RUNTIME_LABELS = {"onnx": "ORT CPU", "pte": "ExecuTorch XNNPACK", "tflite": "LiteRT XNNPACK"}
 BASELINE = "mobilenet_v1"
 CLCNET_A_VARIANTS = {
+    "split": "clcNet-A, split: 4 depthwise + quarter-tensor concats",
+    "split-k": "clcNet-A, split-K: no concat, sums into the next 1x1",
+    "split-late": "clcNet-A, split-late: concat behind stride-2 depthwise",
+    "split-dw": "clcNet-A, split, concat behind every depthwise (before the 1x1)",
+    "split-gc": "clcNet-A, split, one concat of the depthwise outputs before 2 grouped 1x1",
     "grouped": "clcNet-A, naive: grouped conv + interlace",
     "swap": "clcNet-A, paper lowering: 2 depthwise + swap + interlace",
     "floor2": "floor: 2 depthwise per IGC, no permutation (timing only, NOT IGC)",
@@ -42,8 +56,8 @@ CLCNET_A_VARIANTS = {
     "fused": "clcNet-A, fused IGC custom op (NCHW)",
     "fused-nhwc": "clcNet-A, fused IGC custom op, NHWC activations",
 }
-MODEL_LABELS = {"mobilenet_v1": "MobileNet-v1 1.0", "clcnet_a": "clcNet-A (export default: split)",
-                "clcnet_b": "clcNet-B (export default: split)", "shufflenet_v1_2x": "ShuffleNet 2x (g=3)"}
+MODEL_LABELS = {"mobilenet_v1": "MobileNet-v1 1.0", "clcnet_a": "clcNet-A (export default)",
+                "clcnet_b": "clcNet-B (export default)", "shufflenet_v1_2x": "ShuffleNet 2x (g=3)"}
 
 
 @dataclass
@@ -57,6 +71,7 @@ class Entry:
     diffs: dict[str, float] = field(default_factory=dict)
     partitions: int | None = None
     times: dict[tuple[str, int], list[float]] = field(default_factory=dict)
+    rounds: dict[tuple[str, int, int], list[float]] = field(default_factory=dict)
 
 
 def build_entries(models: list[str], variants: list[str]) -> list[Entry]:
@@ -74,12 +89,17 @@ def export_all(entries: list[Entry], runtimes: list[str], size: int, folder: Pat
         random_weights(model)
         with torch.no_grad():
             expected = model(x).numpy()
-            start = time.perf_counter()
-            with quiet_output():
-                deploy = deploy_variant(model, x, entry.variant)
+        start = time.perf_counter()
+        deploys: dict[str, torch.nn.Module] = {}
         for fmt in runtimes:
             if entry.variant in CUSTOM_OP and fmt != "pte":
                 continue
+            # "standard" = what `clcdeploy export` writes: each format's own default IGC lowering
+            key = DEFAULT_IGC_LOWERINGS[fmt] if entry.variant == "standard" else entry.variant
+            if key not in deploys:
+                with torch.no_grad(), quiet_output():
+                    deploys[key] = deploy_variant(model, x, key)
+            deploy = deploys[key]
             module = importlib.import_module(FORMAT_MODULES[fmt])
             path = folder / f"{i:02d}_{entry.model}_{entry.variant}{module.SUFFIX}"
             with torch.no_grad(), quiet_output():
@@ -139,29 +159,116 @@ def set_executorch_threads(threads: int) -> None:
 
 
 def time_all(entries: list[Entry], runtimes: list[str], threads: list[int], runs: int, warmup: int,
-             size: int) -> None:
-    """Median-ready timings: for each runtime and thread count, all models interleaved run by run."""
+             size: int, repeat: int = 1) -> None:
+    """Median-ready timings: for each runtime and thread count, all models interleaved run by run.
+
+    With `repeat` > 1 the whole sweep is repeated (rounds interleave runtimes and thread counts too), so the
+    spread of the per-round ratios shows how much the machine's load moved them.
+    """
     x = np.random.default_rng(1).standard_normal((1, 3, size, size), dtype=np.float32)
-    for fmt in runtimes:
-        for n in threads:
+    for round_ in range(repeat):
+        for fmt in runtimes:
+            for n in threads:
+                if fmt == "pte":
+                    set_executorch_threads(n)
+                live = [(e, Session(fmt, e.paths[fmt], n, x)) for e in entries if fmt in e.paths]
+                for _ in range(warmup):
+                    for _, session in live:
+                        session()
+                for _ in range(runs):
+                    for entry, session in live:
+                        start = time.perf_counter()
+                        session()
+                        elapsed = (time.perf_counter() - start) * 1e3
+                        entry.times.setdefault((fmt, n), []).append(elapsed)
+                        entry.rounds.setdefault((fmt, n, round_), []).append(elapsed)
+                del live
+
+
+def profile_onnx(path: Path, x: np.ndarray, runs: int, folder: Path) -> dict[str, tuple[float, int]]:
+    """ONNX Runtime session profile at 1 thread: op type -> (ms per inference, nodes)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.enable_profiling = True
+    options.profile_file_prefix = str(folder / f"ort_{path.stem}")
+    sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    feed = {sess.get_inputs()[0].name: x}
+    for _ in range(runs):
+        sess.run(None, feed)
+    events = json.loads(Path(sess.end_profiling()).read_text())
+    total, nodes = collections.Counter(), collections.defaultdict(set)
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            op = event["args"]["op_name"]
+            total[op] += event["dur"] / 1e3 / runs
+            nodes[op].add(event["name"])
+    return {op: (ms, len(nodes[op])) for op, ms in total.most_common()}
+
+
+def profile_executorch(path: Path, x: np.ndarray, runs: int, folder: Path) -> dict[str, tuple[float, int]]:
+    """ExecuTorch ETDump at 1 thread: XNNPACK operator type (and non-delegated op) -> (ms, calls)."""
+    from executorch.devtools import Inspector
+    from executorch.extension.pybindings import portable_lib
+
+    from clcdeploy.kernels.runtime import prepare_pte
+
+    prepare_pte(path)
+    portable_lib._unsafe_reset_threadpool(1)
+    module = portable_lib._load_for_executorch(str(path), enable_etdump=True, debug_buffer_size=0)
+    tensor = torch.from_numpy(x)
+    for _ in range(runs):
+        module.forward((tensor,))
+    dump = folder / f"{path.stem}.etdp"
+    module.write_etdump_result_to_file(str(dump))
+    total, calls = collections.Counter(), collections.Counter()
+    # wrappers around the events that are counted
+    skip = {"Method::execute", "Program::load_method", "Method::init", "DELEGATE_CALL", "OPERATOR_CALL"}
+    for block in Inspector(etdump_path=str(dump)).event_blocks:
+        for event in block.events:
+            if event.perf_data is None or event.name in skip:
+                continue
+            raw = event.perf_data.raw[min(5, len(event.perf_data.raw) - 1):]  # drop warm-up calls
+            op = re.sub(r" #\d+$", "", event.name)
+            total[op] += sum(raw) / len(raw)
+            calls[op] += 1
+    return {op: (ms, calls[op]) for op, ms in total.most_common()}
+
+
+def profiles_markdown(entries: list[Entry], wanted: list[str], runtimes: list[str], size: int) -> str:
+    """Per-op tables for the `model/variant` entries in `wanted` (1 thread)."""
+    x = np.random.default_rng(1).standard_normal((1, 3, size, size), dtype=np.float32)
+    chosen = [e for e in entries if f"{e.model}/{e.variant}" in wanted]
+    lines = ["Per-op profiles, 1 thread, ms per inference summed over the nodes of each operator type "
+             "(nodes or calls in parentheses):", ""]
+    with tempfile.TemporaryDirectory(prefix="clc_prof_") as tmp:
+        for fmt, fn in (("onnx", profile_onnx), ("pte", profile_executorch)):
+            if fmt not in runtimes:
+                continue
             if fmt == "pte":
-                set_executorch_threads(n)
-            live = [(e, Session(fmt, e.paths[fmt], n, x)) for e in entries if fmt in e.paths]
-            for _ in range(warmup):
-                for _, session in live:
-                    session()
-            for _ in range(runs):
-                for entry, session in live:
-                    start = time.perf_counter()
-                    session()
-                    entry.times.setdefault((fmt, n), []).append((time.perf_counter() - start) * 1e3)
-            del live
+                set_executorch_threads(1)
+            tables = {e.label: fn(e.paths[fmt], x, 30, Path(tmp)) for e in chosen if fmt in e.paths}
+            ops = sorted({op for t in tables.values() for op in t},
+                         key=lambda op: -max(t.get(op, (0, 0))[0] for t in tables.values()))
+            lines += [f"**{RUNTIME_LABELS[fmt]}**", "", "| operator | " + " | ".join(tables) + " |",
+                      "| --- |" + " --- |" * len(tables)]
+            for op in ops:
+                cells = [f"{t[op][0]:.2f} ({t[op][1]})" if op in t else "-" for t in tables.values()]
+                lines.append(f"| {op} | " + " | ".join(cells) + " |")
+            lines.append("| **sum** | " + " | ".join(f"**{sum(v[0] for v in t.values()):.2f}**"
+                                                    for t in tables.values()) + " |")
+            lines.append("")
+    if "tflite" in runtimes:
+        lines += ["LiteRT: no per-op profile (the ai-edge-litert Python interpreter exposes no profiler).", ""]
+    return "\n".join(lines) + "\n"
 
 
 def markdown(entries: list[Entry], runtimes: list[str], threads: list[int], command: str, runs: int) -> str:
     base = next((e for e in entries if e.model == BASELINE and e.variant == "standard"), None)
+    rounds = 1 + max((k[2] for e in entries for k in e.rounds), default=0)
     lines = [f"Command: `{command}`", "",
-             f"Median of {runs} runs after warm-up, 1x3x224x224 unless stated, models interleaved in one "
+             f"Median of {runs * rounds} runs ({rounds} round(s) of {runs}) after warm-up, 1x3x224x224 unless stated, models interleaved in one "
              f"process; ratio = latency / MobileNet-v1 on the same runtime and thread count.", ""]
     for n in threads:
         lines += [f"**{n} thread{'s' if n > 1 else ''}**", "",
@@ -178,6 +285,23 @@ def markdown(entries: list[Entry], runtimes: list[str], threads: list[int], comm
                 ref = base.times.get((fmt, n)) if base else None
                 ratio = f" = {med / statistics.median(ref):.2f}x" if ref else ""
                 cells.append(f"{med:.2f} ms{ratio}")
+            lines.append(f"| {entry.label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    repeat = 1 + max((k[2] for e in entries for k in e.rounds), default=0)
+    if repeat > 1 and base is not None:
+        lines += [f"Spread of the ratio to MobileNet-v1 over the {repeat} rounds (min-max of the per-round "
+                  f"medians):", "",
+                  "| model / formulation | " + " | ".join(f"{RUNTIME_LABELS[f]}, {n} thr" for n in threads
+                                                         for f in runtimes) + " |",
+                  "| --- |" + " --- |" * (len(runtimes) * len(threads))]
+        for entry in entries:
+            cells = []
+            for n in threads:
+                for fmt in runtimes:
+                    ratios = [statistics.median(entry.rounds[(fmt, n, r)])
+                              / statistics.median(base.rounds[(fmt, n, r)])
+                              for r in range(repeat) if (fmt, n, r) in entry.rounds and (fmt, n, r) in base.rounds]
+                    cells.append(f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "n/a")
             lines.append(f"| {entry.label} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["Max abs diff to eager PyTorch (floors are not the IGC, so their difference is meaningless) and "
@@ -200,9 +324,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", default="1,all", help="comma list; 'all' = os.cpu_count()")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=1, help="repeat the whole timing sweep (report the spread)")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--keep", type=Path, default=None, help="keep the artifacts in this folder")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table to this file")
+    parser.add_argument("--profile", default="", help="comma list of model/variant entries to profile per op "
+                        "at 1 thread (e.g. clcnet_a/standard,clcnet_a/floor2,mobilenet_v1/standard)")
     return parser.parse_args(argv)
 
 
@@ -221,9 +348,11 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         export_all(entries, runtimes, args.size, folder)
-        time_all(entries, runtimes, threads, args.runs, args.warmup, args.size)
+        time_all(entries, runtimes, threads, args.runs, args.warmup, args.size, args.repeat)
+        wanted = [p for p in args.profile.split(",") if p]
+        profiles = profiles_markdown(entries, wanted, runtimes, args.size) if wanted else ""
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
-    text = markdown(entries, runtimes, threads, command, args.runs)
+    text = markdown(entries, runtimes, threads, command, args.runs) + ("\n" + profiles if profiles else "")
     print(text)
     if args.markdown:
         args.markdown.write_text(text)

@@ -22,6 +22,7 @@ class Artifact:
     input_shape: tuple[int, ...]
     macs: int | None
     params: int | None
+    needs_kernel_library: bool = False  # a .pte exported with --fused-igc calls clcdeploy's own kernel
 
 
 def _read_manifest(folder: Path) -> dict | None:
@@ -41,7 +42,8 @@ def find_artifact(models_dir: Path, model: str, fmt: str) -> Artifact | None:
     if not path.is_file():
         return None
     return Artifact(model, fmt, path, path.stat().st_size, entry["sha256"], tuple(entry["input_shape"]),
-                    manifest.get("mult_adds"), manifest.get("params"))
+                    manifest.get("mult_adds"), manifest.get("params"),
+                    bool(entry.get("extra", {}).get("needs_kernel_library")))
 
 
 def ensure_artifacts(models_dir: Path, models: list[str], formats: list[str], *, export_missing: bool,

@@ -107,7 +107,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from clcdeploy.bench.artifacts import ensure_artifacts
     from clcdeploy.bench.report import print_table, results_document, write_outputs
     from clcdeploy.bench.runners import make_runner
-    from clcdeploy.bench.session import BenchOptions, bench_devices
+    from clcdeploy.bench.session import BenchOptions, bench_devices, check_kernel_library_reachable
 
     models, formats = _check_args(args)
     _check_models_known(models, args.models_dir)
@@ -120,7 +120,7 @@ def run_bench(args: argparse.Namespace) -> int:
     def runner_factory():
         return None if args.runner == "auto" else make_runner(args.runner, args.runner_bin, args.apk)
 
-    runner_factory()  # validate the runner choice before touching any device
+    check_kernel_library_reachable(serials, artifacts, runner_factory())  # also validates the runner choice
     runs = bench_devices(serials, artifacts, options, runner_factory, log=log)
     command = ["clcdeploy", *sys.argv[1:]]
     if args.out:

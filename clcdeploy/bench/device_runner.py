@@ -8,6 +8,7 @@ outputs were finite, and the machine it ran on.
 """
 
 import argparse
+import ctypes
 import importlib
 import json
 import platform
@@ -70,6 +71,7 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="0: the runtime's default")
+    parser.add_argument("--kernel-library", help="shared library with custom ExecuTorch kernels the .pte calls")
     parser.add_argument("--progress", help="file to record each pass in as it starts (read if the link drops)")
     args = parser.parse_args(argv)
     progress = open(args.progress, "w", buffering=1) if args.progress else None
@@ -84,6 +86,9 @@ def main(argv=None):
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     mark("loading the model")
     importlib.import_module(RUNTIME_MODULES[args.format])
+    if args.kernel_library:  # registers its kernels with the runtime the bindings just loaded
+        importlib.import_module("executorch.extension.pybindings.portable_lib")
+        ctypes.CDLL(args.kernel_library, mode=ctypes.RTLD_GLOBAL)
     start = time.perf_counter()
     run, runtime = LOADERS[args.format](args.model, args.threads)
     load_ms = (time.perf_counter() - start) * 1e3

@@ -41,6 +41,7 @@ class RunRequest:
     threads: int  # 0: the runtime's default
     cpu_mask: str | None
     timeout_s: float
+    kernel_library: str | None = None  # path on the device of clcdeploy's kernel library, when needed
 
 
 class RunnerCrashed(BenchError):
@@ -103,7 +104,9 @@ class PythonRunner(Runner):
             f"{device_python(device)} {shlex.quote(self.script)} --model {shlex.quote(request.artifact)} "
             f"--format {request.fmt} --input-shape {','.join(map(str, request.input_shape))} "
             f"--runs {request.runs} --warmup {request.warmup} --threads {request.threads} "
-            f"--progress {shlex.quote(self.progress_file(device, request))}", request.cpu_mask)
+            f"--progress {shlex.quote(self.progress_file(device, request))}"
+            + (f" --kernel-library {shlex.quote(request.kernel_library)}" if request.kernel_library else ""),
+            request.cpu_mask)
         result = device.shell(command, timeout_s=request.timeout_s)
         _check_exit(result, request, "the python runner")
         try:

@@ -67,13 +67,33 @@ class DeviceRun:
         return self.error is None
 
 
-def _request(artifact: Artifact, remote: str, options: BenchOptions) -> RunRequest:
+def check_kernel_library_reachable(serials: list[str | None], artifacts: dict, runner: Runner | None) -> None:
+    """A .pte exported with --fused-igc needs clcdeploy's kernel library, which is built for this host only
+    so far: refuse other devices and runners before connecting to anything."""
+    needy = sorted(a.path.name for a in artifacts.values() if a.needs_kernel_library)
+    if needy and (any(s not in (None, "local") for s in serials) or not isinstance(runner, (PythonRunner, type(None)))):
+        raise BenchError(f"{', '.join(needy)} call clcdeploy's fused IGC kernel, which is built for this host only "
+                         f"so far: benchmark without --device and with the python runner, or export without "
+                         f"--fused-igc")
+
+
+def _kernel_library(artifact: Artifact) -> str | None:
+    """The host's build of clcdeploy's kernel library, for a .pte exported with --fused-igc."""
+    if not artifact.needs_kernel_library:
+        return None
+    from clcdeploy.kernels.build import build_executorch_kernels  # host only: cmake + the executorch wheel
+
+    return str(build_executorch_kernels())
+
+
+def _request(artifact: Artifact, remote: str, options: BenchOptions, kernel_library: str | None = None) -> RunRequest:
     return RunRequest(artifact.model, artifact.fmt, remote, artifact.input_shape, options.runs, options.warmup,
-                      options.threads, options.cpu_mask, options.timeout_s)
+                      options.threads, options.cpu_mask, options.timeout_s, kernel_library)
 
 
 def _measure(device: Device, runner: Runner, artifact: Artifact, remote: str, options: BenchOptions) -> Measurement:
-    output = runner.run(device, _request(artifact, remote, options))
+    request = _request(artifact, remote, options, _kernel_library(artifact))
+    output = runner.run(device, request)
     if output.times_ms is not None and len(output.times_ms) != options.runs:
         raise BenchError(f"{runner.name} reported {len(output.times_ms)} passes of {artifact.model}/"
                          f"{artifact.fmt}, not the {options.runs} asked for")

@@ -6,6 +6,9 @@ import argparse
 import sys
 
 FORMAT_NAMES = ("onnx", "pte", "tflite")  # mirrors pipeline.FORMATS without importing torch at startup
+# mirrors passes.IGC_LOWERINGS (default: None, each format's measured fastest, passes.DEFAULT_IGC_LOWERINGS)
+IGC_LOWERING_NAMES = ("split-late", "split", "split-k", "split-dw", "split-gc", "swap", "grouped")
+KERNEL_LIBRARY = "libclcdeploy_igc_executorch.so"  # mirrors clcdeploy.kernels.build.LIBRARY_NAME
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,8 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--weights", metavar="PATH", help="PyTorch state dict or checkpoint (default: random)")
     parser.add_argument("--input-size", type=int, metavar="N", help="input resolution (default: the model's)")
     parser.add_argument("--no-validate", action="store_true", help="keep artifacts even if outputs differ")
-    parser.add_argument("--igc-lowering", default="split", choices=("split", "swap", "grouped"),
+    parser.add_argument("--igc-lowering", default=None, choices=IGC_LOWERING_NAMES,
                         help=argparse.SUPPRESS)  # internal: lets benchmarks compare lowering variants
+    parser.add_argument("--fused-igc", action="store_true",
+                        help="ExecuTorch only: compute each CRF-2 IGC with clcdeploy's fused kernel; the .pte "
+                             "then needs clcdeploy's kernel library on the device (ONNX/TFLite unchanged)")
     parser.add_argument("--json", action="store_true", help="print the manifest(s) as JSON")
     parser.set_defaults(handler=run_export)
 
@@ -53,11 +59,15 @@ def run_export(args: argparse.Namespace) -> int:
         console.print(f"[bold]{name}[/bold]")
         manifest = export_model(
             name, formats, args.out, weights=args.weights, input_size=args.input_size,
-            validate_outputs=not args.no_validate, igc_lowering=args.igc_lowering, progress=progress,
+            validate_outputs=not args.no_validate, igc_lowering=args.igc_lowering, fused_igc=args.fused_igc,
+            progress=progress,
         )
         for fmt, entry in manifest.formats.items():
             for failure in entry.delegation_failures:
                 console.print(f"  [yellow]warning:[/yellow] {failure}")
+            if entry.extra.get("needs_kernel_library"):
+                console.print(f"  [bold]note:[/bold] {entry.file} calls clcdeploy's fused IGC kernel: it needs "
+                              f"clcdeploy's kernel library ({KERNEL_LIBRARY}) loaded on the device")
         console.print(f"  wrote {args.out}/{name}/manifest.json")
         manifests.append(manifest.to_dict())
     if args.json:

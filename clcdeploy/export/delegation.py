@@ -1,8 +1,9 @@
 """What each artifact asks its runtime to do: op histograms and delegation (`shared/design/IGC_LOWERING.md`).
 
 - ONNX: op histogram (no delegation: the session's provider runs every op).
-- ExecuTorch: the .pte's instruction list: delegate calls per backend and the kernel calls left outside
-  any delegate (compute ops and convolutions among them).
+- ExecuTorch: the .pte's instruction list: delegate calls per backend, the kernel calls left outside
+  any delegate (compute ops and convolutions among them) and, separately, calls of clcdeploy's own custom
+  ops (the fused IGC kernel; intended, not a delegation failure).
 - TFLite: op histogram without delegates (so CONV_2D's groups can be read), the number of DELEGATE
   partitions the default XNNPACK delegate makes, and the ops it leaves out.
 """
@@ -14,7 +15,11 @@ from pathlib import Path
 
 # Operators that do no arithmetic (views, symbolic sizes): not counted as compute left outside a delegate.
 _NON_COMPUTE_PREFIXES = ("executorch_prim::",)
-_NON_COMPUTE = {"aten::view_copy", "aten::_to_dim_order_copy", "dim_order_ops::_to_dim_order_copy"}
+_NON_COMPUTE = {"aten::view_copy", "aten::_to_dim_order_copy", "dim_order_ops::_to_dim_order_copy",
+                "dim_order_ops::_clone_dim_order"}
+# clcdeploy's own kernels (`clcdeploy.kernels`, opt-in with `--fused-igc`): intended calls outside the
+# delegate, reported as custom-op calls rather than as ops the partitioner failed to delegate.
+CUSTOM_OP_PREFIX = "clcdeploy::"
 # A grouped CONV_2D whose groups read fewer channels than this runs as padded tiny GEMMs on mobile CPUs.
 MIN_GROUP_CHANNELS = 8
 
@@ -42,13 +47,15 @@ def executorch_report(path: Path) -> dict:
                 kernels[op.name + (f".{op.overload}" if op.overload else "")] += 1
             elif kind == "DelegateCall":
                 delegates[plan.delegates[args.delegate_index].id] += 1
-    outside = {k: v for k, v in kernels.items() if not _non_compute(k)}
+    custom = {k: v for k, v in kernels.items() if k.startswith(CUSTOM_OP_PREFIX)}
+    outside = {k: v for k, v in kernels.items() if not _non_compute(k) and k not in custom}
     return {
         "op_histogram": _sorted(kernels),
         "delegate_calls": _sorted(delegates),
         "ops_outside_delegate": sum(outside.values()),
         "ops_outside_delegate_histogram": _sorted(Counter(outside)),
         "convolutions_outside_delegate": sum(v for k, v in outside.items() if "convolution" in k),
+        "custom_op_calls": _sorted(Counter(custom)),
     }
 
 

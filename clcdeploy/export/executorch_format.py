@@ -25,8 +25,12 @@ def export(model: nn.Module, example: torch.Tensor, path: Path) -> dict:
 
 
 def run(path: Path, x: np.ndarray) -> np.ndarray:
-    """Run `forward` with the ExecuTorch runtime's Python bindings."""
+    """Run `forward` with the ExecuTorch runtime's Python bindings (loading clcdeploy's kernel library
+    first if the program calls the fused IGC op)."""
     from executorch.runtime import Runtime
 
+    from clcdeploy.kernels.runtime import prepare_pte
+
+    prepare_pte(path)
     method = Runtime.get().load_program(Path(path)).load_method("forward")
     return method.execute((torch.from_numpy(x),))[0].numpy()

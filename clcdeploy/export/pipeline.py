@@ -18,7 +18,7 @@ from clcdeploy.export import delegation, validate
 from clcdeploy.export.manifest import (
     MANIFEST_NAME, FormatEntry, Manifest, read_manifest, sha256, temp_path, tool_versions, write_manifest,
 )
-from clcdeploy.export.passes import IGC_LOWERINGS, deployment_passes
+from clcdeploy.export.passes import DEFAULT_IGC_LOWERINGS, IGC_LOWERINGS, deployment_passes, fused_igc_passes
 from clcdeploy.export.quiet import quiet_output
 from clcdeploy.export.weights import load_weights, random_weights
 from clcdeploy.zoo import create_model, model_spec
@@ -60,7 +60,8 @@ def export_model(
     weights: str | Path | None = None,
     input_size: int | None = None,
     validate_outputs: bool = True,
-    igc_lowering: str = "split",
+    igc_lowering: str | None = None,
+    fused_igc: bool = False,
     rewrite: Rewrite | None = None,
     progress: Progress | None = None,
     model_kwargs: dict | None = None,
@@ -68,12 +69,19 @@ def export_model(
     """Export the zoo model `name` to `out_dir/name/name.<suffix>` for each format, plus `manifest.json`.
 
     `rewrite` replaces the deployment passes (tests use it to check that a wrong rewrite is caught);
+    `igc_lowering` (one of IGC_LOWERINGS) applies to every format; None picks each format's measured fastest
+    (`DEFAULT_IGC_LOWERINGS`), recorded per artifact in `extra["igc_lowering"]`.
     `model_kwargs` are builder overrides for `create_model` (e.g. a clcNet configuration).
+    `fused_igc` (opt-in, ExecuTorch only) writes a .pte that computes each CRF-2 IGC with clcdeploy's fused
+    kernel `clcdeploy::igc2`; it then needs clcdeploy's kernel library on the device, which each format entry
+    records as `extra["needs_kernel_library"]`. ONNX and TFLite keep the standard passes.
     All artifacts are written under temporary names and renamed only when every format succeeded.
     """
     formats = parse_formats(formats)
-    if igc_lowering not in IGC_LOWERINGS:
+    if igc_lowering is not None and igc_lowering not in IGC_LOWERINGS:
         raise ConfigurationError(f"unknown IGC lowering {igc_lowering!r}; choose from {', '.join(IGC_LOWERINGS)}")
+    if fused_igc and "pte" not in formats:
+        raise ConfigurationError("--fused-igc applies to the ExecuTorch format only; add pte to --formats")
     spec = model_spec(name)
     report = progress or (lambda stage, seconds: None)
     folder = Path(out_dir) / name
@@ -88,7 +96,14 @@ def export_model(
         report("build model", time.perf_counter() - start)
 
         start = time.perf_counter()
-        deploy = _rewrite(name, model, example, rewrite or partial(deployment_passes, igc_lowering=igc_lowering))
+        lowerings = {f: igc_lowering or DEFAULT_IGC_LOWERINGS[f] for f in formats
+                     if not (fused_igc and f == "pte")}
+        deploys: dict[str, nn.Module] = {}
+        for lowering in dict.fromkeys(lowerings.values()):
+            deploy = _rewrite(name, model, example, rewrite or partial(deployment_passes, igc_lowering=lowering))
+            deploys.update({f: deploy for f, low in lowerings.items() if low == lowering})
+        if fused_igc:
+            deploys["pte"] = _rewrite(name, model, example, rewrite or fused_igc_passes)
         report("rewrite passes", time.perf_counter() - start)
 
         staged: dict[str, Path] = {}
@@ -100,8 +115,12 @@ def export_model(
                 module = importlib.import_module(FORMAT_MODULES[fmt])
                 final = folder / f"{name}{module.SUFFIX}"
                 staged[fmt] = temp_path(final)
-                entry, check = _export_format(fmt, module, deploy, example, staged[fmt], inputs, expected, report)
+                entry, check = _export_format(fmt, module, deploys[fmt], example, staged[fmt], inputs, expected,
+                                              report)
                 entry.file, entry.validated = final.name, validate_outputs and check.ok
+                entry.extra["needs_kernel_library"] = _needs_kernel_library(fmt, staged[fmt])
+                entry.extra["igc_lowering"] = lowerings.get(fmt) or (
+                    "fused-igc2-nhwc" if entry.extra["needs_kernel_library"] else "none (no fusable IGC)")
                 if applies:
                     entry.delegation_failures = delegation.delegation_failures(fmt, entry.op_histogram,
                                                                                entry.delegation)
@@ -109,7 +128,7 @@ def export_model(
                 checks.append(check)
             if validate_outputs:
                 validate.raise_on_failures(checks)
-            manifest = _manifest(name, spec, model, size, source, igc_lowering, entries, folder)
+            manifest = _manifest(name, spec, model, size, source, entries, folder)
             (folder / MANIFEST_NAME).unlink(missing_ok=True)  # never leave a manifest describing other files
             for fmt, tmp in staged.items():
                 os.replace(tmp, folder / entries[fmt].file)
@@ -118,6 +137,15 @@ def export_model(
         finally:
             for tmp in staged.values():
                 tmp.unlink(missing_ok=True)
+
+
+def _needs_kernel_library(fmt: str, path: Path) -> bool:
+    """Whether the artifact calls clcdeploy's custom kernels (only .pte files can)."""
+    if fmt != "pte":
+        return False
+    from clcdeploy.kernels.runtime import pte_uses_fused_igc
+
+    return pte_uses_fused_igc(path)
 
 
 @contextlib.contextmanager
@@ -188,20 +216,24 @@ def _export_format(fmt: str, module, deploy: nn.Module, example: torch.Tensor, t
     return entry, check
 
 
-def _manifest(name: str, spec, model: nn.Module, size: int, source: str, igc_lowering: str,
-              entries: dict[str, FormatEntry], folder: Path) -> Manifest:
+def _manifest(name: str, spec, model: nn.Module, size: int, source: str, entries: dict[str, FormatEntry],
+              folder: Path) -> Manifest:
+    """The manifest; `igc_lowering` is the artifacts' common lowering, or "per-format" (see their extra)."""
     config = dict(getattr(model, "config", {}) or {})
     shape = [1, 3, size, size]
     macs, params = _costs(model, size)
     formats = dict(entries)
     previous = read_manifest(folder)
-    # Keep the entries of formats not exported this time if they describe the same model and files.
+    # Keep the entries of formats not exported this time if they describe the same model and files
+    # (each entry records its own IGC lowering).
     if previous is not None and previous.config == config and previous.weights == source \
-            and previous.input_shape == shape and previous.igc_lowering == igc_lowering:
+            and previous.input_shape == shape:
         for fmt, entry in previous.formats.items():
             path = folder / entry.file
             if fmt not in formats and path.is_file() and sha256(path) == entry.sha256:
                 formats[fmt] = entry
+    used = {e.extra.get("igc_lowering", previous.igc_lowering if previous else "split") for e in formats.values()}
+    igc_lowering = used.pop() if len(used) == 1 else "per-format"
     return Manifest(
         model=name, family=spec.family, paper=spec.paper, config=config, input_shape=shape,
         mult_adds=macs, params=params, weights=source, igc_lowering=igc_lowering,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 from pathlib import Path
 
 from clcdeploy.kernels.build import KernelBuildError, build_executorch_kernels
@@ -23,6 +24,12 @@ def pte_operators(path: str | Path) -> set[str]:
 
 def pte_uses_fused_igc(path: str | Path) -> bool:
     """True if the .pte calls `clcdeploy::igc2.out` (it then needs this package's kernel library)."""
+    stat = Path(path).stat()
+    return _uses_fused_igc(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _uses_fused_igc(path: str, mtime_ns: int, size: int) -> bool:  # keyed on the file's identity
     return QUALIFIED_OUT_NAME in pte_operators(path)
 
 

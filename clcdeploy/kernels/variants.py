@@ -1,6 +1,11 @@
 """Deployment formulations of a zoo model for benchmarking, including timing-only floors for clcNet.
 
-- "standard" / "split": the export's default passes (BN folded; IGC lowered permutation-free).
+- "standard": the export's default passes (BN folded; IGC lowered permutation-free, `DEFAULT_IGC_LOWERING`).
+- "split": the permutation-free lowering with the quarter-tensor concats where `eliminate_permutations` leaves
+  them (the default before the concat placement was measured).
+- "split-k", "split-late", "split-dw", "split-gc": the split lowering with its concats removed by split-K
+  sums into the next 1x1 conv / moved behind stride-2 depthwise convs (the export default) / behind every
+  depthwise conv / in front of the GC as one concat feeding two grouped 1x1 (`export.passes.sink_concats`).
 - "swap", "grouped": the export's other IGC lowerings (paper Sec. 4.2 swap+interlace; naive grouped conv).
 - "floor2" / "floor1": each IGC replaced by two / one depthwise convs and no permutation at all.
   Timing only: NOT numerically the IGC.
@@ -16,7 +21,8 @@ from torch import nn
 from clcdeploy.kernels.fuse import ChannelsLast, fuse_igc
 from clcdeploy.zoo.layers import IGC
 
-VARIANTS = ("standard", "split", "swap", "grouped", "floor2", "floor1", "fused", "fused-nhwc")
+VARIANTS = ("standard", "split", "split-k", "split-late", "split-dw", "split-gc", "swap", "grouped", "floor2", "floor1",
+            "fused", "fused-nhwc")
 TIMING_ONLY = frozenset({"floor2", "floor1"})
 CUSTOM_OP = frozenset({"fused", "fused-nhwc"})
 
@@ -56,12 +62,12 @@ def _replace_igcs(model: nn.Module, count: int) -> nn.Module:
 
 def deploy_variant(model: nn.Module, example: torch.Tensor, variant: str) -> nn.Module:
     """The eval-mode module to export for `variant` (see the module docstring); `model` is not modified."""
-    from clcdeploy.export.passes import deployment_passes, fold_batchnorm
+    from clcdeploy.export.passes import DEFAULT_IGC_LOWERING, deployment_passes, fold_batchnorm
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    if variant in ("standard", "split", "swap", "grouped"):
-        lowering = "split" if variant == "standard" else variant
+    if variant in ("standard", "split", "split-k", "split-late", "split-dw", "split-gc", "swap", "grouped"):
+        lowering = DEFAULT_IGC_LOWERING if variant == "standard" else variant
         return deployment_passes(model, example, igc_lowering=lowering).eval()
     folded = fold_batchnorm(model)
     if variant in TIMING_ONLY:

@@ -1,6 +1,7 @@
 """Deployment rewrites: each pass maps an eval-mode module to an exactly equivalent `fx.GraphModule`.
 
-`deployment_passes` applies them in order: batch-norm folding, IGC lowering, permutation elimination.
+`deployment_passes` applies them in order: batch-norm folding, IGC lowering, permutation elimination and
+concat placement; `fused_igc_passes` is the opt-in ExecuTorch alternative with clcdeploy's fused IGC kernel.
 """
 
 from __future__ import annotations
@@ -12,15 +13,20 @@ from torch import nn
 
 from clcdeploy.export.passes.eliminate_permutations import eliminate_permutations
 from clcdeploy.export.passes.fold_batchnorm import fold_batchnorm
-from clcdeploy.export.passes.lower_igc import IGC_LOWERINGS, lower_igc
+from clcdeploy.export.passes.lower_igc import (
+    DEFAULT_IGC_LOWERING, DEFAULT_IGC_LOWERINGS, IGC_LOWERINGS, lower_igc,
+)
+from clcdeploy.export.passes.sink_concats import sink_concats
 from clcdeploy.export.passes.trace import UntraceableError
 from clcdeploy.zoo.layers import IGC
 
-__all__ = ["IGC_LOWERINGS", "deployment_passes", "eliminate_permutations", "fold_batchnorm", "lower_igc"]
+__all__ = ["DEFAULT_IGC_LOWERING", "DEFAULT_IGC_LOWERINGS", "IGC_LOWERINGS", "deployment_passes", "eliminate_permutations",
+           "fold_batchnorm", "fused_igc_passes", "lower_igc", "sink_concats"]
 
 
-def deployment_passes(model: nn.Module, example: torch.Tensor, *, igc_lowering: str = "split") -> nn.Module:
-    """Fold BN, lower IGC (`igc_lowering` in IGC_LOWERINGS), then remove channel permutations.
+def deployment_passes(model: nn.Module, example: torch.Tensor, *,
+                      igc_lowering: str = DEFAULT_IGC_LOWERING) -> nn.Module:
+    """Fold BN, lower IGC (`igc_lowering` in IGC_LOWERINGS), remove channel permutations, place concats.
 
     `igc_lowering="grouped"` keeps IGCs as grouped conv + interlace (the naive export, for comparison).
     A model that fx cannot trace as a whole is rewritten child by child (each on the input it receives),
@@ -35,8 +41,13 @@ def deployment_passes(model: nn.Module, example: torch.Tensor, *, igc_lowering: 
 def _rewrite(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.Module:
     gm = fold_batchnorm(model)
     gm = lower_igc(gm, variant=igc_lowering)
-    if igc_lowering == "split":
+    if igc_lowering.startswith("split"):
         gm = eliminate_permutations(gm, example)
+    if igc_lowering in ("split-k", "split-late", "split-dw"):
+        gm = sink_concats(gm, example, split_k=igc_lowering == "split-k",
+                          strided_only=igc_lowering == "split-late")
+    if igc_lowering == "split-gc":
+        gm = sink_concats(gm, example, merge_gc=True)
     return gm
 
 
@@ -66,3 +77,23 @@ def _rewrite_children(model: nn.Module, example: torch.Tensor, igc_lowering: str
         wrapped = nn.Sequential(child) if isinstance(child, IGC) else child
         setattr(model, name, deployment_passes(wrapped, calls[0][0], igc_lowering=igc_lowering))
     return model
+
+
+def fused_igc_passes(model: nn.Module, example: torch.Tensor) -> nn.Module:
+    """Fold BN, then replace each CRF-2 IGC by clcdeploy's fused op `clcdeploy::igc2` (ExecuTorch only).
+
+    The network runs on a channels-last copy of its input, so the XNNPACK partitions around each fused op
+    hand NHWC tensors over with no layout conversion (measured: NCHW hand-over makes clcNet-A 3x slower).
+    Such programs need clcdeploy's kernel library at run time (`clcdeploy.kernels.runtime.prepare_pte`).
+    IGCs the kernel cannot compute keep the standard lowering.
+    """
+    from clcdeploy.kernels.fuse import ChannelsLast, fuse_igc
+
+    try:
+        folded = fold_batchnorm(model)
+    except UntraceableError:
+        folded = copy.deepcopy(model).eval()  # BN stays a separate op; the fused op is still exact
+    fused = fuse_igc(folded)
+    if any(isinstance(m, IGC) and m.crf <= 2 for m in fused.modules()):
+        fused = deployment_passes(fused, example)  # lower what the kernel does not cover
+    return ChannelsLast(fused).eval()

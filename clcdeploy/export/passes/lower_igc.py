@@ -1,9 +1,11 @@
 """Lower IGCs with channel receptive field <= 2 to depthwise convolutions (`shared/design/IGC_LOWERING.md`).
 
 Variants (`variant=`):
-- "split" (default, permutation-free): with `x_j = x[:, j::k]` (k = CRF) and `Lg` outputs per group,
+- "split" (permutation-free): with `x_j = x[:, j::k]` (k = CRF) and `Lg` outputs per group,
   `z_f = sum_j DW(x_j; w[f::Lg, j])` and `concat(z_0, .., z_{Lg-1})` *is* the interlaced output. The strided
   slices are removed afterwards by `eliminate_permutations` when the producer of x can emit them directly.
+- "split-late" (the export default), "split-k", "split-dw", "split-gc": "split" followed by
+  `sink_concats`, which moves or removes the quarter-tensor concats the permutation-free form leaves.
 - "swap" (clcNet paper Sec. 4.2, CRF 2 with Lg 2): `interlace(DW_a(x) + DW_b(swap(x)))`.
 - "grouped": no lowering (grouped conv + interlace, the naive export).
 IGCs with larger CRF keep the grouped conv + interlace in every variant.
@@ -19,7 +21,13 @@ from torch import fx, nn
 from clcdeploy.export.passes.trace import finish, to_graph_module, unique_name
 from clcdeploy.zoo.layers import IGC, interlace
 
-IGC_LOWERINGS = ("split", "swap", "grouped")
+# "split-k" / "split-late": the split lowering followed by `sink_concats` (the block's quarter-tensor concats
+# removed by split-K sums / moved behind stride-2 depthwise convs); here they lower exactly like "split".
+IGC_LOWERINGS = ("split", "split-k", "split-late", "split-dw", "split-gc", "swap", "grouped")
+# What `clcdeploy export` uses per format, measured fastest side by side (BENCHMARKS_RUNTIMES.md): ORT runs
+# split-K sums (Conv with a fused Sum input) better than concats; XNNPACK (ExecuTorch, LiteRT) prefers fewer ops.
+DEFAULT_IGC_LOWERING = "split-late"
+DEFAULT_IGC_LOWERINGS = {"onnx": "split-k", "pte": "split-late", "tflite": "split-late"}
 
 
 @fx.wrap

@@ -1,0 +1,76 @@
+"""`clcdeploy export --fused-igc`: the .pte calls the fused IGC kernel (validated against PyTorch with the
+kernel library loaded automatically), ONNX keeps the standard passes, and the manifest and report say which
+artifacts need the kernel library."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from clcdeploy.cli import main
+from clcdeploy.zoo import create_model
+from clcdeploy.zoo.layers import IGC
+
+pytest.importorskip("executorch")
+
+
+@pytest.fixture(scope="module")
+def fused_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
+    out = tmp_path_factory.mktemp("models")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main(["export", "clcnet_tiny", "--formats", "onnx,pte", "--fused-igc", "--out", str(out), "--json"])
+    assert code == 0, stderr.getvalue()
+    return out / "clcnet_tiny", json.loads(stdout.getvalue()), stderr.getvalue()
+
+
+def test_fused_pte_matches_pytorch_and_calls_the_kernel_per_igc(fused_export) -> None:
+    _, manifest, _ = fused_export
+    pte = manifest["formats"]["pte"]
+    assert pte["validated"] and pte["max_abs_diff"] <= 1e-4
+    igcs = sum(isinstance(m, IGC) for m in create_model("clcnet_tiny").modules())
+    assert pte["delegation"]["custom_op_calls"] == {"clcdeploy::igc2.out": igcs}
+    assert pte["extra"]["igc_lowering"] == "fused-igc2-nhwc"
+
+
+def test_custom_op_calls_are_exempt_from_the_delegation_checks(fused_export) -> None:
+    _, manifest, _ = fused_export
+    pte = manifest["formats"]["pte"]
+    assert pte["delegation"]["delegate_calls"].get("XnnpackBackend", 0) >= 1
+    assert pte["delegation"]["ops_outside_delegate"] == 0
+    assert pte["delegation"]["convolutions_outside_delegate"] == 0
+    assert not pte["delegation_failures"]
+
+
+def test_manifest_and_report_name_the_artifacts_needing_the_kernel_library(fused_export) -> None:
+    folder, manifest, report = fused_export
+    assert manifest["formats"]["pte"]["extra"]["needs_kernel_library"] is True
+    assert manifest["formats"]["onnx"]["extra"]["needs_kernel_library"] is False
+    assert json.loads((folder / "manifest.json").read_text()) == manifest
+    assert "clcnet_tiny.pte calls clcdeploy's fused IGC kernel" in report
+    assert "clcnet_tiny.onnx calls" not in report
+
+
+def test_onnx_keeps_the_standard_operators(fused_export) -> None:
+    _, manifest, _ = fused_export
+    onnx = manifest["formats"]["onnx"]
+    assert onnx["validated"] and onnx["op_histogram"].get("Conv", 0) > 0
+    assert not any(op.startswith("igc2") for op in onnx["op_histogram"])
+
+
+def test_default_export_needs_no_kernel_library(tmp_path: Path) -> None:
+    from clcdeploy.export.pipeline import export_model
+
+    manifest = export_model("clcnet_tiny", ["pte"], tmp_path)
+    pte = manifest.formats["pte"]
+    assert pte.validated and pte.extra["needs_kernel_library"] is False
+    assert not pte.delegation["custom_op_calls"]
+
+
+def test_fused_igc_without_pte_is_refused(capsys, tmp_path: Path) -> None:
+    code = main(["export", "clcnet_tiny", "--formats", "onnx", "--fused-igc", "--out", str(tmp_path)])
+    assert code == 2 and "ExecuTorch format only" in capsys.readouterr().err
