@@ -95,3 +95,29 @@ def test_fused_igc_pte_is_refused_for_a_device_before_connecting(fused_models_di
     assert result.returncode == 2
     assert "fused IGC kernel" in result.stderr and "without --fused-igc" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_non_finite_outputs_are_flagged(tmp_path):
+    """A real ONNX model whose output is NaN (log of a negative number), with a manifest as export writes."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from clcdeploy.files import sha256_file
+
+    graph = helper.make_graph(
+        [helper.make_node("Abs", ["x"], ["a"]), helper.make_node("Neg", ["a"], ["n"]),
+         helper.make_node("Log", ["n"], ["y"])], "nan",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])])
+    folder = tmp_path / "models" / "nan_model"
+    folder.mkdir(parents=True)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, folder / "nan_model.onnx")
+    manifest = {"model": "nan_model", "mult_adds": 0, "params": 0, "formats": {"onnx": {
+        "file": "nan_model.onnx", "sha256": sha256_file(folder / "nan_model.onnx"), "input_shape": [1, 3, 8, 8]}}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    result = bench("--models", "nan_model", "--formats", "onnx", "--models-dir", str(tmp_path / "models"),
+                   "--runs", "2", "--json")
+    assert result.returncode == 1
+    assert "non-finite outputs: nan_model/onnx" in result.stderr
+    assert json.loads(result.stdout)["results"][0]["outputs_finite"] is False

@@ -41,14 +41,14 @@ def run_export(args: argparse.Namespace) -> int:
 
     from clcdeploy.errors import ConfigurationError
     from clcdeploy.export.pipeline import export_model, parse_formats
-    from clcdeploy.zoo import list_models
+    from clcdeploy.zoo import list_models, model_spec
 
     if bool(args.all) == bool(args.name):
         raise ConfigurationError("give exactly one of a model NAME or --all")
     if args.all and args.weights:
         raise ConfigurationError("--weights fits one model; export that model by NAME instead of --all")
     formats = parse_formats(args.formats)
-    names = list_models(include_tiny=False) if args.all else [args.name]
+    names = list_models(include_tiny=False) if args.all else [model_spec(args.name).name]  # unknown: fail now
     console = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def progress(stage: str, seconds: float) -> None:

@@ -24,7 +24,7 @@ from clcdeploy.zoo.layers import IGC, interlace
 # "split-k" / "split-late": the split lowering followed by `sink_concats` (the block's quarter-tensor concats
 # removed by split-K sums / moved behind stride-2 depthwise convs); here they lower exactly like "split".
 IGC_LOWERINGS = ("split", "split-k", "split-late", "split-dw", "split-gc", "swap", "grouped")
-# What `clcdeploy export` uses per format, measured fastest side by side (BENCHMARKS_RUNTIMES.md): ORT runs
+# What `clcdeploy export` uses per format, measured fastest side by side (BENCHMARKS.md, section 3): ORT runs
 # split-K sums (Conv with a fused Sum input) better than concats; XNNPACK (ExecuTorch, LiteRT) prefers fewer ops.
 DEFAULT_IGC_LOWERING = "split-late"
 DEFAULT_IGC_LOWERINGS = {"onnx": "split-k", "pte": "split-late", "tflite": "split-late"}
