@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from clcdeploy.device.virtual import daemon
-from clcdeploy.device.virtual.protocol import AUTH, CLSE, CNXN, HEADER, OKAY, OPEN, WRTE, pack
+from clcdeploy.device.virtual.protocol import CLSE, CNXN, HEADER, OKAY, OPEN, WRTE, pack
 
 # Weights of the tiny fully-connected model used for both formats: y = x @ W.T + b.
 TINY_W = np.arange(12, dtype=np.float32).reshape(3, 4) / 10.0

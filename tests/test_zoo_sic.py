@@ -1,7 +1,6 @@
 """SIC layers, topological subdivisioning and the spatial bottleneck (seeds/003): models A-K must reproduce
 the paper's per-stage complexity ratios (Tables 3, 5, 6) and its Table 2, recomputed from the built layers."""
 
-import math
 from fractions import Fraction
 
 import pytest

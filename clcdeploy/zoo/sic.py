@@ -260,7 +260,7 @@ class SICNet(nn.Module):
         tables = {"2d": TOPOLOGY_2D, "3d": TOPOLOGY_3D}
         if isinstance(topology, str):
             if topology not in tables:
-                raise ConfigurationError(f"topology must be '2d', '3d' or a {{channels: (dims, neighbours)}} dict")
+                raise ConfigurationError("topology must be '2d', '3d' or a {channels: (dims, neighbours)} dict")
             topology = tables[topology]
         self.config = dict(pattern=pattern, kernel_size=kernel_size, filters=filters, groups=groups,
                            topology=topology, bottleneck=bottleneck, widths=tuple(widths), pools=tuple(pools),
