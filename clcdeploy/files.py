@@ -19,15 +19,21 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-@contextlib.contextmanager
-def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
-    """Yield a hidden temporary path next to `final` (same file system, so the rename is atomic); on success
-    it replaces `final`, on any failure it is removed and `final` is left as it was."""
+def temp_path(final: str | os.PathLike) -> Path:
+    """A fresh hidden file next to `final` (same file system, so renaming it onto `final` is atomic)."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
-    tmp = Path(name)
+    return Path(name)
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to `final`; on success it replaces `final`, on any failure it is removed
+    and `final` is left as it was."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(final)
     try:
         yield tmp
         os.replace(tmp, final)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import os
 import platform
-import tempfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
+
+from clcdeploy.files import write_atomic
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -79,12 +76,12 @@ def read_manifest(folder: Path) -> Manifest | None:
 
 def write_manifest(folder: Path, manifest: Manifest) -> Path:
     path = folder / MANIFEST_NAME
-    with atomic_path(path) as tmp:
-        tmp.write_text(manifest.to_json())
+    write_atomic(path, manifest.to_json())
     return path
 
 
 def tool_versions() -> dict[str, str]:
+    """Versions of Python and of every tool an export depends on."""
     versions = {"python": platform.python_version()}
     for name in _TOOLS:
         try:
@@ -92,29 +89,3 @@ def tool_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def temp_path(final: Path) -> Path:
-    """A fresh hidden path next to `final` (same file system, so `os.replace` is atomic)."""
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    return Path(name)
-
-
-@contextlib.contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path; on success it replaces `final`, on failure it is removed."""
-    tmp = temp_path(final)
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)

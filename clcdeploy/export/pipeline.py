@@ -16,11 +16,17 @@ from torch import nn
 from clcdeploy.errors import ClcDeployError, ConfigurationError, ExportError
 from clcdeploy.export import delegation, validate
 from clcdeploy.export.manifest import (
-    MANIFEST_NAME, FormatEntry, Manifest, read_manifest, sha256, temp_path, tool_versions, write_manifest,
+    MANIFEST_NAME,
+    FormatEntry,
+    Manifest,
+    read_manifest,
+    tool_versions,
+    write_manifest,
 )
 from clcdeploy.export.passes import DEFAULT_IGC_LOWERINGS, IGC_LOWERINGS, deployment_passes, fused_igc_passes
 from clcdeploy.export.quiet import quiet_output
 from clcdeploy.export.weights import load_weights, random_weights
+from clcdeploy.files import sha256_file, temp_path
 from clcdeploy.zoo import create_model, model_spec
 
 # format name -> module defining NAME, SUFFIX, RUNTIME, export(model, example, path) -> dict, run(path, x)
@@ -207,7 +213,7 @@ def _export_format(fmt: str, module, deploy: nn.Module, example: torch.Tensor, t
     with quiet_output():
         ops = _REPORTS[fmt](tmp)
     entry = FormatEntry(
-        file=tmp.name, bytes=tmp.stat().st_size, sha256=sha256(tmp), runtime=module.RUNTIME,
+        file=tmp.name, bytes=tmp.stat().st_size, sha256=sha256_file(tmp), runtime=module.RUNTIME,
         input_name=facts.pop("input_name"), input_layout=facts.pop("input_layout"),
         input_shape=facts.pop("input_shape"), max_abs_diff=check.max_abs_diff, validated=False,
         export_seconds=round(export_seconds, 3), validate_seconds=round(validate_seconds, 3),
@@ -230,7 +236,7 @@ def _manifest(name: str, spec, model: nn.Module, size: int, source: str, entries
             and previous.input_shape == shape:
         for fmt, entry in previous.formats.items():
             path = folder / entry.file
-            if fmt not in formats and path.is_file() and sha256(path) == entry.sha256:
+            if fmt not in formats and path.is_file() and sha256_file(path) == entry.sha256:
                 formats[fmt] = entry
     used = {e.extra.get("igc_lowering", previous.igc_lowering if previous else "split") for e in formats.values()}
     igc_lowering = used.pop() if len(used) == 1 else "per-format"

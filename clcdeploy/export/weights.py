@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from clcdeploy.errors import WeightsError
-from clcdeploy.export.manifest import sha256
+from clcdeploy.files import sha256_file
 
 RANDOM_SEED = 0
 _MAX_NAMED = 6
@@ -43,7 +43,7 @@ def load_weights(model: nn.Module, path: str | Path) -> str:
         raise WeightsError(f"weights file {path} does not fit the model; " + "; ".join(problems))
     model.load_state_dict(state, strict=True)
     model.eval()
-    return f"file {path.name} (sha256 {sha256(path)[:16]})"
+    return f"file {path.name} (sha256 {sha256_file(path)[:16]})"
 
 
 def random_weights(model: nn.Module, seed: int = RANDOM_SEED, input_size: int | None = None) -> str:
