@@ -122,11 +122,11 @@ def run_bench(args: argparse.Namespace) -> int:
 
     check_kernel_library_reachable(serials, artifacts, runner_factory())  # also validates the runner choice
     runs = bench_devices(serials, artifacts, options, runner_factory, log=log)
-    command = ["clcdeploy", *sys.argv[1:]]
+    command, tools = ["clcdeploy", *sys.argv[1:]], _tool_versions()
     if args.out:
-        write_outputs(args.out, runs, vars(options), command, _tool_versions())
+        write_outputs(args.out, runs, vars(options), command, tools)
     if args.json:
-        print(json.dumps(results_document(runs, vars(options), command, _tool_versions()), indent=2))
+        print(json.dumps(results_document(runs, vars(options), command, tools), indent=2))
     else:
         print_table(runs)
         if args.out:

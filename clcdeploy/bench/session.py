@@ -85,17 +85,16 @@ def _kernel_library(artifact: Artifact) -> str | None:
     return str(build_executorch_kernels())
 
 
-def _request(artifact: Artifact, remote: str, options: BenchOptions, kernel_library: str | None = None) -> RunRequest:
+def _request(artifact: Artifact, remote: str, options: BenchOptions) -> RunRequest:
     return RunRequest(artifact.model, artifact.fmt, remote, artifact.input_shape, options.runs, options.warmup,
-                      options.threads, options.cpu_mask, options.timeout_s, kernel_library)
+                      options.threads, options.cpu_mask, options.timeout_s, _kernel_library(artifact))
 
 
-def _measure(device: Device, runner: Runner, artifact: Artifact, remote: str, options: BenchOptions) -> Measurement:
-    request = _request(artifact, remote, options, _kernel_library(artifact))
+def _measure(device: Device, runner: Runner, artifact: Artifact, request: RunRequest) -> Measurement:
     output = runner.run(device, request)
-    if output.times_ms is not None and len(output.times_ms) != options.runs:
+    if output.times_ms is not None and len(output.times_ms) != request.runs:
         raise BenchError(f"{runner.name} reported {len(output.times_ms)} passes of {artifact.model}/"
-                         f"{artifact.fmt}, not the {options.runs} asked for")
+                         f"{artifact.fmt}, not the {request.runs} asked for")
     stats = summarize(output.times_ms) if output.times_ms else {"mean_ms": output.mean_ms}
     return Measurement(
         device=device.serial, model=artifact.model, format=artifact.fmt, runner=runner.name,
@@ -147,12 +146,11 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
                     if options.cooldown_s:
                         time.sleep(options.cooldown_s)
                     current = f"{model}/{fmt}"
-                    progress_path = None
-                    if isinstance(chosen, PythonRunner):
-                        progress_path = chosen.progress_file(device, _request(artifact, remote, options))
+                    request = _request(artifact, remote, options)
+                    progress_path = chosen.progress_file(device, request) if isinstance(chosen, PythonRunner) else None
                     log(f"[{run.serial}] {model} {fmt}: {options.warmup} warm-up + {options.runs} timed passes "
                         f"({chosen.name} runner)")
-                    measurement = _measure(device, chosen, artifact, remote, options)
+                    measurement = _measure(device, chosen, artifact, request)
                     progress_path = None
                     run.measurements.append(measurement)
                     log(f"[{run.serial}] {model} {fmt}: {measurement.mean_ms:.2f} ms average")
