@@ -120,13 +120,21 @@ class PythonRunner(Runner):
                                    "machine": report["machine"]})
 
 
+# Native runners: the formats each runs and the parser of what it prints.
+NATIVE_RUNNERS = {
+    "executor_runner": (("pte",), parse_executor_runner),
+    "pte_runner": (("pte",), parse_executor_runner),
+    "benchmark_model": (("tflite",), parse_benchmark_model),
+    "onnxruntime_perf_test": (("onnx",), parse_onnxruntime_perf_test),
+}
+
+
 class NativeRunner(Runner):
     """A native runner binary: user supplied (`--runner-bin`, pushed) or already on the device's PATH."""
 
     def __init__(self, name: str, binary: Path | None = None) -> None:
         self.name, self.binary = name, binary
-        self.formats = {"executor_runner": ("pte",), "pte_runner": ("pte",), "benchmark_model": ("tflite",),
-                        "onnxruntime_perf_test": ("onnx",)}[name]
+        self.formats, self.parse = NATIVE_RUNNERS[name]
 
     def prepare(self, device: Device) -> None:
         if self.binary is None:
@@ -156,9 +164,7 @@ class NativeRunner(Runner):
         result = device.shell(_pinned(self.command(request), request.cpu_mask), timeout_s=request.timeout_s)
         _check_exit(result, request, self.name)
         text = result.stdout + "\n" + result.stderr
-        parse = {"executor_runner": parse_executor_runner, "pte_runner": parse_executor_runner,
-                 "benchmark_model": parse_benchmark_model, "onnxruntime_perf_test": parse_onnxruntime_perf_test}
-        output = parse[self.name](text)
+        output = self.parse(text)
         if self.name == "executor_runner" and output.times_ms is not None:
             output.times_ms = output.times_ms[request.warmup:]
             output.mean_ms = sum(output.times_ms) / max(len(output.times_ms), 1)
@@ -206,8 +212,7 @@ class AppRunner(Runner):
         return RunnerOutput(list(result.times_ms), result.mean_ms, result.load_ms, extra={"device": result.device})
 
 
-NATIVE_RUNNERS = ("executor_runner", "benchmark_model", "onnxruntime_perf_test", "pte_runner")
-RUNNER_NAMES = ("auto", "python", "app") + NATIVE_RUNNERS
+RUNNER_NAMES = ("auto", "python", "app", *NATIVE_RUNNERS)
 
 
 def make_runner(name: str, binary: Path | None = None, apk: Path | None = None) -> Runner:
