@@ -26,3 +26,9 @@ PYTHON=${PYTHON:-python3}
 # torch==2.13.0 (pinned in pyproject.toml) is the CPU wheel; a looser spec would pull a CUDA build.
 .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -c "import clcdeploy, torch; print(f'setup: clcdeploy {clcdeploy.__version__}, torch {torch.__version__}')"
+# The fused IGC kernel library (`clcdeploy export --fused-igc`), built once against the executorch wheel;
+# without cmake it is built on first use instead.
+if command -v cmake >/dev/null; then
+    echo "setup: fused IGC kernel library $(.venv/bin/python -c \
+        'from clcdeploy.kernels.build import build_executorch_kernels as build; print(build())')"
+fi

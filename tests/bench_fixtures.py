@@ -15,3 +15,13 @@ def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in TINY_MODELS:
         export_model(name, formats=("onnx", "tflite", "pte"), out_dir=folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def fused_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """clcnet_tiny as a .pte exported with --fused-igc (calls clcdeploy's fused IGC kernel)."""
+    from clcdeploy.export.pipeline import export_model
+
+    folder = tmp_path_factory.mktemp("fused-models")
+    export_model("clcnet_tiny", formats=("pte",), out_dir=folder, fused_igc=True)
+    return folder

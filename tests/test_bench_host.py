@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bench_fixtures import TINY_MODELS, tiny_models_dir  # noqa: F401  (fixture)
+from bench_fixtures import TINY_MODELS, fused_models_dir, tiny_models_dir  # noqa: F401  (fixtures)
 
 
 def bench(*args, cwd=None):
@@ -72,15 +72,6 @@ def test_runner_crash_reports_exit_status_and_stderr(tiny_models_dir, tmp_path):
     assert json.loads((out / "results.json").read_text())["complete"] is False
 
 
-@pytest.fixture(scope="module")
-def fused_models_dir(tmp_path_factory):
-    from clcdeploy.export.pipeline import export_model
-
-    folder = tmp_path_factory.mktemp("fused-models")
-    export_model("clcnet_tiny", formats=("pte",), out_dir=folder, fused_igc=True)
-    return folder
-
-
 def test_fused_igc_pte_runs_with_the_kernel_library_on_the_host(fused_models_dir, tmp_path):
     result = bench("--models", "clcnet_tiny", "--formats", "pte", "--models-dir", str(fused_models_dir),
                    "--runs", "3", "--warmup", "1", "--json")
@@ -89,11 +80,12 @@ def test_fused_igc_pte_runs_with_the_kernel_library_on_the_host(fused_models_dir
     assert len(measurement["times_ms"]) == 3 and measurement["outputs_finite"] is True
 
 
-def test_fused_igc_pte_is_refused_for_a_device_before_connecting(fused_models_dir):
+@pytest.mark.parametrize("runner", [["--runner", "python"], ["--runner", "executor_runner", "--runner-bin", __file__]])
+def test_fused_igc_pte_with_a_runner_lacking_the_kernel_is_refused_before_connecting(fused_models_dir, runner):
     result = bench("--device", "127.0.0.1:1", "--models", "clcnet_tiny", "--formats", "pte",
-                   "--models-dir", str(fused_models_dir), "--runs", "3")
+                   "--models-dir", str(fused_models_dir), "--runs", "3", *runner)
     assert result.returncode == 2
-    assert "fused IGC kernel" in result.stderr and "without --fused-igc" in result.stderr
+    assert "fused IGC kernel" in result.stderr and "pte_runner" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 

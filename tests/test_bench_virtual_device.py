@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from bench_fixtures import tiny_models_dir  # noqa: F401  (fixture)
+from bench_fixtures import fused_models_dir, tiny_models_dir  # noqa: F401  (fixtures)
 from device_fixtures import adb_home, endpoint, virtual_device  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.device
@@ -35,6 +35,37 @@ def test_ten_passes_on_the_emulated_arm64_device(virtual_device, tiny_models_dir
     assert {r["runner"] for r in doc["results"]} == {"python", "pte_runner"}
     assert next(r for r in doc["results"] if r["format"] == "onnx")["extra"]["machine"] == "aarch64"
     assert "EMULATED" in (out / "report.md").read_text()
+
+
+def test_fused_igc_pte_runs_on_the_emulated_arm64_device(virtual_device, fused_models_dir, tmp_path):
+    """`auto` picks pte_runner (the fused kernel compiled in, NEON path) and its output equals the host's."""
+    import numpy as np
+    import torch
+    from executorch.runtime import Runtime
+
+    from clcdeploy.device import open_device
+    from clcdeploy.kernels.runtime import prepare_pte
+
+    result = bench("--device", virtual_device.serial, "--models", "clcnet_tiny", "--formats", "pte", "--models-dir",
+                   str(fused_models_dir), "--runs", "3", "--warmup", "1", "--json")
+    assert result.returncode == 0, result.stderr + result.stdout
+    (measurement,) = json.loads(result.stdout)["results"]
+    assert measurement["runner"] == "pte_runner" and measurement["outputs_finite"] is True
+
+    pte = fused_models_dir / "clcnet_tiny" / "clcnet_tiny.pte"
+    with open_device(virtual_device.serial) as device:
+        remote = f"{device.ensure_work_dir()}/fused.pte"
+        device.push(pte, remote)
+        # two executions: the second must not see activations the first left in the input's planned buffer
+        device.shell(f"pte_runner --model_path={remote} --num_executions=2 --warmup=0 --output_path={remote}.out",
+                     timeout_s=600).check("pte_runner")
+        device.pull(f"{remote}.out", tmp_path / "device.out")
+    got = np.fromfile(tmp_path / "device.out", dtype=np.float32)
+    n = 3 * 32 * 32  # pte_runner's deterministic input: (i % 97) / 48.5 - 1
+    x = torch.tensor([(i % 97) / 48.5 - 1.0 for i in range(n)], dtype=torch.float32).reshape(1, 3, 32, 32)
+    assert prepare_pte(pte)
+    expected = Runtime.get().load_program(pte).load_method("forward").execute((x,))[0].numpy().ravel()
+    assert np.abs(got - expected).max() < 1e-4
 
 
 def test_connection_lost_mid_run_keeps_what_was_measured(tiny_models_dir, tmp_path):

@@ -23,7 +23,10 @@ def _igc(channels: int, stride: int, seed: int) -> IGC:
 def test_pack_unpack_round_trip():
     w = torch.randn(12, 2, 3, 3)
     assert torch.equal(unpack_weight(pack_weight(w)), w)
-    assert pack_weight(w)[1 * 3 + 2, 1, 0, 4].item() == w[2 * 4 + 1, 0, 1, 2].item()
+    packed = pack_weight(w)  # (9, 2, C): tap, own channel / pair partner, conv output channel
+    assert packed[1 * 3 + 2, 0, 9].item() == w[9, 1, 1, 2].item()  # channel 9 = 2*4 + 1 reads x[9] ...
+    assert packed[1 * 3 + 2, 1, 9].item() == w[9, 0, 1, 2].item()  # ... and its partner x[8]
+    assert packed[0, 0, 4].item() == w[4, 0, 0, 0].item()
 
 
 @pytest.mark.parametrize("channels,stride,size", [(4, 1, 5), (6, 2, 7), (32, 2, 8), (34, 1, 9)])
@@ -96,3 +99,43 @@ def test_artifacts_needing_the_kernel_are_identified(tiny_pte):
     assert pte_uses_fused_igc(paths["nchw"]) and pte_uses_fused_igc(paths["nhwc"])
     assert not pte_uses_fused_igc(plain)
     assert "clcdeploy::igc2.out" in pte_operators(paths["nhwc"])
+
+
+IGC_SHAPES = [(96, 9, 10, 1), (96, 9, 10, 2), (34, 7, 5, 1), (64, 1, 1, 1), (64, 2, 3, 2), (32, 12, 13, 1)]
+
+
+class _FusedIGCs(torch.nn.Module):
+    """Fused IGCs on NHWC inputs of shapes that reach every kernel path (`IGC_SHAPES`: full vector blocks,
+    the scalar channel tail, border and interior columns, strides 1 and 2, 1x1 and 2x3 maps)."""
+
+    def __init__(self, igcs: list[IGC]) -> None:
+        super().__init__()
+        self.fused = torch.nn.ModuleList(FusedIGC2(igc) for igc in igcs)
+
+    def forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        # a 1x1 map is NHWC as it is (converting it would make the delegate pass an input through)
+        outs = (f(x if x.shape[-2:] == (1, 1) else x.to(memory_format=torch.channels_last))
+                for f, x in zip(self.fused, xs))
+        return tuple(y.permute(0, 2, 3, 1).reshape(-1) for y in outs)  # NHWC memory order, flattened
+
+
+def test_executorch_kernel_paths_match_the_igc(tmp_path):
+    pytest.importorskip("executorch")
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+    from executorch.runtime import Runtime
+
+    from clcdeploy.kernels.runtime import prepare_pte
+
+    igcs = [_igc(c, stride, seed=i) for i, (c, _, _, stride) in enumerate(IGC_SHAPES)]
+    torch.manual_seed(0)
+    xs = tuple(torch.randn(1, c, h, w) for c, h, w, _ in IGC_SHAPES)
+    program = torch.export.export(_FusedIGCs(igcs).eval(), xs, strict=False)
+    path = tmp_path / "igc_shapes.pte"
+    path.write_bytes(to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch().buffer)
+    assert prepare_pte(path)
+    got = Runtime.get().load_program(path).load_method("forward").execute(xs)
+    with torch.no_grad():
+        expected = [igc(x).permute(0, 2, 3, 1).reshape(-1) for igc, x in zip(igcs, xs)]
+    for shape, g, e in zip(IGC_SHAPES, got, expected):
+        assert (g - e).abs().max().item() < 1e-4, shape

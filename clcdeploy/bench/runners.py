@@ -4,8 +4,9 @@
   every pass itself. Hosts, ARM Linux boards, the virtual device.
 - `executor_runner`, `benchmark_model`, `onnxruntime_perf_test`: native binaries the user supplies
   (`--runner-bin`), pushed to the device; their output is parsed (parsers.py).
-- `pte_runner`: clcdeploy's native ExecuTorch runner, preinstalled on the virtual device (executor_runner
-  output format); used for .pte where the device has no ExecuTorch Python bindings.
+- `pte_runner`: clcdeploy's native ExecuTorch runner with the fused IGC kernel compiled in, preinstalled on
+  the virtual device (executor_runner output format); used for .pte where the device has no ExecuTorch
+  Python bindings or the .pte calls the fused kernel.
 - `app`: the bundled Android demo app's BenchmarkActivity (app_protocol.py).
 """
 
@@ -234,12 +235,14 @@ def _has_executorch_python(device: Device) -> bool:
     return device.shell(probe, timeout_s=120).exit_code == 0
 
 
-def auto_runner_for(device: Device, fmt: str, python: PythonRunner) -> Runner:
-    """`--runner auto`: the Python runner, except .pte on devices without ExecuTorch's Python bindings,
-    where a native ExecuTorch runner on the device's PATH (the virtual device has pte_runner) is used."""
+def auto_runner_for(device: Device, fmt: str, python: PythonRunner, needs_kernel_library: bool = False) -> Runner:
+    """`--runner auto`: the Python runner, except .pte on devices without ExecuTorch's Python bindings, and
+    .pte calling clcdeploy's fused IGC kernel on any device but this host (the python runner can load only
+    the host's kernel library), where a native ExecuTorch runner on the device's PATH (the virtual device
+    has pte_runner, with the kernel compiled in) is used."""
     if fmt != "pte":
         return python
-    if _has_executorch_python(device):
+    if _has_executorch_python(device) and not (needs_kernel_library and device.serial != "local"):
         return python
     if device.shell("command -v pte_runner >/dev/null", timeout_s=30).exit_code == 0:
         runner = NativeRunner("pte_runner")

@@ -67,27 +67,33 @@ class DeviceRun:
 
 
 def check_kernel_library_reachable(serials: list[str | None], artifacts: dict, runner: Runner | None) -> None:
-    """A .pte exported with --fused-igc needs clcdeploy's kernel library, which is built for this host only
-    so far: refuse other devices and runners before connecting to anything."""
+    """A .pte exported with --fused-igc needs clcdeploy's fused IGC kernel: the python runner loads this
+    host's kernel library, and clcdeploy's pte_runner has the kernel compiled in (the virtual device's copy
+    too). Refuse other runners, and the python runner on other devices, before connecting to anything."""
     needy = sorted(a.path.name for a in artifacts.values() if a.needs_kernel_library)
-    if needy and (any(s not in (None, "local") for s in serials) or not isinstance(runner, (PythonRunner, type(None)))):
-        raise BenchError(f"{', '.join(needy)} call clcdeploy's fused IGC kernel, which is built for this host only "
-                         f"so far: benchmark without --device and with the python runner, or export without "
-                         f"--fused-igc")
+    if not needy or runner is None:  # `auto` picks a runner that has the kernel (auto_runner_for)
+        return
+    remote = any(s not in (None, "local") for s in serials)
+    if isinstance(runner, PythonRunner) and not remote or getattr(runner, "name", None) == "pte_runner":
+        return
+    raise BenchError(f"{', '.join(needy)} call clcdeploy's fused IGC kernel, which only clcdeploy's pte_runner "
+                     f"and the python runner on this host carry: use --runner auto or pte_runner, or export "
+                     f"without --fused-igc")
 
 
-def _kernel_library(artifact: Artifact) -> str | None:
-    """The host's build of clcdeploy's kernel library, for a .pte exported with --fused-igc."""
-    if not artifact.needs_kernel_library:
+def _kernel_library(artifact: Artifact, runner: Runner) -> str | None:
+    """The host's build of clcdeploy's kernel library, for the python runner and a .pte exported with
+    --fused-igc (pte_runner has the kernel compiled in)."""
+    if not (artifact.needs_kernel_library and isinstance(runner, PythonRunner)):
         return None
     from clcdeploy.kernels.build import build_executorch_kernels  # host only: cmake + the executorch wheel
 
     return str(build_executorch_kernels())
 
 
-def _request(artifact: Artifact, remote: str, options: BenchOptions) -> RunRequest:
+def _request(artifact: Artifact, remote: str, options: BenchOptions, runner: Runner) -> RunRequest:
     return RunRequest(artifact.model, artifact.fmt, remote, artifact.input_shape, options.runs, options.warmup,
-                      options.threads, options.cpu_mask, options.timeout_s, _kernel_library(artifact))
+                      options.threads, options.cpu_mask, options.timeout_s, _kernel_library(artifact, runner))
 
 
 def _measure(device: Device, runner: Runner, artifact: Artifact, request: RunRequest) -> Measurement:
@@ -137,7 +143,7 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
                 for fmt in options.formats:
                     artifact = artifacts[(model, fmt)]
                     current = f"{model}/{fmt}"
-                    chosen = runner or auto_runner_for(device, fmt, python)
+                    chosen = runner or auto_runner_for(device, fmt, python, artifact.needs_kernel_library)
                     if fmt not in chosen.formats:
                         raise BenchError(f"runner {chosen.name} cannot run {fmt} artifacts")
                     remote = f"{device.work_dir}/{artifact.path.name}"
@@ -146,7 +152,7 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
                     if options.cooldown_s:
                         time.sleep(options.cooldown_s)
                     current = f"{model}/{fmt}"
-                    request = _request(artifact, remote, options)
+                    request = _request(artifact, remote, options, chosen)
                     progress_path = chosen.progress_file(device, request) if isinstance(chosen, PythonRunner) else None
                     log(f"[{run.serial}] {model} {fmt}: {options.warmup} warm-up + {options.runs} timed passes "
                         f"({chosen.name} runner)")

@@ -29,7 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=argparse.SUPPRESS)  # internal: lets benchmarks compare lowering variants
     parser.add_argument("--fused-igc", action="store_true",
                         help="ExecuTorch only: compute each CRF-2 IGC with clcdeploy's fused kernel; the .pte "
-                             "then needs clcdeploy's kernel library on the device (ONNX/TFLite unchanged)")
+                             "then needs that kernel at run time (clcdeploy loads its kernel library into the "
+                             "Python runtime; its pte_runner has the kernel built in); ONNX/TFLite unchanged")
     parser.add_argument("--json", action="store_true", help="print the manifest(s) as JSON")
     parser.set_defaults(handler=run_export)
 
@@ -66,8 +67,9 @@ def run_export(args: argparse.Namespace) -> int:
             for failure in entry.delegation_failures:
                 console.print(f"  [yellow]warning:[/yellow] {failure}")
             if entry.extra.get("needs_kernel_library"):
-                console.print(f"  [bold]note:[/bold] {entry.file} calls clcdeploy's fused IGC kernel: it needs "
-                              f"clcdeploy's kernel library ({KERNEL_LIBRARY}) loaded on the device")
+                console.print(f"  [bold]note:[/bold] {entry.file} calls clcdeploy's fused IGC kernel: it runs "
+                              f"where that kernel is loaded ({KERNEL_LIBRARY}) or built in (clcdeploy's "
+                              f"pte_runner)")
         console.print(f"  wrote {args.out}/{name}/manifest.json")
         manifests.append(manifest.to_dict())
     if args.json:

@@ -24,9 +24,8 @@ class FusedIGC2(nn.Module):
         self.stride = conv.stride[0]
         c = conv.out_channels
         bias = conv.bias.detach() if conv.bias is not None else torch.zeros(c)
-        order = torch.arange(c).view(c // 2, 2).t().reshape(-1)  # interlaced position p <- conv channel
         self.register_buffer("weight", pack_weight(conv.weight.detach()))
-        self.register_buffer("bias", bias[order].contiguous())
+        self.register_buffer("bias", bias.clone())  # in the conv's channel order, as the kernel reads it
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return igc2(x, self.weight, self.bias, self.stride)
@@ -58,7 +57,9 @@ class ChannelsLast(nn.Module):
     """Runs `model` on a channels-last copy of its NCHW input, so every 4-d activation is NHWC in memory.
 
     At the XNNPACK delegate boundaries ExecuTorch then passes NHWC tensors to the fused op and back with no
-    layout conversion (the delegate works in NHWC).
+    layout conversion (the delegate works in NHWC). The copy is written as `.to(memory_format=...)`, which
+    exports as `_to_dim_order_copy`, an op XNNPACK takes into the first partition (`.contiguous(...)` would
+    export as `_clone_dim_order`, which runs outside the delegate as a slow portable-kernel copy).
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -66,4 +67,4 @@ class ChannelsLast(nn.Module):
         self.model = model  # weights stay contiguous: XNNPACK packs them itself
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.contiguous(memory_format=torch.channels_last))
+        return self.model(x.to(memory_format=torch.channels_last))

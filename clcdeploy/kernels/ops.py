@@ -1,9 +1,10 @@
 """Torch-side definition of the fused IGC op `clcdeploy::igc2` (functional and `.out` variants).
 
-The eager implementation is the reference (grouped conv + interlace + bias); at export time the op stays
+The eager implementation is the reference (grouped conv + bias + interlace); at export time the op stays
 one node in the graph, and ExecuTorch maps it to the C++ kernel registered as `clcdeploy::igc2.out`.
-Weights are pre-packed as (9, 2, 2, C/2): `packed[kh*3+kw, f, j, i] = w[2i+f, j, kh, kw]`; the bias is in
-interlaced output order. See `csrc/igc2.h`.
+Weights are pre-packed as (9, 2, C): `packed[k, 0, c] = w[c, c % 2, k]` (own channel) and
+`packed[k, 1, c] = w[c, 1 - c % 2, k]` (pair partner), k = kh*3 + kw; the bias is in the conv's channel
+order. See `csrc/igc2.h`.
 """
 
 from __future__ import annotations
@@ -21,15 +22,21 @@ _lib.define(f"{OP_NAME}.out(Tensor x, Tensor weight, Tensor bias, int stride, *,
 
 
 def pack_weight(weight: torch.Tensor) -> torch.Tensor:
-    """PyTorch IGC weight (C, 2, 3, 3) -> packed (9, 2, 2, C/2)."""
+    """PyTorch IGC weight (C, 2, 3, 3) -> packed (9, 2, C): own-channel and partner-channel taps."""
     c = weight.shape[0]
-    return weight.reshape(c // 2, 2, 2, 9).permute(3, 1, 2, 0).contiguous()
+    taps = weight.reshape(c, 2, 9)
+    channel, own = torch.arange(c), torch.arange(c) % 2
+    return torch.stack([taps[channel, own], taps[channel, 1 - own]]).permute(2, 0, 1).contiguous()
 
 
 def unpack_weight(packed: torch.Tensor) -> torch.Tensor:
-    """Packed (9, 2, 2, C/2) -> PyTorch IGC weight (C, 2, 3, 3)."""
-    g = packed.shape[3]
-    return packed.permute(3, 1, 2, 0).reshape(2 * g, 2, 3, 3)
+    """Packed (9, 2, C) -> PyTorch IGC weight (C, 2, 3, 3)."""
+    c = packed.shape[2]
+    channel, own = torch.arange(c), torch.arange(c) % 2
+    taps = packed.new_empty(c, 2, 9)
+    taps[channel, own] = packed[:, 0].t()
+    taps[channel, 1 - own] = packed[:, 1].t()
+    return taps.reshape(c, 2, 3, 3)
 
 
 def _memory_format(x: torch.Tensor) -> torch.memory_format:
@@ -44,9 +51,9 @@ def _out_shape(x: torch.Tensor, stride: int) -> tuple[int, int, int, int]:
 
 def _reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int) -> torch.Tensor:
     groups = x.shape[1] // 2
-    y = F.conv2d(x, unpack_weight(weight), None, stride, 1, groups=groups)
+    y = F.conv2d(x, unpack_weight(weight), bias, stride, 1, groups=groups)
     n, c, h, w = y.shape
-    y = y.view(n, groups, 2, h, w).transpose(1, 2).reshape(n, c, h, w) + bias.view(1, -1, 1, 1)
+    y = y.view(n, groups, 2, h, w).transpose(1, 2).reshape(n, c, h, w)
     return y.contiguous(memory_format=_memory_format(x))
 
 
@@ -69,3 +76,4 @@ def _igc2_fake(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride
 def igc2(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int) -> torch.Tensor:
     """Fused IGC (CRF 2, 3x3, padding 1) with packed weights; see the module docstring."""
     return torch.ops.clcdeploy.igc2(x, weight, bias, stride)
+

@@ -15,6 +15,11 @@ from clcdeploy.device.errors import VirtualDeviceError
 from clcdeploy.device.paths import cache_dir
 
 SOURCE = Path(__file__).with_name("pte_runner.cpp")
+# clcdeploy's fused IGC kernel (`clcdeploy::igc2.out`, registered in a static initialiser), compiled into the
+# runner so that a .pte exported with --fused-igc runs on any device the runner runs on. By path, not by
+# import: the kernels package imports torch, which device-side tooling must not need.
+KERNEL_DIR = Path(__file__).parents[2] / "kernels" / "csrc"
+KERNEL_SOURCES = (KERNEL_DIR / "igc2_core.cpp", KERNEL_DIR / "igc2_executorch.cpp")
 COMPILERS = {"host": "g++", "aarch64": "aarch64-linux-gnu-g++"}
 # Libraries that register kernels/backends in static initialisers: must stay linked though unreferenced.
 LIBS = ("executorch_backend_xnnpack", "executorch_kernels_optimized", "executorch_threadpool", "executorch")
@@ -60,7 +65,8 @@ def _c10_macros_include() -> Path:
 
 
 def build_pte_runner(target: Target = "host", *, log: Callable[[str], None] = print, force: bool = False) -> Path:
-    """Compile pte_runner.cpp for `target` ("host" or "aarch64") and return the cached binary's path.
+    """Compile pte_runner.cpp (with clcdeploy's fused IGC kernel) for `target` ("host" or "aarch64") and
+    return the cached binary's path.
 
     The host binary finds the venv's libraries through its rpath; the aarch64 one looks next to itself,
     in ./lib, and in /opt/executorch/lib (where the virtual device's rootfs has them).
@@ -72,8 +78,8 @@ def build_pte_runner(target: Target = "host", *, log: Callable[[str], None] = pr
         pkg = "g++" if target == "host" else "g++-aarch64-linux-gnu"
         raise VirtualDeviceError(f"{compiler} not found: apt-get install {pkg}")
     et = executorch_dir(target, log)
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(source + str(et).encode() + target.encode()).hexdigest()[:16]
+    sources = b"".join(p.read_bytes() for p in (SOURCE, *KERNEL_SOURCES, KERNEL_DIR / "igc2.h"))
+    key = hashlib.sha256(sources + str(et).encode() + target.encode()).hexdigest()[:16]
     out = cache_dir() / "native" / f"pte_runner-{target}-{key}"
     if out.exists() and not force:
         return out
@@ -81,8 +87,10 @@ def build_pte_runner(target: Target = "host", *, log: Callable[[str], None] = pr
     rpath = f"{et / 'lib'}" if target == "host" else DEVICE_RPATH
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".")
     os.close(fd)
-    argv = [compiler, "-std=c++17", "-O2", "-o", tmp, str(SOURCE),
-            f"-I{et / 'include'}", f"-I{_c10_macros_include()}",
+    tuning = ["-march=native"] if target == "host" else []  # the host binary only runs on this machine
+    argv = [compiler, "-std=c++17", "-O3", "-fno-math-errno", *tuning, "-o", tmp,
+            str(SOURCE), *map(str, KERNEL_SOURCES),
+            f"-I{et / 'include'}", f"-I{_c10_macros_include()}", f"-I{KERNEL_DIR}",
             f"-L{et / 'lib'}", "-Wl,--no-as-needed", *[f"-l{lib}" for lib in LIBS], "-Wl,--as-needed",
             f"-Wl,-rpath,{rpath}", "-Wl,--allow-shlib-undefined", "-lpthread"]
     log(f"  compiling pte_runner for {target} with {compiler}")

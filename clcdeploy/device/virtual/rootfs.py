@@ -159,22 +159,32 @@ def _install_identity(rootfs: Path) -> None:
 
 
 def _install_executorch(rootfs: Path, log: Log) -> None:
-    from clcdeploy.device.native import build_pte_runner  # local import: native imports rootfs
-
     et = aarch64_executorch_dir(log)
     libdir = rootfs / EXECUTORCH_PREFIX / "lib"
     libdir.mkdir(parents=True, exist_ok=True)
     for name in EXECUTORCH_LIBS:
         shutil.copy2(et / "lib" / name, libdir / name)
-    runner = build_pte_runner("aarch64", log=log)
-    (rootfs / RUNNER_PATH).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(runner, rootfs / RUNNER_PATH)
+    _install_runner(rootfs, log)
+
+
+def _install_runner(rootfs: Path, log: Log) -> None:
+    """Put the current pte_runner build into the rootfs (rebuilt when its or the kernel's sources change)."""
+    from clcdeploy.device.native import build_pte_runner  # local import: native imports rootfs
+
+    runner, installed = build_pte_runner("aarch64", log=log), rootfs / RUNNER_PATH
+    if installed.exists() and installed.read_bytes() == runner.read_bytes():
+        return
+    installed.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(runner, installed.with_name(installed.name + ".new"))
+    os.replace(installed.with_name(installed.name + ".new"), installed)
 
 
 def build_rootfs(*, mirror: str | None = None, log: Log = print, force: bool = False) -> Path:
-    """Build the cached rootfs if missing (debootstrap + wheels + ExecuTorch runner); return its path."""
+    """Build the cached rootfs if missing (debootstrap + wheels + ExecuTorch runner), else bring its
+    pte_runner up to date; return its path."""
     rootfs = rootfs_dir()
     if is_built(rootfs) and not force:
+        _install_runner(rootfs, log)
         return rootfs
     for tool in ("debootstrap", emulation.QEMU_BINARY):
         if shutil.which(tool) is None:

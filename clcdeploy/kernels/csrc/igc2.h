@@ -1,10 +1,12 @@
 // Fused IGC kernel for channel receptive field 2 (clcNet paper Sec. 4.2, "monolithic implementation").
 //
 // Computes, in one pass, a 3x3 grouped convolution with groups of two input channels and two outputs per
-// group (padding 1, stride 1 or 2, bias) followed by the IGC interlace:
-//   out[f*G + i] = b[f*G + i] + sum_k wp[k][f][0][i] * x[2i](k) + wp[k][f][1][i] * x[2i+1](k)
-// with G = channels / 2, k = kh*3 + kw the tap, and the packed weight wp of shape (9, 2, 2, G):
-//   wp[k][f][j][i] = w_pytorch[2i + f, j, kh, kw].
+// group (padding 1, stride 1 or 2, bias) followed by the IGC interlace. In the conv's own channel order,
+// output channel c = 2i + f reads its own input channel c and its pair partner c ^ 1:
+//   conv[c] = b[c] + sum_k wp[k][0][c] * x[c](k) + wp[k][1][c] * x[c ^ 1](k)
+// with k = kh*3 + kw the tap and the packed weight wp of shape (9, 2, C):
+//   wp[k][0][c] = w_pytorch[c, c % 2, kh, kw],  wp[k][1][c] = w_pytorch[c, 1 - c % 2, kh, kw].
+// The interlace then stores conv channel 2i + f at output channel f * C/2 + i. The bias is in conv order.
 // The runtime-independent core works on raw float pointers so that every runtime binding shares it.
 #pragma once
 

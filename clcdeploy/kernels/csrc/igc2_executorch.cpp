@@ -27,9 +27,8 @@ Tensor& igc2_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& weigh
   Igc2Shape s{x.size(0), x.size(1), x.size(2), x.size(3), stride, 0, 0};
   s.out_h = (s.h - 1) / stride + 1;
   s.out_w = (s.w - 1) / stride + 1;
-  const int64_t G = s.channels / 2;
   ET_KERNEL_CHECK_MSG(ctx, s.channels % 2 == 0 && weight.numel() == 18 * s.channels && bias.numel() == s.channels,
-                      InvalidArgument, out, "igc2: weight must be (9, 2, 2, C/2) and bias (C,)");
+                      InvalidArgument, out, "igc2: weight must be (9, 2, C) and bias (C,)");
   ET_KERNEL_CHECK_MSG(ctx,
                       out.size(0) == s.n && out.size(1) == s.channels && out.size(2) == s.out_h &&
                           out.size(3) == s.out_w,
@@ -49,7 +48,6 @@ Tensor& igc2_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& weigh
   const float* wp = weight.const_data_ptr<float>();
   const float* bp = bias.const_data_ptr<float>();
   float* op = out.mutable_data_ptr<float>();
-  (void)G;
   if (nhwc) {
     executorch::extension::parallel_for(0, s.n * s.out_h, 1, [&](int64_t begin, int64_t end) {
       igc2_nhwc_rows(xp, wp, bp, op, s, begin, end);
