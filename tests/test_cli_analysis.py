@@ -33,6 +33,11 @@ def test_models_json_lists_the_zoo():
     assert {"clcnet_a", "clcnet_b", "clcnet_ap", "mobilenet_v1", "shufflenet_v1_2x", "channelnet_v1"} <= set(by_name)
     assert by_name["clcnet_a"]["paper"] == "001_83a6dd6bd18db7e3.txt"
     assert by_name["channelnet_v2"]["paper"] == "002_cce4fba1ebea6d39.txt"
+    # issue 8's families name their seed files too: models A-K of seed 003, the Table 2-4 rows of seed 004
+    sic = {n: r["paper"] for n, r in by_name.items() if n.startswith("sic_")}
+    sparse_kernel = {n: r["paper"] for n, r in by_name.items() if n.startswith("sk_")}
+    assert len(sic) == 11 and set(sic.values()) == {"003_25066adab681e7c7.txt"}
+    assert len(sparse_kernel) == 20 and set(sparse_kernel.values()) == {"004_41d68caf3c6e4699.txt"}
     assert abs(by_name["clcnet_a"]["macs"] - 343e6) / 343e6 < 0.005
     assert all({"name", "macs", "params", "input_size", "paper"} <= set(r) for r in rows)
     assert not any(r["tiny"] for r in rows)

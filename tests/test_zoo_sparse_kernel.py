@@ -72,6 +72,25 @@ def test_zero_pad_shortcut_keeps_the_input_and_appends_zeros():
     assert torch.allclose(short[:, :8], torch.nn.functional.avg_pool2d(x, 3, 2, 1, count_include_pad=False))
 
 
+def _bottlenecks(model: SparseKernelNet) -> list[int]:
+    """The depthwise (bottleneck) width of every block of a PWGConv+DW+PWGConv net."""
+    return [next(m for m in b.body.modules() if isinstance(m, torch.nn.Conv2d) and m.groups == m.in_channels
+                 and m.kernel_size == (3, 3)).in_channels for b in model.blocks]
+
+
+def test_fixed_bottleneck_doubles_with_the_channels_unless_told_not_to():
+    kwargs = dict(design="pwgconv_dw_pwgconv", width=16, blocks=1, groups=2, groups2=2, bottleneck=8)
+    assert _bottlenecks(SparseKernelNet(**kwargs)) == [8, 16, 32, 64]
+    assert _bottlenecks(SparseKernelNet(**kwargs, bottleneck_doubles=False)) == [8, 8, 8, 8]
+
+
+def test_pwgconv100_row_keeps_k_equal_m_times_n_in_every_block():
+    """Theorem 1 (K = M * N = 100 * 2) with the uniform B = 4 of Table 1 gives 10.02M, paper 10.4M."""
+    with torch.device("meta"):
+        model = create_model("sk_t4_pwgconv100_dw_pwgconv2_w700")
+    assert _bottlenecks(model) == [200] * 16 and model.config["blocks"] == (4, 4, 4, 4)
+
+
 def test_depth_counts_block_layers_plus_conv1_and_fc():
     assert SparseKernelNet(design="pw_dw_pw", width=16, blocks=8).depth == 3 * 32 + 2
 

@@ -1,7 +1,8 @@
 """Deployment rewrites: each pass maps an eval-mode module to an exactly equivalent `fx.GraphModule`.
 
-`deployment_passes` applies them in order: batch-norm folding, IGC lowering, permutation elimination and
-concat placement; `fused_igc_passes` is the opt-in ExecuTorch alternative with clcdeploy's fused IGC kernel.
+`deployment_passes` applies them in order: batch-norm folding, IGC lowering, permutation elimination,
+concat placement and padding-counting average pools; `fused_igc_passes` is the opt-in ExecuTorch
+alternative with clcdeploy's fused IGC kernel.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import copy
 import torch
 from torch import nn
 
+from clcdeploy.export.passes.count_pool_padding import count_pool_padding
 from clcdeploy.export.passes.eliminate_permutations import eliminate_permutations
 from clcdeploy.export.passes.fold_batchnorm import fold_batchnorm
 from clcdeploy.export.passes.lower_igc import (
@@ -20,13 +22,14 @@ from clcdeploy.export.passes.sink_concats import sink_concats
 from clcdeploy.export.passes.trace import UntraceableError
 from clcdeploy.zoo.layers import IGC
 
-__all__ = ["DEFAULT_IGC_LOWERING", "DEFAULT_IGC_LOWERINGS", "IGC_LOWERINGS", "deployment_passes", "eliminate_permutations",
-           "fold_batchnorm", "fused_igc_passes", "lower_igc", "sink_concats"]
+__all__ = ["DEFAULT_IGC_LOWERING", "DEFAULT_IGC_LOWERINGS", "IGC_LOWERINGS", "count_pool_padding", "deployment_passes",
+           "eliminate_permutations", "fold_batchnorm", "fused_igc_passes", "lower_igc", "sink_concats"]
 
 
 def deployment_passes(model: nn.Module, example: torch.Tensor, *,
                       igc_lowering: str = DEFAULT_IGC_LOWERING) -> nn.Module:
-    """Fold BN, lower IGC (`igc_lowering` in IGC_LOWERINGS), remove channel permutations, place concats.
+    """Fold BN, lower IGC (`igc_lowering` in IGC_LOWERINGS), remove channel permutations, place concats,
+    make average pools count their padding (`count_pool_padding`).
 
     `igc_lowering="grouped"` keeps IGCs as grouped conv + interlace (the naive export, for comparison).
     A model that fx cannot trace as a whole is rewritten child by child (each on the input it receives),
@@ -48,7 +51,7 @@ def _rewrite(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.M
                           strided_only=igc_lowering == "split-late")
     if igc_lowering == "split-gc":
         gm = sink_concats(gm, example, merge_gc=True)
-    return gm
+    return count_pool_padding(gm, example)
 
 
 def _rewrite_children(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.Module:
