@@ -1,12 +1,15 @@
 #!/usr/bin/env python
 """Side-by-side latency of MobileNet-v1, clcNet-A/B, ShuffleNet 2x and clcNet-A formulations on ONNX Runtime,
-ExecuTorch (XNNPACK) and LiteRT (XNNPACK), in one process, models interleaved run by run.
+ExecuTorch (XNNPACK) and LiteRT (XNNPACK), in one process, models interleaved run by run. The runtime
+`pte-native` times the same .pte files with clcdeploy's native `pte_runner` (the ExecuTorch C++ runtime with
+the fused IGC kernel built in, as on a device): one process per model and chunk of 15 passes, models
+alternating chunk by chunk.
 
 Every model gets deterministic random weights with randomised BN statistics (export's `random_weights`),
 BN is folded, and each artifact's output is compared with eager PyTorch (timing-only floors excepted).
 Prints a markdown table per thread count: median latency and ratio to MobileNet-v1 per runtime.
 
-    .venv/bin/python scripts/bench_runtimes.py [--runs 30] [--threads 1,all] [--runtimes onnx,pte,tflite]
+    .venv/bin/python scripts/bench_runtimes.py [--runs 30] [--threads 1,all] [--runtimes onnx,pte,tflite,pte-native]
         [--profile mobilenet_v1/standard,clcnet_a/standard,clcnet_a/floor2]
 
 `--profile` adds per-op profiles at 1 thread, summed per operator type (ms per inference): ONNX Runtime
@@ -24,6 +27,7 @@ import re
 import os
 import shlex
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +45,9 @@ from clcdeploy.kernels.variants import CUSTOM_OP, TIMING_ONLY, deploy_variant
 
 FORMAT_MODULES = {"onnx": "clcdeploy.export.onnx_format", "pte": "clcdeploy.export.executorch_format",
                   "tflite": "clcdeploy.export.tflite_format"}
-RUNTIME_LABELS = {"onnx": "ORT CPU", "pte": "ExecuTorch XNNPACK", "tflite": "LiteRT XNNPACK"}
+RUNTIME_LABELS = {"onnx": "ORT CPU", "pte": "ExecuTorch XNNPACK", "tflite": "LiteRT XNNPACK",
+                  "pte-native": "ExecuTorch XNNPACK, native pte_runner"}
+NATIVE = "pte-native"  # a runtime, not a format: it runs the "pte" artifacts
 BASELINE = "mobilenet_v1"
 CLCNET_A_VARIANTS = {
     "split": "clcNet-A, split: 4 depthwise + quarter-tensor concats",
@@ -81,8 +87,13 @@ def build_entries(models: list[str], variants: list[str]) -> list[Entry]:
     return entries
 
 
+def artifact_format(runtime: str) -> str:
+    return "pte" if runtime == NATIVE else runtime
+
+
 def export_all(entries: list[Entry], runtimes: list[str], size: int, folder: Path) -> None:
     """Export every entry to every runtime's format and record its max abs diff to eager PyTorch."""
+    runtimes = list(dict.fromkeys(artifact_format(r) for r in runtimes))
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, size, size), dtype=np.float32))
     for i, entry in enumerate(entries):
         model = clcdeploy.create_model(entry.model)
@@ -158,6 +169,26 @@ def set_executorch_threads(threads: int) -> None:
     portable_lib._unsafe_reset_threadpool(threads)
 
 
+NATIVE_CHUNK = 15  # pte_runner passes per process (after its own warm-up); models alternate chunk by chunk
+
+
+def time_native(entries: list[Entry], n: int, runs: int, warmup: int, round_: int) -> None:
+    """`runs` pte_runner passes per entry, in chunks of NATIVE_CHUNK with the models alternating chunk by
+    chunk (one process per chunk, each with its own warm-up)."""
+    from clcdeploy.bench.parsers import parse_executor_runner
+    from clcdeploy.device.native import build_pte_runner
+
+    runner = str(build_pte_runner("host", log=lambda _: None))
+    for start in range(0, runs, NATIVE_CHUNK):
+        for entry in (e for e in entries if "pte" in e.paths):
+            done = subprocess.run([runner, f"--model_path={entry.paths['pte']}", f"--cpu_threads={n}",
+                                   f"--num_executions={min(NATIVE_CHUNK, runs - start)}", f"--warmup={warmup}"],
+                                  capture_output=True, text=True, check=True)
+            times = parse_executor_runner(done.stdout).times_ms
+            entry.times.setdefault((NATIVE, n), []).extend(times)
+            entry.rounds.setdefault((NATIVE, n, round_), []).extend(times)
+
+
 def time_all(entries: list[Entry], runtimes: list[str], threads: list[int], runs: int, warmup: int,
              size: int, repeat: int = 1) -> None:
     """Median-ready timings: for each runtime and thread count, all models interleaved run by run.
@@ -169,6 +200,9 @@ def time_all(entries: list[Entry], runtimes: list[str], threads: list[int], runs
     for round_ in range(repeat):
         for fmt in runtimes:
             for n in threads:
+                if fmt == NATIVE:
+                    time_native(entries, n, runs, warmup, round_)
+                    continue
                 if fmt == "pte":
                     set_executorch_threads(n)
                 live = [(e, Session(fmt, e.paths[fmt], n, x)) for e in entries if fmt in e.paths]
@@ -309,8 +343,8 @@ def markdown(entries: list[Entry], runtimes: list[str], threads: list[int], comm
               "| model / formulation | " + " | ".join(runtimes) + " | XNNPACK partitions (.pte) |",
               "| --- |" + " --- |" * (len(runtimes) + 1)]
     for entry in entries:
-        diffs = [("(timing only)" if entry.variant in TIMING_ONLY else f"{entry.diffs[f]:.1e}")
-                 if f in entry.diffs else "n/a" for f in runtimes]
+        diffs = [("(timing only)" if entry.variant in TIMING_ONLY else f"{entry.diffs[artifact_format(f)]:.1e}")
+                 if artifact_format(f) in entry.diffs else "n/a" for f in runtimes]
         lines.append(f"| {entry.label} | " + " | ".join(diffs) + f" | {entry.partitions or 'n/a'} |")
     return "\n".join(lines) + "\n"
 
@@ -339,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = [v for v in args.variants.split(",") if v]
     runtimes = [r for r in args.runtimes.split(",") if r]
     threads = sorted({(os.cpu_count() or 1) if t == "all" else int(t) for t in args.threads.split(",")})
-    for name, allowed, given in (("variant", CLCNET_A_VARIANTS, variants), ("runtime", FORMAT_MODULES, runtimes)):
+    for name, allowed, given in (("variant", CLCNET_A_VARIANTS, variants), ("runtime", RUNTIME_LABELS, runtimes)):
         unknown = [g for g in given if g not in allowed]
         if unknown:
             raise SystemExit(f"unknown {name} {', '.join(unknown)}; choose from {', '.join(allowed)}")
