@@ -39,3 +39,9 @@ class DeviceError(ClcDeployError):
 
 class BenchError(ClcDeployError):
     """A benchmark that cannot run or did not complete."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (at most `limit` characters), for one-line errors."""
+    text = str(exc).strip().splitlines()
+    return text[0][:limit] if text else type(exc).__name__

@@ -51,7 +51,8 @@ def test_groups_json():
 
 @pytest.mark.parametrize("args, message", [
     (("analyze", "clcnet_c"), "unknown model 'clcnet_c': did you mean"),
-    (("analyze", "clcnet_tiny", "--input-size", "16"), "too small"),
+    # the same check as export's: the first layer whose map is smaller than its stride is named
+    (("analyze", "clcnet_tiny", "--input-size", "16"), "input size 16 is too small for clcnet_tiny: blocks.7"),
     (("groups", "--in", "-4", "--mid", "8", "--out", "8"), "M (--in) must be a positive integer"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):

@@ -9,7 +9,7 @@ import torch
 from clcdeploy.analysis.channels import analyse_channels
 from clcdeploy.analysis.cost import count_costs
 from clcdeploy.analysis.information_field import analyse_information_field
-from clcdeploy.errors import ConfigurationError
+from clcdeploy.analysis.input_size import check_input_size
 from clcdeploy.zoo import create_model, list_models, model_spec
 
 
@@ -26,20 +26,12 @@ def zoo_summary(include_tiny: bool = False) -> list[dict]:
     return rows
 
 
-def check_input_size(name: str, input_size: int) -> None:
-    """Raise a ConfigurationError unless `input_size` is usable (the network downsamples by 32)."""
-    if input_size < 32:
-        raise ConfigurationError(
-            f"input size {input_size} is too small for {name}: it downsamples by 32, use --input-size >= 32"
-        )
-
-
 def analyze_model(name: str, input_size: int | None = None) -> dict:
     """Totals, per-layer costs and per-block channel receptive fields of a zoo model."""
     spec = model_spec(name)
     size = spec.input_size if input_size is None else input_size
-    check_input_size(name, size)
     model = create_model(name)
+    check_input_size(model, name, size)
     cost = count_costs(model, size)
     blocks = analyse_channels(model, size)
     fields = {f.name: f for f in analyse_information_field(model, size)}

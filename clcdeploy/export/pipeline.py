@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from clcdeploy.errors import ClcDeployError, ConfigurationError, ExportError
+from clcdeploy.analysis.input_size import check_input_size
+from clcdeploy.errors import ClcDeployError, ConfigurationError, ExportError, first_line
 from clcdeploy.export import delegation, validate
 from clcdeploy.export.manifest import (
     MANIFEST_NAME,
@@ -174,7 +175,7 @@ def _removed_if_left_empty(folder: Path) -> Iterator[None]:
 def _build(name: str, size: int, weights: str | Path | None, model_kwargs: dict | None) -> tuple[nn.Module, str]:
     """The eval-mode model with its weights, and where the weights came from."""
     model = create_model(name, **(model_kwargs or {}))
-    _check_input_size(model, name, size)
+    check_input_size(model, name, size)
     source = load_weights(model, weights) if weights is not None else random_weights(model, input_size=size)
     return model, source
 
@@ -186,7 +187,7 @@ def _rewrite(name: str, model: nn.Module, example: torch.Tensor, rewrite: Rewrit
     except ClcDeployError:
         raise
     except Exception as exc:  # a pass bug: one line for the user, the traceback with --debug
-        raise ExportError(f"deployment rewrites of {name} failed: {_first_line(exc)}") from exc
+        raise ExportError(f"deployment rewrites of {name} failed: {first_line(exc)}") from exc
     return deploy.eval()
 
 
@@ -200,7 +201,7 @@ def _export_format(fmt: str, module, deploy: nn.Module, example: torch.Tensor, t
     except ExportError:
         raise
     except Exception as exc:  # converters raise anything; the user gets one line (--debug: traceback)
-        raise ExportError(f"{fmt} conversion failed: {_first_line(exc)}") from exc
+        raise ExportError(f"{fmt} conversion failed: {first_line(exc)}") from exc
     export_seconds = time.perf_counter() - start
     report(f"{fmt} export", export_seconds)
 
@@ -262,35 +263,3 @@ def _lowers_to_depthwise(family: str, model: nn.Module) -> bool:
     config = getattr(model, "config", {}) or {}
     return family == "clcnet" and config.get("interlace", False) and config.get("crf") == 2 \
         and config.get("g1") is None
-
-
-def _check_input_size(model: nn.Module, name: str, size: int) -> None:
-    """Reject input sizes the network cannot take, naming the first layer that would misbehave."""
-    if not isinstance(size, int) or size < 1:
-        raise ConfigurationError(f"input size must be a positive integer, got {size!r}")
-    too_small: list[str] = []
-
-    def hook(module: nn.Module, args: tuple) -> None:
-        stride = getattr(module, "stride", 1)
-        stride = max(stride) if isinstance(stride, tuple) else (stride or 1)
-        if args and args[0].dim() == 4 and min(args[0].shape[-2:]) < stride and not too_small:
-            too_small.append(f"{module_names[module]} gets a {tuple(args[0].shape[-2:])} map with stride {stride}")
-
-    module_names = {m: n for n, m in model.named_modules()}
-    handles = [m.register_forward_pre_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d))]
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, size, size))
-    except RuntimeError as exc:
-        raise ConfigurationError(f"input size {size} is too small for {name}: {_first_line(exc)}") from None
-    finally:
-        for h in handles:
-            h.remove()
-    if too_small:
-        raise ConfigurationError(f"input size {size} is too small for {name}: {too_small[0]}")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

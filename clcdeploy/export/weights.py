@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from clcdeploy.errors import WeightsError
+from clcdeploy.errors import WeightsError, first_line
 from clcdeploy.files import sha256_file
 
 RANDOM_SEED = 0
@@ -27,7 +27,8 @@ def load_weights(model: nn.Module, path: str | Path) -> str:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises unpickling, zip and runtime errors alike
-        raise WeightsError(f"weights file {path} is not a readable PyTorch state dict ({_first_line(exc)})") from None
+        raise WeightsError(f"weights file {path} is not a readable PyTorch state dict "
+                           f"({first_line(exc, 200)})") from None
     state = _unwrap(obj, path)
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
     expected = model.state_dict()
@@ -143,8 +144,3 @@ def _unwrap(obj: object, path: Path) -> Mapping[str, torch.Tensor]:
 def _names(keys: list[str]) -> str:
     shown = ", ".join(keys[:_MAX_NAMED])
     return shown + (f" and {len(keys) - _MAX_NAMED} more" if len(keys) > _MAX_NAMED else "")
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
