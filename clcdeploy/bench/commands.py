@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from clcdeploy.errors import BenchError
+from clcdeploy.versions import package_versions
 
 DEFAULT_MODELS = "mobilenet_v1,shufflenet_v1_2x,clcnet_a,clcnet_b"  # the paper's Table 6
 
@@ -91,16 +92,7 @@ def _serials(devices: list[str] | None) -> list[str | None]:
     return list(devices)
 
 
-def _tool_versions() -> dict[str, str]:
-    from importlib import metadata
-
-    versions = {}
-    for tool in ("clcdeploy", "adb-shell", "onnxruntime", "ai-edge-litert", "executorch"):
-        try:
-            versions[tool] = metadata.version(tool)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
+BENCH_TOOLS = ("clcdeploy", "adb-shell", "onnxruntime", "ai-edge-litert", "executorch")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -122,7 +114,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
     check_kernel_library_reachable(serials, artifacts, runner_factory())  # also validates the runner choice
     runs = bench_devices(serials, artifacts, options, runner_factory, log=log)
-    command, tools = ["clcdeploy", *sys.argv[1:]], _tool_versions()
+    command, tools = ["clcdeploy", *sys.argv[1:]], package_versions(BENCH_TOOLS)
     if args.out:
         write_outputs(args.out, runs, vars(options), command, tools)
     if args.json:

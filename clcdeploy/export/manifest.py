@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import platform
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 
 from clcdeploy.files import write_atomic
+from clcdeploy.versions import package_versions
 
 MANIFEST_NAME = "manifest.json"
 SCHEMA_VERSION = 1
@@ -82,10 +82,4 @@ def write_manifest(folder: Path, manifest: Manifest) -> Path:
 
 def tool_versions() -> dict[str, str]:
     """Versions of Python and of every tool an export depends on."""
-    versions = {"python": platform.python_version()}
-    for name in _TOOLS:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
+    return {"python": platform.python_version(), **package_versions(_TOOLS, missing="not installed")}
