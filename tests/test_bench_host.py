@@ -74,10 +74,12 @@ def test_runner_crash_reports_exit_status_and_stderr(tiny_models_dir, tmp_path):
 
 def test_fused_igc_pte_runs_with_the_kernel_library_on_the_host(fused_models_dir, tmp_path):
     result = bench("--models", "clcnet_tiny", "--formats", "pte", "--models-dir", str(fused_models_dir),
-                   "--runs", "3", "--warmup", "1", "--json")
+                   "--runs", "3", "--warmup", "1", "--json", "--out", str(tmp_path / "results"))
     assert result.returncode == 0, result.stderr
     (measurement,) = json.loads(result.stdout)["results"]
     assert len(measurement["times_ms"]) == 3 and measurement["outputs_finite"] is True
+    assert measurement["extra"]["fused_igc_kernel"] is True
+    assert "pte (fused IGC)" in (tmp_path / "results" / "report.md").read_text()
 
 
 @pytest.mark.parametrize("runner", [["--runner", "python"], ["--runner", "executor_runner", "--runner-bin", __file__]])

@@ -45,7 +45,7 @@ def table_rows(runs: list[DeviceRun], *, full: bool = True) -> list[dict]:
         latency = f"{_ms(m.mean_ms)} ± {_ms(m.std_ms)}" if m.std_ms is not None else f"{_ms(m.mean_ms)} (agg.)"
         row = {"device": m.device} if full or len(runs) > 1 else {}
         row |= {
-            "model": m.model, "format": m.format,
+            "model": m.model, "format": m.format + (" (fused IGC)" if m.extra.get("fused_igc_kernel") else ""),
             "mult-adds": (f"{m.macs / 1e6:.0f}M" if m.macs >= 1e8 else f"{m.macs / 1e6:.2f}M") if m.macs else "?",
             "params": f"{m.params / 1e6:.2f}M" if m.params else "?",
             "size": f"{m.file_bytes / 1e6:.1f} MB",

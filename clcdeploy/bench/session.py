@@ -107,7 +107,7 @@ def _measure(device: Device, runner: Runner, artifact: Artifact, request: RunReq
         file_bytes=artifact.bytes, macs=artifact.macs, params=artifact.params, times_ms=output.times_ms,
         **stats, load_ms=output.load_ms, peak_memory_mb=output.peak_memory_mb,
         aggregate_only=output.aggregate_only, outputs_finite=output.extra.pop("outputs_finite", None),
-        extra=output.extra,
+        extra=output.extra | ({"fused_igc_kernel": True} if artifact.needs_kernel_library else {}),
     )
 
 
