@@ -140,23 +140,28 @@ def _slice_builder(gm: fx.GraphModule, node: fx.Node, k: int):
         rows = slice(j, None, k)
         weight = conv.weight.detach()[rows]
         if depthwise:  # channel c of a depthwise conv reads input c only: slice the input too
-            part = _conv_like(conv, weight.shape[0], weight.shape[0], weight.shape[0], weight, conv.bias, rows)
+            part = _conv_like(conv, weight.shape[0], weight.shape[0], weight.shape[0], weight, _bias_rows(conv, rows))
             return graph.call_module(_register(gm, node.target, j, part), (sliced(node.args[0], j),))
-        part = _conv_like(conv, conv.in_channels, weight.shape[0], conv.groups, weight, conv.bias, rows)
+        part = _conv_like(conv, conv.in_channels, weight.shape[0], conv.groups, weight, _bias_rows(conv, rows))
         return graph.call_module(_register(gm, node.target, j, part), (node.args[0],))
 
     return build
 
 
 def _conv_like(conv: nn.Conv2d, cin: int, cout: int, groups: int, weight: torch.Tensor,
-               bias: torch.Tensor | None, rows: slice) -> nn.Conv2d:
+               bias: torch.Tensor | None) -> nn.Conv2d:
+    """A conv with `conv`'s kernel size, stride, padding and dilation and the given shape and parameters."""
     part = nn.Conv2d(cin, cout, conv.kernel_size, conv.stride, conv.padding, conv.dilation, groups,
                      bias=bias is not None, dtype=weight.dtype, device=weight.device)
     with torch.no_grad():
         part.weight.copy_(weight)
         if bias is not None:
-            part.bias.copy_(bias.detach()[rows])
+            part.bias.copy_(bias)
     return part.eval()
+
+
+def _bias_rows(conv: nn.Conv2d, rows: slice) -> torch.Tensor | None:
+    return None if conv.bias is None else conv.bias.detach()[rows]
 
 
 def _register(gm: fx.GraphModule, target: str, tag: int | str, module: nn.Module) -> str:
@@ -172,25 +177,33 @@ def _split_grouped_conv(gm: fx.GraphModule, node: fx.Node) -> bool:
         return False
     pieces = node.args[0].args[0]
     in_per_group = conv.in_channels // conv.groups
-    out_per_group = conv.out_channels // conv.groups
     sizes = [_channels(p) for p in pieces]
     if in_per_group == 1:
         return False  # a depthwise conv gains nothing: the concat would only move behind it
     if len(pieces) < 2 or any(s is None or s % in_per_group for s in sizes):
         return False
+    _split_conv_over_pieces(gm, node, conv, pieces, "g")
+    return True
+
+
+def _split_conv_over_pieces(gm: fx.GraphModule, node: fx.Node, conv: nn.Conv2d, pieces: list[fx.Node],
+                            tag: str) -> None:
+    """Replace `node` = conv(cat(pieces)), pieces on group boundaries, by cat(conv_i(piece_i)): conv_i has
+    the groups (weight rows, bias) that read piece i."""
+    in_per_group, out_per_group = conv.in_channels // conv.groups, conv.out_channels // conv.groups
     outputs, first_group = [], 0
     with gm.graph.inserting_before(node):
-        for i, (piece, size) in enumerate(zip(pieces, sizes)):
+        for i, piece in enumerate(pieces):
+            size = _channels(piece)
             groups = size // in_per_group
             rows = slice(first_group * out_per_group, (first_group + groups) * out_per_group)
             part = _conv_like(conv, size, groups * out_per_group, groups, conv.weight.detach()[rows],
-                              conv.bias, rows)
-            outputs.append(gm.graph.call_module(_register(gm, node.target, f"g{i}", part), (piece,)))
+                              _bias_rows(conv, rows))
+            outputs.append(gm.graph.call_module(_register(gm, node.target, f"{tag}{i}", part), (piece,)))
             first_group += groups
         out = gm.graph.call_function(torch.cat, (outputs, 1))
     node.replace_all_uses_with(out)
     gm.graph.erase_node(node)
-    return True
 
 
 def _unary_into_cat(gm: fx.GraphModule, node: fx.Node) -> bool:

@@ -22,7 +22,15 @@ from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.passes.shape_prop import ShapeProp
 
-from clcdeploy.export.passes.eliminate_permutations import _channels, _conv, _is_cat, _is_unary, _register
+from clcdeploy.export.passes.eliminate_permutations import (
+    _channels,
+    _conv,
+    _conv_like,
+    _is_cat,
+    _is_unary,
+    _register,
+    _split_conv_over_pieces,
+)
 from clcdeploy.export.passes.trace import finish, to_graph_module
 
 _MAX_ROUNDS = 64
@@ -59,17 +67,6 @@ def _cat_pieces(node: object) -> list[fx.Node] | None:
     return pieces if len(pieces) > 1 and all(_channels(p) is not None for p in pieces) else None
 
 
-def _piece_conv(conv: nn.Conv2d, cin: int, cout: int, groups: int, weight: torch.Tensor,
-                bias: torch.Tensor | None) -> nn.Conv2d:
-    part = nn.Conv2d(cin, cout, conv.kernel_size, conv.stride, conv.padding, conv.dilation, groups,
-                     bias=bias is not None, dtype=weight.dtype, device=weight.device)
-    with torch.no_grad():
-        part.weight.copy_(weight)
-        if bias is not None:
-            part.bias.copy_(bias)
-    return part.eval()
-
-
 def _depthwise_of_cat(gm: fx.GraphModule, node: fx.Node, strided_only: bool) -> bool:
     conv = _conv(gm, node)
     if conv is None or not (conv.groups == conv.in_channels == conv.out_channels):
@@ -79,18 +76,7 @@ def _depthwise_of_cat(gm: fx.GraphModule, node: fx.Node, strided_only: bool) -> 
     pieces = _cat_pieces(node.args[0])
     if pieces is None:
         return False
-    outputs, start = [], 0
-    with gm.graph.inserting_before(node):
-        for i, piece in enumerate(pieces):
-            size = _channels(piece)
-            rows = slice(start, start + size)
-            bias = None if conv.bias is None else conv.bias.detach()[rows]
-            part = _piece_conv(conv, size, size, size, conv.weight.detach()[rows], bias)
-            outputs.append(gm.graph.call_module(_register(gm, node.target, f"c{i}", part), (piece,)))
-            start += size
-        out = gm.graph.call_function(torch.cat, (outputs, 1))
-    node.replace_all_uses_with(out)
-    gm.graph.erase_node(node)
+    _split_conv_over_pieces(gm, node, conv, pieces, "c")  # one group per channel: every piece qualifies
     return True
 
 
@@ -121,7 +107,7 @@ def _dense_conv_of_cat(gm: fx.GraphModule, node: fx.Node) -> bool:
         for i, piece in enumerate(pieces):
             size = _channels(piece)
             bias = conv.bias.detach() if (conv.bias is not None and i == 0) else None
-            part = _piece_conv(conv, size, conv.out_channels, 1, conv.weight.detach()[:, start:start + size], bias)
+            part = _conv_like(conv, size, conv.out_channels, 1, conv.weight.detach()[:, start:start + size], bias)
             term = gm.graph.call_module(_register(gm, node.target, f"k{i}", part), (piece,))
             total = term if total is None else gm.graph.call_function(operator.add, (total, term))
             start += size
@@ -166,7 +152,7 @@ def _merge_convs_into_grouped(gm: fx.GraphModule, node: fx.Node) -> bool:
     weight = torch.cat([c.weight.detach() for _, c in convs])
     bias = None if first.bias is None else torch.cat([c.bias.detach() for _, c in convs])
     n = len(convs)
-    merged = _piece_conv(first, n * first.in_channels, n * first.out_channels, n, weight, bias)
+    merged = _conv_like(first, n * first.in_channels, n * first.out_channels, n, weight, bias)
     graph = gm.graph
     with graph.inserting_before(node):
         inputs = graph.call_function(torch.cat, ([p.args[0] for p, _ in convs], 1))
