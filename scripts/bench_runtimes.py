@@ -2,8 +2,7 @@
 """Side-by-side latency of MobileNet-v1, clcNet-A/B, ShuffleNet 2x and clcNet-A formulations on ONNX Runtime,
 ExecuTorch (XNNPACK) and LiteRT (XNNPACK), in one process, models interleaved run by run. The runtime
 `pte-native` times the same .pte files with clcdeploy's native `pte_runner` (the ExecuTorch C++ runtime with
-the fused IGC kernel built in, as on a device): one process per model and chunk of 15 passes, models
-alternating chunk by chunk.
+the fused IGC kernel built in, as on a device), all models in one pte_runner process, interleaved pass by pass.
 
 Every model gets deterministic random weights with randomised BN statistics (export's `random_weights`),
 BN is folded, and each artifact's output is compared with eager PyTorch (timing-only floors excepted).
@@ -169,28 +168,28 @@ def set_executorch_threads(threads: int) -> None:
     portable_lib._unsafe_reset_threadpool(threads)
 
 
-NATIVE_CHUNK = 15  # pte_runner passes per process (after its own warm-up); models alternate chunk by chunk
-
-
-def time_native(entries: list[Entry], n: int, runs: int, warmup: int, round_: int) -> None:
-    """`runs` pte_runner passes per entry, in chunks of NATIVE_CHUNK with the models alternating chunk by
-    chunk (one process per chunk, each with its own warm-up)."""
-    from clcdeploy.bench.parsers import parse_executor_runner
+def time_native(entries: list[Entry], n: int, runs: int, warmup: int, round_: int, planned_offset: int = 0) -> None:
+    """`runs` pte_runner passes per entry, all models in one pte_runner process, pass by pass in turn (the
+    same interleaving as the in-process runtimes). `planned_offset` > 0 places the planned memory that many
+    bytes past a cache line, as ExecuTorch's Module API (and its Python runtime) does with 16."""
+    from clcdeploy.bench.parsers import parse_pte_runner_models
     from clcdeploy.device.native import build_pte_runner
 
     runner = str(build_pte_runner("host", log=lambda _: None))
-    for start in range(0, runs, NATIVE_CHUNK):
-        for entry in (e for e in entries if "pte" in e.paths):
-            done = subprocess.run([runner, f"--model_path={entry.paths['pte']}", f"--cpu_threads={n}",
-                                   f"--num_executions={min(NATIVE_CHUNK, runs - start)}", f"--warmup={warmup}"],
-                                  capture_output=True, text=True, check=True)
-            times = parse_executor_runner(done.stdout).times_ms
-            entry.times.setdefault((NATIVE, n), []).extend(times)
-            entry.rounds.setdefault((NATIVE, n, round_), []).extend(times)
+    native = [e for e in entries if "pte" in e.paths]
+    models = [arg for e in native for arg in ("--model_path", str(e.paths["pte"]))]
+    flags = [f"--cpu_threads={n}", f"--num_executions={runs}", f"--warmup={warmup}",
+             f"--planned_offset={planned_offset}"]
+    done = subprocess.run([runner, *models, *flags], capture_output=True, text=True, check=True)
+    results = parse_pte_runner_models(done.stdout)
+    for entry in native:
+        times = results[str(entry.paths["pte"])].times_ms
+        entry.times.setdefault((NATIVE, n), []).extend(times)
+        entry.rounds.setdefault((NATIVE, n, round_), []).extend(times)
 
 
 def time_all(entries: list[Entry], runtimes: list[str], threads: list[int], runs: int, warmup: int,
-             size: int, repeat: int = 1) -> None:
+             size: int, repeat: int = 1, planned_offset: int = 0) -> None:
     """Median-ready timings: for each runtime and thread count, all models interleaved run by run.
 
     With `repeat` > 1 the whole sweep is repeated (rounds interleave runtimes and thread counts too), so the
@@ -201,7 +200,7 @@ def time_all(entries: list[Entry], runtimes: list[str], threads: list[int], runs
         for fmt in runtimes:
             for n in threads:
                 if fmt == NATIVE:
-                    time_native(entries, n, runs, warmup, round_)
+                    time_native(entries, n, runs, warmup, round_, planned_offset)
                     continue
                 if fmt == "pte":
                     set_executorch_threads(n)
@@ -359,6 +358,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=1, help="repeat the whole timing sweep (report the spread)")
+    parser.add_argument("--planned-offset", type=int, default=0, choices=range(64), metavar="BYTES",
+                        help="pte-native: planned memory this many bytes past a cache line (16 = like the Python "
+                             "runtime)")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--keep", type=Path, default=None, help="keep the artifacts in this folder")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table to this file")
@@ -382,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         export_all(entries, runtimes, args.size, folder)
-        time_all(entries, runtimes, threads, args.runs, args.warmup, args.size, args.repeat)
+        time_all(entries, runtimes, threads, args.runs, args.warmup, args.size, args.repeat, args.planned_offset)
         wanted = [p for p in args.profile.split(",") if p]
         profiles = profiles_markdown(entries, wanted, runtimes, args.size) if wanted else ""
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])

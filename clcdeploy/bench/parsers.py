@@ -46,6 +46,19 @@ def parse_executor_runner(text: str) -> RunnerOutput:
     return RunnerOutput(None, total_ms / count, load, aggregate_only=True)
 
 
+def parse_pte_runner_models(text: str) -> dict[str, RunnerOutput]:
+    """clcdeploy's pte_runner with several --model_path: model path -> its executor_runner lines' result.
+
+    Each model's lines follow a `== Model k of n: PATH` line; a single-model run has none and maps its one
+    result to the empty path.
+    """
+    headers = list(re.finditer(r"^== Model \d+ of \d+: (.*)$", text, flags=re.MULTILINE))
+    if not headers:
+        return {"": parse_executor_runner(text)}
+    ends = [h.start() for h in headers[1:]] + [len(text)]
+    return {h.group(1): parse_executor_runner(text[h.end():end]) for h, end in zip(headers, ends)}
+
+
 def parse_benchmark_model(text: str) -> RunnerOutput:
     """TFLite/LiteRT benchmark_model: the summary line, or the last `count=... avg=...` line."""
     summary = re.search(

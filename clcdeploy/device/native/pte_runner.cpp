@@ -9,6 +9,12 @@
 // plus `Output 0: numel=N max_abs=X finite=1 first=[...]` and, with --output_path, the raw float32 output.
 //
 // Flags: --model_path P --num_executions N --warmup N --cpu_threads N --method_name NAME --output_path P
+//        --planned_offset B
+// --model_path may be given several times: the models are then timed side by side in this one process,
+// pass by pass in turn (after each one's warm-up), and each model's lines follow a `== Model k of n: P` line.
+// --planned_offset B places the planned memory B bytes past a 64-byte boundary (default 0). ExecuTorch's
+// Module API (and so its Python runtime) allocates planned buffers as std::vector<uint8_t>, 16 bytes past
+// one; B = 16 reproduces that.
 
 #include <executorch/extension/data_loader/file_data_loader.h>
 #include <executorch/runtime/core/evalue.h>
@@ -24,6 +30,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -54,21 +61,25 @@ using executorch::aten::TensorImpl;
 namespace {
 
 struct Options {
-  std::string model_path;
+  std::vector<std::string> model_paths;
   std::string method_name = "forward";
   std::string output_path;
   int num_executions = 1;
   int warmup = 0;
   int cpu_threads = -1;
+  int planned_offset = 0;
 };
+
+constexpr size_t kPoolBytes = 4 * 1024 * 1024;  // method and temp allocator pools, per model
+constexpr size_t kAlign = 64;                   // cache line
 
 double now_ms() {
   using clock = std::chrono::steady_clock;
   return std::chrono::duration<double, std::milli>(clock::now().time_since_epoch()).count();
 }
 
-int fail(const char* what, int code = 1) {
-  std::fprintf(stderr, "pte_runner: error: %s\n", what);
+int fail(const std::string& what, int code = 1) {
+  std::fprintf(stderr, "pte_runner: error: %s\n", what.c_str());
   return code;
 }
 
@@ -86,19 +97,28 @@ bool parse(int argc, char** argv, Options& o) {
       std::fprintf(stderr, "pte_runner: error: %s needs a value\n", arg.c_str());
       return false;
     }
-    if (arg == "--model_path") o.model_path = value;
+    if (arg == "--model_path") o.model_paths.push_back(value);
     else if (arg == "--method_name") o.method_name = value;
     else if (arg == "--output_path") o.output_path = value;
     else if (arg == "--num_executions") o.num_executions = std::atoi(value.c_str());
     else if (arg == "--warmup") o.warmup = std::atoi(value.c_str());
     else if (arg == "--cpu_threads") o.cpu_threads = std::atoi(value.c_str());
+    else if (arg == "--planned_offset") o.planned_offset = std::atoi(value.c_str());
     else {
       std::fprintf(stderr, "pte_runner: error: unknown flag %s\n", arg.c_str());
       return false;
     }
   }
-  if (o.model_path.empty()) {
+  if (o.model_paths.empty()) {
     std::fprintf(stderr, "pte_runner: error: --model_path is required\n");
+    return false;
+  }
+  if (!o.output_path.empty() && o.model_paths.size() > 1) {
+    std::fprintf(stderr, "pte_runner: error: --output_path takes one --model_path\n");
+    return false;
+  }
+  if (o.planned_offset < 0 || o.planned_offset >= static_cast<int>(kAlign)) {
+    std::fprintf(stderr, "pte_runner: error: --planned_offset must be in [0, %zu)\n", kAlign);
     return false;
   }
   return o.num_executions >= 1 && o.warmup >= 0;
@@ -113,105 +133,105 @@ void fill_input(void* data, size_t nbytes, ScalarType t) {
   for (size_t i = 0; i < n; ++i) f[i] = static_cast<float>(i % 97) / 48.5f - 1.0f;
 }
 
-}  // namespace
+using Buffer = std::unique_ptr<uint8_t, decltype(&std::free)>;
 
-int main(int argc, char** argv) {
-  Options opt;
-  if (!parse(argc, argv, opt)) return 2;
-  executorch::runtime::runtime_init();
-  if (opt.cpu_threads > 0) {
-    executorch::extension::threadpool::get_threadpool()->_unsafe_reset_threadpool(
-        static_cast<uint32_t>(opt.cpu_threads));
-  }
+Buffer aligned_buffer(size_t size) {
+  return Buffer(static_cast<uint8_t*>(std::aligned_alloc(kAlign, (size + kAlign - 1) / kAlign * kAlign)),
+                &std::free);
+}
 
-  double t0 = now_ms();
-  Result<FileDataLoader> loader = FileDataLoader::from(opt.model_path.c_str());
-  if (!loader.ok()) return fail(("cannot open " + opt.model_path).c_str());
-  Result<Program> program = Program::load(&loader.get());
-  if (!program.ok()) return fail("not a valid .pte program");
-  Result<MethodMeta> meta = program->method_meta(opt.method_name.c_str());
-  if (!meta.ok()) return fail(("no method " + opt.method_name).c_str());
-
-  // Planned memory: one buffer per id, sized from the program, cache-line aligned (as ExecuTorch's own
-  // runners allocate it; the XNNPACK delegate and the kernels run slower on misaligned tensors).
-  std::vector<std::unique_ptr<uint8_t, decltype(&std::free)>> planned;
+// One loaded method with everything it points into: its program, memory and input tensors.
+struct Model {
+  std::string path;
+  std::optional<FileDataLoader> loader;
+  std::optional<Program> program;
+  std::vector<Buffer> planned;
   std::vector<Span<uint8_t>> spans;
-  for (size_t id = 0; id < meta->num_memory_planned_buffers(); ++id) {
-    size_t size = static_cast<size_t>(meta->memory_planned_buffer_size(id).get());
-    size_t padded = (size + 63) / 64 * 64;
-    planned.emplace_back(static_cast<uint8_t*>(std::aligned_alloc(64, padded ? padded : 64)), &std::free);
-    if (!planned.back()) return fail("out of memory for the planned buffers");
-    spans.emplace_back(planned.back().get(), size);
-  }
-  HierarchicalAllocator planned_allocator({spans.data(), spans.size()});
-  static uint8_t method_pool[4 * 1024 * 1024];
-  static uint8_t temp_pool[4 * 1024 * 1024];
-  MemoryAllocator method_allocator(sizeof(method_pool), method_pool);
-  MemoryAllocator temp_allocator(sizeof(temp_pool), temp_pool);
-  MemoryManager memory_manager(&method_allocator, &planned_allocator, &temp_allocator);
-  Result<Method> method = program->load_method(opt.method_name.c_str(), &memory_manager);
-  if (!method.ok()) {
-    std::fprintf(stderr, "pte_runner: error: loading method failed (0x%x)\n", static_cast<int>(method.error()));
-    return 1;
-  }
-
-  // Inputs: tensors allocated here, filled deterministically.
+  std::unique_ptr<HierarchicalAllocator> planned_allocator;
+  std::vector<uint8_t> method_pool = std::vector<uint8_t>(kPoolBytes), temp_pool = std::vector<uint8_t>(kPoolBytes);
+  std::unique_ptr<MemoryAllocator> method_allocator, temp_allocator;
+  std::unique_ptr<MemoryManager> memory_manager;
+  std::optional<Method> method;
   std::vector<std::unique_ptr<uint8_t[]>> input_data;
   std::vector<std::unique_ptr<TensorImpl>> input_impls;
   std::vector<std::vector<TensorImpl::SizesType>> input_sizes;
   std::vector<std::vector<TensorImpl::DimOrderType>> input_dim_orders;
   std::vector<size_t> input_indices;
-  for (size_t i = 0; i < method->inputs_size(); ++i) {
+  double load_ms = 0.0;
+  std::vector<double> times_ms;
+
+  // set_input copies into the input's planned buffer, which later activations of a multi-partition program
+  // may reuse: set the inputs again before every execution (outside the timed region).
+  bool set_inputs() {
+    for (size_t k = 0; k < input_indices.size(); ++k) {
+      if (method->set_input(EValue(executorch::aten::Tensor(input_impls[k].get())), input_indices[k]) != Error::Ok) {
+        return false;
+      }
+    }
+    return true;
+  }
+};
+
+// Loads `m.path`; returns an error message, empty on success.
+std::string load(Model& m, const Options& opt) {
+  double t0 = now_ms();
+  Result<FileDataLoader> loader = FileDataLoader::from(m.path.c_str());
+  if (!loader.ok()) return "cannot open " + m.path;
+  m.loader.emplace(std::move(loader.get()));
+  Result<Program> program = Program::load(&*m.loader);
+  if (!program.ok()) return m.path + " is not a valid .pte program";
+  m.program.emplace(std::move(program.get()));
+  Result<MethodMeta> meta = m.program->method_meta(opt.method_name.c_str());
+  if (!meta.ok()) return "no method " + opt.method_name + " in " + m.path;
+
+  // Planned memory: one buffer per id, sized from the program, cache-line aligned (as ExecuTorch's own
+  // runners allocate it; the XNNPACK delegate and the kernels run slower on misaligned tensors).
+  for (size_t id = 0; id < meta->num_memory_planned_buffers(); ++id) {
+    size_t size = static_cast<size_t>(meta->memory_planned_buffer_size(id).get());
+    m.planned.push_back(aligned_buffer(size + static_cast<size_t>(opt.planned_offset)));
+    if (!m.planned.back()) return "out of memory for the planned buffers";
+    m.spans.emplace_back(m.planned.back().get() + opt.planned_offset, size);
+  }
+  m.planned_allocator = std::make_unique<HierarchicalAllocator>(Span<Span<uint8_t>>(m.spans.data(), m.spans.size()));
+  m.method_allocator = std::make_unique<MemoryAllocator>(m.method_pool.size(), m.method_pool.data());
+  m.temp_allocator = std::make_unique<MemoryAllocator>(m.temp_pool.size(), m.temp_pool.data());
+  m.memory_manager = std::make_unique<MemoryManager>(m.method_allocator.get(), m.planned_allocator.get(),
+                                                     m.temp_allocator.get());
+  Result<Method> method = m.program->load_method(opt.method_name.c_str(), m.memory_manager.get());
+  if (!method.ok()) {
+    char code[16];
+    std::snprintf(code, sizeof code, "0x%x", static_cast<int>(method.error()));
+    return "loading method failed (" + std::string(code) + ")";
+  }
+  m.method.emplace(std::move(method.get()));
+
+  // Inputs: tensors allocated here, filled deterministically.
+  for (size_t i = 0; i < m.method->inputs_size(); ++i) {
     auto tag = meta->input_tag(i);
     if (!tag.ok() || tag.get() != executorch::runtime::Tag::Tensor) continue;
     auto tmeta = meta->input_tensor_meta(i);
-    if (!tmeta.ok()) return fail("cannot read input tensor metadata");
+    if (!tmeta.ok()) return "cannot read input tensor metadata";
     auto sizes = tmeta->sizes();
     auto dim_order = tmeta->dim_order();
-    input_sizes.emplace_back(sizes.begin(), sizes.end());
-    input_dim_orders.emplace_back(dim_order.begin(), dim_order.end());
+    m.input_sizes.emplace_back(sizes.begin(), sizes.end());
+    m.input_dim_orders.emplace_back(dim_order.begin(), dim_order.end());
     size_t nbytes = tmeta->nbytes();
-    input_data.emplace_back(new uint8_t[nbytes]);
-    fill_input(input_data.back().get(), nbytes, tmeta->scalar_type());
-    input_impls.emplace_back(new TensorImpl(tmeta->scalar_type(), static_cast<ssize_t>(input_sizes.back().size()),
-                                            input_sizes.back().data(), input_data.back().get(),
-                                            input_dim_orders.back().data()));
-    input_indices.push_back(i);
+    m.input_data.emplace_back(new uint8_t[nbytes]);
+    fill_input(m.input_data.back().get(), nbytes, tmeta->scalar_type());
+    m.input_impls.emplace_back(new TensorImpl(tmeta->scalar_type(), static_cast<ssize_t>(m.input_sizes.back().size()),
+                                              m.input_sizes.back().data(), m.input_data.back().get(),
+                                              m.input_dim_orders.back().data()));
+    m.input_indices.push_back(i);
   }
-  // set_input copies into the input's planned buffer, which later activations of a multi-partition program
-  // may reuse: set the inputs again before every execution (outside the timed region).
-  auto set_inputs = [&]() {
-    for (size_t k = 0; k < input_indices.size(); ++k) {
-      Error err = method->set_input(EValue(executorch::aten::Tensor(input_impls[k].get())), input_indices[k]);
-      if (err != Error::Ok) return false;
-    }
-    return true;
-  };
-  if (!set_inputs()) return fail("set_input failed");
-  std::printf("Model loaded in %f ms.\n", now_ms() - t0);
-  std::fflush(stdout);
+  if (!m.set_inputs()) return "set_input failed";
+  m.load_ms = now_ms() - t0;
+  return "";
+}
 
-  for (int i = 0; i < opt.warmup; ++i) {
-    if (!set_inputs()) return fail("set_input failed");
-    if (method->execute() != Error::Ok) return fail("warm-up execution failed");
-  }
-  double total = 0.0;
-  for (int i = 0; i < opt.num_executions; ++i) {
-    if (!set_inputs()) return fail("set_input failed");
-    double start = now_ms();
-    Error err = method->execute();
-    double elapsed = now_ms() - start;
-    if (err != Error::Ok) {
-      std::fprintf(stderr, "pte_runner: error: execution %d failed (0x%x)\n", i + 1, static_cast<int>(err));
-      return 1;
-    }
-    total += elapsed;
-    std::printf("Iteration %d of %d: %f ms\n", i + 1, opt.num_executions, elapsed);
-  }
-  std::printf("Model executed successfully %d time(s) in %f ms.\n", opt.num_executions, total);
-
-  std::vector<EValue> outputs(method->outputs_size());
-  if (method->get_outputs(outputs.data(), outputs.size()) != Error::Ok) return fail("get_outputs failed");
+// Prints the model's output summary and writes output 0 to `output_path` (atomically) if given.
+int report_outputs(Model& m, const std::string& output_path) {
+  std::vector<EValue> outputs(m.method->outputs_size());
+  if (m.method->get_outputs(outputs.data(), outputs.size()) != Error::Ok) return fail("get_outputs failed");
   for (size_t i = 0; i < outputs.size(); ++i) {
     if (!outputs[i].isTensor()) continue;
     auto t = outputs[i].toTensor();
@@ -229,16 +249,82 @@ int main(int argc, char** argv) {
     std::printf("Output %zu: numel=%zd max_abs=%g finite=%d first=[", i, static_cast<ssize_t>(t.numel()), max_abs, finite ? 1 : 0);
     for (ssize_t k = 0; k < t.numel() && k < 5; ++k) std::printf(k ? ", %g" : "%g", f[k]);
     std::printf("]\n");
-    if (i == 0 && !opt.output_path.empty()) {
-      std::string tmp = opt.output_path + ".tmp";
+    if (i == 0 && !output_path.empty()) {
+      std::string tmp = output_path + ".tmp";
       FILE* fp = std::fopen(tmp.c_str(), "wb");
-      if (!fp) return fail(("cannot write " + opt.output_path).c_str());
+      if (!fp) return fail("cannot write " + output_path);
       size_t n = std::fwrite(f, sizeof(float), static_cast<size_t>(t.numel()), fp);
       std::fclose(fp);
-      if (n != static_cast<size_t>(t.numel()) || std::rename(tmp.c_str(), opt.output_path.c_str()) != 0) {
-        return fail(("cannot write " + opt.output_path).c_str());
+      if (n != static_cast<size_t>(t.numel()) || std::rename(tmp.c_str(), output_path.c_str()) != 0) {
+        return fail("cannot write " + output_path);
       }
     }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  if (!parse(argc, argv, opt)) return 2;
+  executorch::runtime::runtime_init();
+  if (opt.cpu_threads > 0) {
+    executorch::extension::threadpool::get_threadpool()->_unsafe_reset_threadpool(
+        static_cast<uint32_t>(opt.cpu_threads));
+  }
+
+  // Models are held by pointer: a Method points into its Model's allocators, so Models must not move.
+  std::vector<std::unique_ptr<Model>> models;
+  for (const std::string& path : opt.model_paths) {
+    models.push_back(std::make_unique<Model>());
+    models.back()->path = path;
+    std::string error = load(*models.back(), opt);
+    if (!error.empty()) return fail(error);
+    if (opt.model_paths.size() == 1) {  // executor_runner's output, each line as soon as it is true
+      std::printf("Model loaded in %f ms.\n", models.back()->load_ms);
+      std::fflush(stdout);
+    }
+  }
+
+  const bool single = models.size() == 1;
+  // Pass by pass, every model in turn, so that all models see the same machine load.
+  for (int i = 0; i < opt.warmup; ++i) {
+    for (auto& m : models) {
+      if (!m->set_inputs()) return fail("set_input failed");
+      if (m->method->execute() != Error::Ok) return fail("warm-up execution of " + m->path + " failed");
+    }
+  }
+  for (int i = 0; i < opt.num_executions; ++i) {
+    for (auto& m : models) {
+      if (!m->set_inputs()) return fail("set_input failed");
+      double start = now_ms();
+      Error err = m->method->execute();
+      double elapsed = now_ms() - start;
+      if (err != Error::Ok) {
+        char code[16];
+        std::snprintf(code, sizeof code, "0x%x", static_cast<int>(err));
+        return fail("execution " + std::to_string(i + 1) + " of " + m->path + " failed (" + code + ")");
+      }
+      m->times_ms.push_back(elapsed);
+      if (single) std::printf("Iteration %d of %d: %f ms\n", i + 1, opt.num_executions, elapsed);
+    }
+  }
+
+  for (size_t k = 0; k < models.size(); ++k) {
+    Model& m = *models[k];
+    if (!single) {
+      std::printf("== Model %zu of %zu: %s\n", k + 1, models.size(), m.path.c_str());
+      std::printf("Model loaded in %f ms.\n", m.load_ms);
+      for (size_t i = 0; i < m.times_ms.size(); ++i) {
+        std::printf("Iteration %zu of %d: %f ms\n", i + 1, opt.num_executions, m.times_ms[i]);
+      }
+    }
+    double total = 0.0;
+    for (double t : m.times_ms) total += t;
+    std::printf("Model executed successfully %d time(s) in %f ms.\n", opt.num_executions, total);
+    int code = report_outputs(m, opt.output_path);
+    if (code != 0) return code;
   }
   return 0;
 }

@@ -1,0 +1,86 @@
+#!/usr/bin/env python
+"""Micro-benchmark of the fused IGC kernel on a zoo model's IGC layers (one thread, NHWC path).
+
+Finds the shapes of every IGC the kernel fuses (channel receptive field 2) by running the model once,
+compiles `scripts/igc2_kernel_bench.cpp` with the kernel's C++ core, and prints per layer the best time on
+cache-line aligned tensors and on tensors `--offset` bytes past a cache line (ExecuTorch's Module API and its
+Python runtime allocate planned memory 16 bytes past one), alternated pass by pass in one process.
+
+    .venv/bin/python scripts/bench_igc2_kernel.py [--model clcnet_a] [--size 224] [--offset 16] [--rounds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from clcdeploy.kernels.build import CSRC
+from clcdeploy.kernels.fuse import fusable
+from clcdeploy.zoo import create_model
+
+DRIVER = Path(__file__).with_name("igc2_kernel_bench.cpp")
+
+
+def igc_shapes(model_name: str, size: int) -> list[tuple[int, int, int]]:
+    """(channels, input height, stride) of each fusable IGC, in forward order (square inputs)."""
+    model = create_model(model_name).eval()
+    shapes: list[tuple[int, int, int]] = []
+    hooks = [m.register_forward_pre_hook(lambda m, args: shapes.append(
+        (args[0].shape[1], args[0].shape[2], m.conv.stride[0]))) for m in model.modules() if fusable(m)]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, size, size))
+    for hook in hooks:
+        hook.remove()
+    return shapes
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="clcnet_a")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--offset", type=int, default=16, help="bytes past a cache line (multiple of 4, < 64)")
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--compiler", default="g++")
+    parser.add_argument("--march", default="native", help="-march value (e.g. x86-64-v3 for AVX2 only)")
+    args = parser.parse_args()
+    if args.offset % 4 or not 0 <= args.offset < 64:
+        parser.error("--offset must be a multiple of 4 in [0, 64)")
+    if shutil.which(args.compiler) is None:
+        parser.error(f"{args.compiler} not found: apt-get install g++")
+    shapes = igc_shapes(args.model, args.size)
+    if not shapes:
+        parser.error(f"{args.model} has no IGC with channel receptive field 2")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        binary = Path(tmp) / "igc2_kernel_bench"
+        subprocess.run([args.compiler, "-std=c++17", "-O3", "-fno-math-errno", f"-march={args.march}",
+                        f"-I{CSRC}", str(DRIVER), str(CSRC / "igc2_core.cpp"), "-o", str(binary)], check=True)
+        env = {"IGC2_BENCH_ROUNDS": str(args.rounds), "IGC2_BENCH_OFFSET": str(args.offset)}
+        out = subprocess.run([str(binary), *[str(v) for shape in shapes for v in shape]], env=env,
+                             capture_output=True, text=True, check=True).stdout
+
+    print(f"{args.model} at {args.size}x{args.size}, -march={args.march}, best of {args.rounds} per layer, 1 thread\n")
+    print(f"| layer | C | input | stride | MMACs | aligned ms | GMAC/s | +{args.offset} B ms | ratio |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    totals = [0.0, 0.0, 0.0]
+    for layer, line in enumerate(out.split("\n")[:len(shapes)], 1):
+        c, h, s, aligned, offset = line.split()
+        out_hw = (int(h) - 1) // int(s) + 1
+        mmacs = 18 * int(c) * out_hw * out_hw / 1e6
+        aligned_ms, offset_ms = float(aligned), float(offset)
+        totals = [totals[0] + mmacs, totals[1] + aligned_ms, totals[2] + offset_ms]
+        print(f"| {layer} | {c} | {h}x{h} | {s} | {mmacs:.1f} | {aligned_ms:.3f} | {mmacs / aligned_ms:.1f} | "
+              f"{offset_ms:.3f} | {offset_ms / aligned_ms:.2f}x |")
+    print(f"| all | | | | {totals[0]:.1f} | {totals[1]:.3f} | {totals[0] / totals[1]:.1f} | {totals[2]:.3f} | "
+          f"{totals[2] / totals[1]:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
