@@ -58,6 +58,7 @@ CLCNET_A_VARIANTS = {
     "swap": "clcNet-A, paper lowering: 2 depthwise + swap + interlace",
     "floor2": "floor: 2 depthwise per IGC, no permutation (timing only, NOT IGC)",
     "floor1": "floor: 1 depthwise per IGC (timing only, NOT IGC)",
+    "floor0": "floor: no IGC work, a 1x1 per-channel scale per IGC (timing only, NOT IGC)",
     "fused": "clcNet-A, fused IGC custom op (NCHW)",
     "fused-nhwc": "clcNet-A, fused IGC custom op, NHWC activations",
 }
@@ -183,7 +184,7 @@ def time_native(entries: list[Entry], n: int, runs: int, warmup: int, round_: in
     done = subprocess.run([runner, *models, *flags], capture_output=True, text=True, check=True)
     results = parse_pte_runner_models(done.stdout)
     for entry in native:
-        times = results[str(entry.paths["pte"])].times_ms
+        times = results[str(entry.paths["pte"]) if len(native) > 1 else ""].times_ms  # one model: no header
         entry.times.setdefault((NATIVE, n), []).extend(times)
         entry.rounds.setdefault((NATIVE, n, round_), []).extend(times)
 

@@ -30,13 +30,13 @@ def test_exact_variants_match_model(tiny, variant):
     assert (got - expected).abs().max().item() < 1e-4
 
 
-@pytest.mark.parametrize("variant,count", [("floor2", 2), ("floor1", 1)])
-def test_floors_have_depthwise_convs_and_no_igc(tiny, variant, count):
+@pytest.mark.parametrize("variant,count,kernel", [("floor2", 2, (3, 3)), ("floor1", 1, (3, 3)), ("floor0", 1, (1, 1))])
+def test_floors_have_depthwise_convs_and_no_igc(tiny, variant, count, kernel):
     model, x, _ = tiny
     deploy = deploy_variant(model, x, variant)
     floors = [m for m in deploy.modules() if isinstance(m, DepthwiseFloor)]
     assert floors and all(len(f.convs) == count for f in floors)
-    assert all(c.groups == c.in_channels for f in floors for c in f.convs)
+    assert all(c.groups == c.in_channels and c.kernel_size == kernel for f in floors for c in f.convs)
     assert not any(isinstance(m, (IGC, nn.BatchNorm2d)) for m in deploy.modules())
     assert deploy(x).shape == (2, 10)
 

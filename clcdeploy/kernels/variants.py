@@ -7,7 +7,8 @@
   sums into the next 1x1 conv / moved behind stride-2 depthwise convs (the export default) / behind every
   depthwise conv / in front of the GC as one concat feeding two grouped 1x1 (`export.passes.sink_concats`).
 - "swap", "grouped": the export's other IGC lowerings (paper Sec. 4.2 swap+interlace; naive grouped conv).
-- "floor2" / "floor1": each IGC replaced by two / one depthwise convs and no permutation at all.
+- "floor2" / "floor1": each IGC replaced by two / one depthwise convs and no permutation at all;
+  "floor0": by a per-channel 1x1 scale with the IGC's stride (the network without IGC work).
   Timing only: NOT numerically the IGC.
 - "fused" / "fused-nhwc": each CRF-2 IGC replaced by the fused custom op `clcdeploy::igc2` (ExecuTorch only);
   "-nhwc" runs the network on a channels-last input copy so XNNPACK partitions hand NHWC tensors over.
@@ -22,23 +23,27 @@ from clcdeploy.kernels.fuse import ChannelsLast, fuse_igc
 from clcdeploy.zoo.layers import IGC
 
 VARIANTS = ("standard", "split", "split-k", "split-late", "split-dw", "split-gc", "swap", "grouped", "floor2", "floor1",
-            "fused", "fused-nhwc")
-TIMING_ONLY = frozenset({"floor2", "floor1"})
+            "floor0", "fused", "fused-nhwc")
+TIMING_ONLY = frozenset({"floor2", "floor1", "floor0"})
+FLOOR_DEPTHWISE_COUNT = {"floor2": 2, "floor1": 1, "floor0": 0}
 CUSTOM_OP = frozenset({"fused", "fused-nhwc"})
 
 
 class DepthwiseFloor(nn.Module):
-    """Stand-in for an IGC with the cost of `count` depthwise convs and no permutation (not the IGC)."""
+    """Stand-in for an IGC with the cost of `count` depthwise convs and no permutation (not the IGC);
+    `count` 0 is one per-channel 1x1 scale with the IGC's stride (no spatial work at all)."""
 
     def __init__(self, igc: IGC, count: int) -> None:
         super().__init__()
         conv = igc.conv
+        kernel, padding = (conv.kernel_size, conv.padding) if count else ((1, 1), (0, 0))
         self.convs = nn.ModuleList(
-            nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                      groups=conv.in_channels, bias=(i == 0)) for i in range(count))
+            nn.Conv2d(conv.in_channels, conv.out_channels, kernel, conv.stride, padding,
+                      groups=conv.in_channels, bias=(i == 0)) for i in range(max(count, 1)))
         with torch.no_grad():
             for i, dw in enumerate(self.convs):
-                dw.weight.copy_(conv.weight[:, i % conv.weight.shape[1]: i % conv.weight.shape[1] + 1])
+                taps = conv.weight[:, i % conv.weight.shape[1]: i % conv.weight.shape[1] + 1]
+                dw.weight.copy_(taps if count else taps[:, :, 1:2, 1:2])
                 if dw.bias is not None:
                     dw.bias.copy_(conv.bias if conv.bias is not None else torch.zeros(conv.out_channels))
 
@@ -71,6 +76,6 @@ def deploy_variant(model: nn.Module, example: torch.Tensor, variant: str) -> nn.
         return deployment_passes(model, example, igc_lowering=lowering).eval()
     folded = fold_batchnorm(model)
     if variant in TIMING_ONLY:
-        return _replace_igcs(folded, 2 if variant == "floor2" else 1).eval()
+        return _replace_igcs(folded, FLOOR_DEPTHWISE_COUNT[variant]).eval()
     fused = fuse_igc(folded)
     return (ChannelsLast(fused) if variant == "fused-nhwc" else fused).eval()

@@ -136,8 +136,8 @@ void fill_input(void* data, size_t nbytes, ScalarType t) {
 using Buffer = std::unique_ptr<uint8_t, decltype(&std::free)>;
 
 Buffer aligned_buffer(size_t size) {
-  return Buffer(static_cast<uint8_t*>(std::aligned_alloc(kAlign, (size + kAlign - 1) / kAlign * kAlign)),
-                &std::free);
+  size_t rounded = (size + kAlign - 1) / kAlign * kAlign;
+  return Buffer(static_cast<uint8_t*>(std::aligned_alloc(kAlign, rounded ? rounded : kAlign)), &std::free);
 }
 
 // One loaded method with everything it points into: its program, memory and input tensors.
