@@ -96,6 +96,7 @@ def test_fused_kernel_on_misaligned_planned_memory(runner_and_models, tmp_path, 
     (["--model_path", "a.pte", "--model_path", "b.pte", "--output_path", "o.bin"], "--output_path takes one"),
     (["--model_path", "a.pte", "--planned_offset", "64"], "--planned_offset must be in"),
     ([], "--model_path is required"),
+    (["--model_path", "a.pte", "--num_executions", "0"], "--num_executions must be >= 1"),
 ])
 def test_bad_flags_exit_2_with_one_line(runner_and_models, args, message):
     done = _run(runner_and_models[0], *args)

@@ -121,7 +121,11 @@ bool parse(int argc, char** argv, Options& o) {
     std::fprintf(stderr, "pte_runner: error: --planned_offset must be in [0, %zu)\n", kAlign);
     return false;
   }
-  return o.num_executions >= 1 && o.warmup >= 0;
+  if (o.num_executions < 1 || o.warmup < 0) {
+    std::fprintf(stderr, "pte_runner: error: --num_executions must be >= 1 and --warmup >= 0\n");
+    return false;
+  }
+  return true;
 }
 
 // Deterministic, finite inputs: float tensors get a small ramp in [-1, 1), integer tensors zeros.
