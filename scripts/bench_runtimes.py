@@ -9,6 +9,7 @@ BN is folded, and each artifact's output is compared with eager PyTorch (timing-
 Prints a markdown table per thread count: median latency and ratio to MobileNet-v1 per runtime.
 
     .venv/bin/python scripts/bench_runtimes.py [--runs 30] [--threads 1,all] [--runtimes onnx,pte,tflite,pte-native]
+        [--block 1] [--planned-offset 0]
         [--profile mobilenet_v1/standard,clcnet_a/standard,clcnet_a/floor2]
 
 `--profile` adds per-op profiles at 1 thread, summed per operator type (ms per inference): ONNX Runtime
@@ -169,10 +170,11 @@ def set_executorch_threads(threads: int) -> None:
     portable_lib._unsafe_reset_threadpool(threads)
 
 
-def time_native(entries: list[Entry], n: int, runs: int, warmup: int, round_: int, planned_offset: int = 0) -> None:
-    """`runs` pte_runner passes per entry, all models in one pte_runner process, pass by pass in turn (the
-    same interleaving as the in-process runtimes). `planned_offset` > 0 places the planned memory that many
-    bytes past a cache line, as ExecuTorch's Module API (and its Python runtime) does with 16."""
+def time_native(entries: list[Entry], n: int, runs: int, warmup: int, round_: int, planned_offset: int = 0,
+                block: int = 1) -> None:
+    """`runs` pte_runner passes per entry, all models in one pte_runner process, in turn `block` passes at a
+    time (the same interleaving as the in-process runtimes). `planned_offset` > 0 places the planned memory
+    that many bytes past a cache line, as ExecuTorch's Module API (and its Python runtime) does with 16."""
     from clcdeploy.bench.parsers import parse_pte_runner_models
     from clcdeploy.device.native import build_pte_runner
 
@@ -180,7 +182,7 @@ def time_native(entries: list[Entry], n: int, runs: int, warmup: int, round_: in
     native = [e for e in entries if "pte" in e.paths]
     models = [arg for e in native for arg in ("--model_path", str(e.paths["pte"]))]
     flags = [f"--cpu_threads={n}", f"--num_executions={runs}", f"--warmup={warmup}",
-             f"--planned_offset={planned_offset}"]
+             f"--planned_offset={planned_offset}", f"--block={block}"]
     done = subprocess.run([runner, *models, *flags], capture_output=True, text=True, check=True)
     results = parse_pte_runner_models(done.stdout)
     for entry in native:
@@ -190,8 +192,10 @@ def time_native(entries: list[Entry], n: int, runs: int, warmup: int, round_: in
 
 
 def time_all(entries: list[Entry], runtimes: list[str], threads: list[int], runs: int, warmup: int,
-             size: int, repeat: int = 1, planned_offset: int = 0) -> None:
-    """Median-ready timings: for each runtime and thread count, all models interleaved run by run.
+             size: int, repeat: int = 1, planned_offset: int = 0, block: int = 1) -> None:
+    """Median-ready timings: for each runtime and thread count, all models interleaved, `block` runs at a time
+    (1: run by run, each run starting with the caches the other models left; larger: the model's own caches,
+    as when an app runs one model repeatedly).
 
     With `repeat` > 1 the whole sweep is repeated (rounds interleave runtimes and thread counts too), so the
     spread of the per-round ratios shows how much the machine's load moved them.
@@ -201,7 +205,7 @@ def time_all(entries: list[Entry], runtimes: list[str], threads: list[int], runs
         for fmt in runtimes:
             for n in threads:
                 if fmt == NATIVE:
-                    time_native(entries, n, runs, warmup, round_, planned_offset)
+                    time_native(entries, n, runs, warmup, round_, planned_offset, block)
                     continue
                 if fmt == "pte":
                     set_executorch_threads(n)
@@ -209,13 +213,14 @@ def time_all(entries: list[Entry], runtimes: list[str], threads: list[int], runs
                 for _ in range(warmup):
                     for _, session in live:
                         session()
-                for _ in range(runs):
+                for done in range(0, runs, block):
                     for entry, session in live:
-                        start = time.perf_counter()
-                        session()
-                        elapsed = (time.perf_counter() - start) * 1e3
-                        entry.times.setdefault((fmt, n), []).append(elapsed)
-                        entry.rounds.setdefault((fmt, n, round_), []).append(elapsed)
+                        for _ in range(min(block, runs - done)):
+                            start = time.perf_counter()
+                            session()
+                            elapsed = (time.perf_counter() - start) * 1e3
+                            entry.times.setdefault((fmt, n), []).append(elapsed)
+                            entry.rounds.setdefault((fmt, n, round_), []).append(elapsed)
                 del live
 
 
@@ -298,12 +303,14 @@ def profiles_markdown(entries: list[Entry], wanted: list[str], runtimes: list[st
     return "\n".join(lines) + "\n"
 
 
-def markdown(entries: list[Entry], runtimes: list[str], threads: list[int], command: str, runs: int) -> str:
+def markdown(entries: list[Entry], runtimes: list[str], threads: list[int], command: str, runs: int,
+             block: int = 1) -> str:
     base = next((e for e in entries if e.model == BASELINE and e.variant == "standard"), None)
     rounds = 1 + max((k[2] for e in entries for k in e.rounds), default=0)
     lines = [f"Command: `{command}`", "",
-             f"Median of {runs * rounds} runs ({rounds} round(s) of {runs}) after warm-up, 1x3x224x224 unless stated, models interleaved in one "
-             f"process; ratio = latency / MobileNet-v1 on the same runtime and thread count.", ""]
+             f"Median of {runs * rounds} runs ({rounds} round(s) of {runs}) after warm-up, 1x3x224x224 unless stated, "
+             f"models interleaved in one process {'run by run' if block == 1 else f'{block} runs at a time'}; "
+             f"ratio = latency / MobileNet-v1 on the same runtime and thread count.", ""]
     for n in threads:
         lines += [f"**{n} thread{'s' if n > 1 else ''}**", "",
                   "| model / formulation | " + " | ".join(RUNTIME_LABELS[f] for f in runtimes) + " |",
@@ -359,6 +366,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=1, help="repeat the whole timing sweep (report the spread)")
+    parser.add_argument("--block", type=int, default=1, help="runs per model per turn (1: run by run; e.g. 10: "
+                        "each model mostly on its own warm caches)")
     parser.add_argument("--planned-offset", type=int, default=0, choices=range(64), metavar="BYTES",
                         help="pte-native: planned memory this many bytes past a cache line (16 = like the Python "
                              "runtime)")
@@ -380,16 +389,19 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [g for g in given if g not in allowed]
         if unknown:
             raise SystemExit(f"unknown {name} {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    if args.block < 1 or args.runs < 1:
+        raise SystemExit("--runs and --block must be at least 1")
     entries = build_entries(models, variants)
     with tempfile.TemporaryDirectory(prefix="clc_bench_") as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         export_all(entries, runtimes, args.size, folder)
-        time_all(entries, runtimes, threads, args.runs, args.warmup, args.size, args.repeat, args.planned_offset)
+        time_all(entries, runtimes, threads, args.runs, args.warmup, args.size, args.repeat, args.planned_offset,
+                 args.block)
         wanted = [p for p in args.profile.split(",") if p]
         profiles = profiles_markdown(entries, wanted, runtimes, args.size) if wanted else ""
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
-    text = markdown(entries, runtimes, threads, command, args.runs) + ("\n" + profiles if profiles else "")
+    text = markdown(entries, runtimes, threads, command, args.runs, args.block) + ("\n" + profiles if profiles else "")
     print(text)
     if args.markdown:
         args.markdown.write_text(text)

@@ -62,12 +62,13 @@ def _output_line(text: str) -> str:
 def test_models_run_side_by_side_in_one_process(runner_and_models):
     runner, folder, _ = runner_and_models
     paths = [str(folder / "fused.pte"), str(folder / "plain.pte")]
-    done = _run(runner, "--model_path", paths[0], "--model_path", paths[1], "--num_executions", "3",
-                "--warmup", "1", "--cpu_threads", "1")
-    assert done.returncode == 0, done.stderr
-    results = parse_pte_runner_models(done.stdout)
-    assert list(results) == paths
-    assert all(len(r.times_ms) == 3 and r.load_ms is not None for r in results.values())
+    for block in ("1", "2"):  # pass by pass, and two passes per turn (the last turn has one)
+        done = _run(runner, "--model_path", paths[0], "--model_path", paths[1], "--num_executions", "3",
+                    "--warmup", "1", "--cpu_threads", "1", "--block", block)
+        assert done.returncode == 0, done.stderr
+        results = parse_pte_runner_models(done.stdout)
+        assert list(results) == paths
+        assert all(len(r.times_ms) == 3 and r.load_ms is not None for r in results.values())
     # Each model computes what it computes when run alone.
     sections = re.split(r"^== Model \d+ of \d+: .*$", done.stdout, flags=re.MULTILINE)[1:]
     for path, section in zip(paths, sections):
@@ -96,7 +97,8 @@ def test_fused_kernel_on_misaligned_planned_memory(runner_and_models, tmp_path, 
     (["--model_path", "a.pte", "--model_path", "b.pte", "--output_path", "o.bin"], "--output_path takes one"),
     (["--model_path", "a.pte", "--planned_offset", "64"], "--planned_offset must be in"),
     ([], "--model_path is required"),
-    (["--model_path", "a.pte", "--num_executions", "0"], "--num_executions must be >= 1"),
+    (["--model_path", "a.pte", "--num_executions", "0"], "--num_executions and --block must be >= 1"),
+    (["--model_path", "a.pte", "--block", "0"], "--num_executions and --block must be >= 1"),
 ])
 def test_bad_flags_exit_2_with_one_line(runner_and_models, args, message):
     done = _run(runner_and_models[0], *args)

@@ -9,9 +9,10 @@
 // plus `Output 0: numel=N max_abs=X finite=1 first=[...]` and, with --output_path, the raw float32 output.
 //
 // Flags: --model_path P --num_executions N --warmup N --cpu_threads N --method_name NAME --output_path P
-//        --planned_offset B
-// --model_path may be given several times: the models are then timed side by side in this one process,
-// pass by pass in turn (after each one's warm-up), and each model's lines follow a `== Model k of n: P` line.
+//        --planned_offset B --block N
+// --model_path may be given several times: the models are then timed side by side in this one process, in
+// turn N passes at a time (--block, default 1) after each one's warm-up, and each model's lines follow a
+// `== Model k of n: P` line.
 // --planned_offset B places the planned memory B bytes past a 64-byte boundary (default 0). ExecuTorch's
 // Module API (and so its Python runtime) allocates planned buffers as std::vector<uint8_t>, 16 bytes past
 // one; B = 16 reproduces that.
@@ -23,6 +24,7 @@
 #include <executorch/runtime/executor/program.h>
 #include <executorch/runtime/platform/runtime.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -68,6 +70,7 @@ struct Options {
   int warmup = 0;
   int cpu_threads = -1;
   int planned_offset = 0;
+  int block = 1;
 };
 
 constexpr size_t kPoolBytes = 4 * 1024 * 1024;  // method and temp allocator pools, per model
@@ -104,6 +107,7 @@ bool parse(int argc, char** argv, Options& o) {
     else if (arg == "--warmup") o.warmup = std::atoi(value.c_str());
     else if (arg == "--cpu_threads") o.cpu_threads = std::atoi(value.c_str());
     else if (arg == "--planned_offset") o.planned_offset = std::atoi(value.c_str());
+    else if (arg == "--block") o.block = std::atoi(value.c_str());
     else {
       std::fprintf(stderr, "pte_runner: error: unknown flag %s\n", arg.c_str());
       return false;
@@ -121,8 +125,8 @@ bool parse(int argc, char** argv, Options& o) {
     std::fprintf(stderr, "pte_runner: error: --planned_offset must be in [0, %zu)\n", kAlign);
     return false;
   }
-  if (o.num_executions < 1 || o.warmup < 0) {
-    std::fprintf(stderr, "pte_runner: error: --num_executions must be >= 1 and --warmup >= 0\n");
+  if (o.num_executions < 1 || o.warmup < 0 || o.block < 1) {
+    std::fprintf(stderr, "pte_runner: error: --num_executions and --block must be >= 1, --warmup >= 0\n");
     return false;
   }
   return true;
@@ -292,26 +296,30 @@ int main(int argc, char** argv) {
   }
 
   const bool single = models.size() == 1;
-  // Pass by pass, every model in turn, so that all models see the same machine load.
+  // Every model in turn, `block` passes at a time, so that all models see the same machine load (block 1:
+  // each pass starts with the caches the other models left; larger blocks: the model's own, as when an app
+  // runs one model repeatedly).
   for (int i = 0; i < opt.warmup; ++i) {
     for (auto& m : models) {
       if (!m->set_inputs()) return fail("set_input failed");
       if (m->method->execute() != Error::Ok) return fail("warm-up execution of " + m->path + " failed");
     }
   }
-  for (int i = 0; i < opt.num_executions; ++i) {
+  for (int done = 0; done < opt.num_executions; done += opt.block) {
     for (auto& m : models) {
-      if (!m->set_inputs()) return fail("set_input failed");
-      double start = now_ms();
-      Error err = m->method->execute();
-      double elapsed = now_ms() - start;
-      if (err != Error::Ok) {
-        char code[16];
-        std::snprintf(code, sizeof code, "0x%x", static_cast<int>(err));
-        return fail("execution " + std::to_string(i + 1) + " of " + m->path + " failed (" + code + ")");
+      for (int i = done; i < std::min(done + opt.block, opt.num_executions); ++i) {
+        if (!m->set_inputs()) return fail("set_input failed");
+        double start = now_ms();
+        Error err = m->method->execute();
+        double elapsed = now_ms() - start;
+        if (err != Error::Ok) {
+          char code[16];
+          std::snprintf(code, sizeof code, "0x%x", static_cast<int>(err));
+          return fail("execution " + std::to_string(i + 1) + " of " + m->path + " failed (" + code + ")");
+        }
+        m->times_ms.push_back(elapsed);
+        if (single) std::printf("Iteration %d of %d: %f ms\n", i + 1, opt.num_executions, elapsed);
       }
-      m->times_ms.push_back(elapsed);
-      if (single) std::printf("Iteration %d of %d: %f ms\n", i + 1, opt.num_executions, elapsed);
     }
   }
 
