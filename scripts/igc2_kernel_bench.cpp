@@ -21,7 +21,10 @@ constexpr size_t kAlign = 64;
 
 struct Floats {
   std::unique_ptr<float, decltype(&std::free)> memory{nullptr, &std::free};
-  explicit Floats(size_t n) : memory(static_cast<float*>(std::aligned_alloc(kAlign, (n * 4 + 2 * kAlign) / kAlign * kAlign)), &std::free) {}
+  // n floats plus one cache line, so that the tensor still fits when placed up to kAlign bytes further on.
+  explicit Floats(size_t n)
+      : memory(static_cast<float*>(std::aligned_alloc(kAlign, (n * sizeof(float) + 2 * kAlign - 1) / kAlign * kAlign)),
+               &std::free) {}
   float* at_offset(size_t bytes) { return memory.get() + bytes / sizeof(float); }
 };
 
@@ -45,7 +48,7 @@ int main(int argc, char** argv) {
     const int64_t out_hw = (h - 1) / stride + 1;
     clcdeploy::Igc2Shape shape{1, c, h, h, stride, out_hw, out_hw};
     Floats x(c * h * h), out(c * out_hw * out_hw), weight(18 * c), bias(c);
-    for (int64_t i = 0; i < c * h * h + 32; ++i) x.memory.get()[i] = uniform(rng);
+    for (size_t i = 0; i < c * h * h + kAlign / sizeof(float); ++i) x.memory.get()[i] = uniform(rng);
     for (int64_t i = 0; i < 18 * c; ++i) weight.memory.get()[i] = uniform(rng);
     for (int64_t i = 0; i < c; ++i) bias.memory.get()[i] = uniform(rng);
     double best[2] = {1e30, 1e30};
