@@ -204,6 +204,13 @@ def make_tiny_tflite(path: Path) -> Path:
     return path
 
 
+def pte_runner_input(shape: tuple[int, ...]) -> np.ndarray:
+    """The input clcdeploy's pte_runner feeds a float tensor: the ramp (i % 97) / 48.5 - 1 over its elements,
+    computed in float32 as the runner does."""
+    ramp = (np.arange(int(np.prod(shape))) % 97).astype(np.float32) / np.float32(48.5) - np.float32(1.0)
+    return ramp.reshape(shape)
+
+
 def make_tiny_pte(path: Path) -> Path:
     """A tiny conv+linear module lowered to XNNPACK with executorch (host torch)."""
     import torch

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from bench_fixtures import fused_models_dir, tiny_models_dir  # noqa: F401  (fixtures)
-from device_fixtures import adb_home, endpoint, virtual_device  # noqa: F401  (fixtures)
+from device_fixtures import adb_home, endpoint, pte_runner_input, virtual_device  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.device
 
@@ -61,8 +61,7 @@ def test_fused_igc_pte_runs_on_the_emulated_arm64_device(virtual_device, fused_m
                      timeout_s=600).check("pte_runner")
         device.pull(f"{remote}.out", tmp_path / "device.out")
     got = np.fromfile(tmp_path / "device.out", dtype=np.float32)
-    n = 3 * 32 * 32  # pte_runner's deterministic input: (i % 97) / 48.5 - 1
-    x = torch.tensor([(i % 97) / 48.5 - 1.0 for i in range(n)], dtype=torch.float32).reshape(1, 3, 32, 32)
+    x = torch.from_numpy(pte_runner_input((1, 3, 32, 32)))  # what pte_runner fed the model
     assert prepare_pte(pte)
     expected = Runtime.get().load_program(pte).load_method("forward").execute((x,))[0].numpy().ravel()
     assert np.abs(got - expected).max() < 1e-4

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from device_fixtures import pte_runner_input
+
 from clcdeploy.bench.parsers import parse_pte_runner_models
 from clcdeploy.kernels.fuse import ChannelsLast, FusedIGC2
 from clcdeploy.zoo.layers import IGC
@@ -33,7 +35,7 @@ def runner_and_models(tmp_path_factory):
     from clcdeploy.export import executorch_format
 
     folder = tmp_path_factory.mktemp("runner")
-    x = _runner_input((1, 3, 9, 11))
+    x = torch.from_numpy(pte_runner_input((1, 3, 9, 11)))
     fused = _fused_block()
     with torch.no_grad():
         y = fused(x)
@@ -43,12 +45,6 @@ def runner_and_models(tmp_path_factory):
     plain = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
     executorch_format.export(plain, x, folder / "plain.pte")
     return str(build_pte_runner("host", log=lambda _: None)), folder, expected
-
-
-def _runner_input(shape: tuple[int, ...]) -> torch.Tensor:
-    """The input pte_runner feeds a float tensor: a ramp (i % 97) / 48.5 - 1 over its elements."""
-    n = int(np.prod(shape))
-    return torch.from_numpy(((np.arange(n) % 97) / np.float32(48.5) - 1).astype(np.float32).reshape(shape))
 
 
 def _run(runner: str, *args: str) -> subprocess.CompletedProcess:

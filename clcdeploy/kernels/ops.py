@@ -76,4 +76,3 @@ def _igc2_fake(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride
 def igc2(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int) -> torch.Tensor:
     """Fused IGC (CRF 2, 3x3, padding 1) with packed weights; see the module docstring."""
     return torch.ops.clcdeploy.igc2(x, weight, bias, stride)
-
