@@ -1,12 +1,14 @@
 #!/usr/bin/env python
-"""Micro-benchmark of the fused IGC kernel on a zoo model's IGC layers (one thread, NHWC path).
+"""Micro-benchmark of the fused IGC kernel on a zoo model's IGC layers (one thread).
 
 Finds the shapes of every IGC the kernel fuses (channel receptive field 2) by running the model once,
-compiles `scripts/igc2_kernel_bench.cpp` with the kernel's C++ core, and prints per layer the best time on
-cache-line aligned tensors and on tensors `--offset` bytes past a cache line (ExecuTorch's Module API and its
-Python runtime allocate planned memory 16 bytes past one), alternated pass by pass in one process.
+compiles `scripts/igc2_kernel_bench.cpp` with the kernel's C++ core, and prints per layer the best time of the
+NHWC path on cache-line aligned tensors next to, alternated pass by pass in one process, either the NHWC path
+on tensors `--offset` bytes past a cache line (ExecuTorch's Module API and its Python runtime allocate planned
+memory 16 bytes past one) or, with `--compare nchw`, the NCHW path (ONNX Runtime's binding).
 
     .venv/bin/python scripts/bench_igc2_kernel.py [--model clcnet_a] [--size 224] [--offset 16] [--rounds 60]
+        [--compare offset|nchw]
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--offset", type=int, default=16, help="bytes past a cache line (multiple of 4, < 64)")
     parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--compare", choices=("offset", "nchw"), default="offset",
+                        help="second column: NHWC at --offset bytes, or the NCHW path")
     parser.add_argument("--compiler", default="g++")
     parser.add_argument("--march", default="native", help="-march value (e.g. x86-64-v3 for AVX2 only)")
     args = parser.parse_args()
@@ -61,12 +65,14 @@ def main() -> int:
         binary = Path(tmp) / "igc2_kernel_bench"
         subprocess.run([args.compiler, "-std=c++17", "-O3", "-fno-math-errno", f"-march={args.march}",
                         f"-I{CSRC}", str(DRIVER), str(CSRC / "igc2_core.cpp"), "-o", str(binary)], check=True)
-        env = {"IGC2_BENCH_ROUNDS": str(args.rounds), "IGC2_BENCH_OFFSET": str(args.offset)}
+        env = {"IGC2_BENCH_ROUNDS": str(args.rounds), "IGC2_BENCH_OFFSET": str(args.offset),
+               "IGC2_BENCH_COMPARE": args.compare}
         out = subprocess.run([str(binary), *[str(v) for shape in shapes for v in shape]], env=env,
                              capture_output=True, text=True, check=True).stdout
 
     print(f"{args.model} at {args.size}x{args.size}, -march={args.march}, best of {args.rounds} per layer, 1 thread\n")
-    print(f"| layer | C | input | stride | MMACs | aligned ms | GMAC/s | +{args.offset} B ms | ratio |")
+    other = f"+{args.offset} B ms" if args.compare == "offset" else "NCHW ms"
+    print(f"| layer | C | input | stride | MMACs | NHWC aligned ms | GMAC/s | {other} | ratio |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     totals = [0.0, 0.0, 0.0]
     for layer, line in enumerate(out.split("\n")[:len(shapes)], 1):

@@ -41,6 +41,7 @@ import clcdeploy
 from clcdeploy.export.passes import DEFAULT_IGC_LOWERINGS
 from clcdeploy.export.quiet import quiet_output
 from clcdeploy.export.weights import random_weights
+from clcdeploy.kernels.runtime import litert_delegates, prepare_onnx
 from clcdeploy.kernels.variants import CUSTOM_OP, TIMING_ONLY, deploy_variant
 
 FORMAT_MODULES = {"onnx": "clcdeploy.export.onnx_format", "pte": "clcdeploy.export.executorch_format",
@@ -49,6 +50,9 @@ RUNTIME_LABELS = {"onnx": "ORT CPU", "pte": "ExecuTorch XNNPACK", "tflite": "Lit
                   "pte-native": "ExecuTorch XNNPACK, native pte_runner"}
 NATIVE = "pte-native"  # a runtime, not a format: it runs the "pte" artifacts
 BASELINE = "mobilenet_v1"
+# The fused op has an ExecuTorch kernel (NCHW and NHWC), an ONNX Runtime kernel (NCHW, ORT's CPU layout) and a
+# LiteRT delegate (NHWC; litert-torch converts the NCHW graph itself).
+CUSTOM_OP_FORMATS = {("pte", "fused"), ("pte", "fused-nhwc"), ("onnx", "fused"), ("tflite", "fused")}
 CLCNET_A_VARIANTS = {
     "split": "clcNet-A, split: 4 depthwise + quarter-tensor concats",
     "split-k": "clcNet-A, split-K: no concat, sums into the next 1x1",
@@ -60,7 +64,7 @@ CLCNET_A_VARIANTS = {
     "floor2": "floor: 2 depthwise per IGC, no permutation (timing only, NOT IGC)",
     "floor1": "floor: 1 depthwise per IGC (timing only, NOT IGC)",
     "floor0": "floor: no IGC work, a 1x1 per-channel scale per IGC (timing only, NOT IGC)",
-    "fused": "clcNet-A, fused IGC custom op (NCHW)",
+    "fused": "clcNet-A, fused IGC custom op (ORT: NCHW; LiteRT: NHWC; ExecuTorch: NCHW)",
     "fused-nhwc": "clcNet-A, fused IGC custom op, NHWC activations",
 }
 MODEL_LABELS = {"mobilenet_v1": "MobileNet-v1 1.0", "clcnet_a": "clcNet-A (export default)",
@@ -104,7 +108,7 @@ def export_all(entries: list[Entry], runtimes: list[str], size: int, folder: Pat
         start = time.perf_counter()
         deploys: dict[str, torch.nn.Module] = {}
         for fmt in runtimes:
-            if entry.variant in CUSTOM_OP and fmt != "pte":
+            if entry.variant in CUSTOM_OP and (fmt, entry.variant) not in CUSTOM_OP_FORMATS:
                 continue
             # "standard" = what `clcdeploy export` writes: each format's own default IGC lowering
             key = DEFAULT_IGC_LOWERINGS[fmt] if entry.variant == "standard" else entry.variant
@@ -139,6 +143,7 @@ class Session:
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+            prepare_onnx(options, path)
             sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             feed = {sess.get_inputs()[0].name: x}
             self.run = lambda: sess.run(None, feed)
@@ -154,7 +159,8 @@ class Session:
         else:
             from ai_edge_litert.interpreter import Interpreter
 
-            interp = Interpreter(model_path=str(path), num_threads=threads)
+            interp = Interpreter(model_path=str(path), num_threads=threads,
+                                 experimental_delegates=litert_delegates(path, threads))
             interp.allocate_tensors()
             index = interp.get_input_details()[0]["index"]
             interp.set_tensor(index, np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
@@ -232,6 +238,7 @@ def profile_onnx(path: Path, x: np.ndarray, runs: int, folder: Path) -> dict[str
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     options.enable_profiling = True
     options.profile_file_prefix = str(folder / f"ort_{path.stem}")
+    prepare_onnx(options, path)
     sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     feed = {sess.get_inputs()[0].name: x}
     for _ in range(runs):

@@ -1,16 +1,18 @@
-// Micro-benchmark of the fused IGC kernel's NHWC path (clcdeploy/kernels/csrc/igc2_core.cpp), one thread.
+// Micro-benchmark of the fused IGC kernel (clcdeploy/kernels/csrc/igc2_core.cpp), one thread.
 //
 // Arguments: triples C H S (channels, square input size, stride), one per IGC layer. For every layer it times
-// the kernel on cache-line aligned tensors and on tensors OFFSET bytes past a cache line (ExecuTorch's Module
-// API and its Python runtime give 16), alternating the two pass by pass, and prints the best of ROUNDS:
-//   C H S aligned_ms offset_ms
-// Environment: IGC2_BENCH_ROUNDS (default 60), IGC2_BENCH_OFFSET (default 16).
+// the NHWC path on cache-line aligned tensors and, alternating pass by pass, either the NHWC path on tensors
+// OFFSET bytes past a cache line (ExecuTorch's Module API and its Python runtime give 16) or, with
+// IGC2_BENCH_COMPARE=nchw, the NCHW path on aligned tensors; it prints the best of ROUNDS:
+//   C H S aligned_nhwc_ms other_ms
+// Environment: IGC2_BENCH_ROUNDS (default 60), IGC2_BENCH_OFFSET (default 16), IGC2_BENCH_COMPARE (offset|nchw).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "igc2.h"
@@ -37,6 +39,8 @@ double elapsed_ms(std::chrono::steady_clock::time_point since) {
 int main(int argc, char** argv) {
   const int rounds = std::getenv("IGC2_BENCH_ROUNDS") ? std::atoi(std::getenv("IGC2_BENCH_ROUNDS")) : 60;
   const size_t offset = std::getenv("IGC2_BENCH_OFFSET") ? std::atoi(std::getenv("IGC2_BENCH_OFFSET")) : 16;
+  const char* compare = std::getenv("IGC2_BENCH_COMPARE");
+  const bool nchw = compare != nullptr && std::string(compare) == "nchw";
   if (argc < 4 || (argc - 1) % 3 != 0 || rounds < 1 || offset % sizeof(float) != 0 || offset >= kAlign) {
     std::fprintf(stderr, "usage: igc2_kernel_bench C H S [C H S ...] (offset: a multiple of 4 below 64)\n");
     return 2;
@@ -54,10 +58,15 @@ int main(int argc, char** argv) {
     double best[2] = {1e30, 1e30};
     for (int r = 0; r < rounds; ++r) {
       for (int misaligned = 0; misaligned < 2; ++misaligned) {
-        const size_t bytes = misaligned ? offset : 0;
+        const size_t bytes = misaligned && !nchw ? offset : 0;
         auto start = std::chrono::steady_clock::now();
-        clcdeploy::igc2_nhwc_rows(x.at_offset(bytes), weight.memory.get(), bias.memory.get(), out.at_offset(bytes),
-                                  shape, 0, out_hw);
+        if (misaligned && nchw) {
+          clcdeploy::igc2_nchw_pairs(x.at_offset(0), weight.memory.get(), bias.memory.get(), out.at_offset(0),
+                                     shape, 0, c / 2);
+        } else {
+          clcdeploy::igc2_nhwc_rows(x.at_offset(bytes), weight.memory.get(), bias.memory.get(),
+                                    out.at_offset(bytes), shape, 0, out_hw);
+        }
         best[misaligned] = std::min(best[misaligned], elapsed_ms(start));
       }
     }

@@ -26,9 +26,12 @@ PYTHON=${PYTHON:-python3}
 # torch==2.13.0 (pinned in pyproject.toml) is the CPU wheel; a looser spec would pull a CUDA build.
 .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
 .venv/bin/python -c "import clcdeploy, torch; print(f'setup: clcdeploy {clcdeploy.__version__}, torch {torch.__version__}')"
-# The fused IGC kernel library (`clcdeploy export --fused-igc`), built once against the executorch wheel;
-# without cmake it is built on first use instead.
+# The fused IGC kernel libraries (`clcdeploy export --fused-igc`), built once: against the executorch wheel,
+# and against the ONNX Runtime API headers (downloaded from Debian's archive, pinned by SHA-256, as the
+# onnxruntime wheel ships none). Without cmake they are built on first use instead.
 if command -v cmake >/dev/null; then
-    echo "setup: fused IGC kernel library $(.venv/bin/python -c \
+    echo "setup: fused IGC kernel library (ExecuTorch) $(.venv/bin/python -c \
         'from clcdeploy.kernels.build import build_executorch_kernels as build; print(build())')"
+    echo "setup: fused IGC kernel library (ONNX Runtime) $(.venv/bin/python -c \
+        'from clcdeploy.kernels.build import build_onnxruntime_kernels as build; print(build())')"
 fi

@@ -19,9 +19,11 @@ def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def fused_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """clcnet_tiny as a .pte exported with --fused-igc (calls clcdeploy's fused IGC kernel)."""
+    """clcnet_tiny exported with --fused-igc-formats pte,onnx,tflite (every artifact calls clcdeploy's fused IGC
+    kernel)."""
     from clcdeploy.export.pipeline import export_model
 
     folder = tmp_path_factory.mktemp("fused-models")
-    export_model("clcnet_tiny", formats=("pte",), out_dir=folder, fused_igc=True)
+    export_model("clcnet_tiny", formats=("pte", "onnx", "tflite"), out_dir=folder,
+                 fused_igc=("pte", "onnx", "tflite"))
     return folder

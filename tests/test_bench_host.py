@@ -82,6 +82,28 @@ def test_fused_igc_pte_runs_with_the_kernel_library_on_the_host(fused_models_dir
     assert "pte (fused IGC)" in (tmp_path / "results" / "report.md").read_text()
 
 
+def test_fused_igc_onnx_and_tflite_run_with_their_kernel_libraries_on_the_host(fused_models_dir, tmp_path):
+    result = bench("--models", "clcnet_tiny", "--formats", "onnx,tflite", "--models-dir", str(fused_models_dir),
+                   "--runs", "3", "--warmup", "1", "--threads", "2", "--json", "--out", str(tmp_path / "results"))
+    assert result.returncode == 0, result.stderr
+    measurements = json.loads(result.stdout)["results"]
+    assert {m["format"] for m in measurements} == {"onnx", "tflite"}
+    for measurement in measurements:
+        assert len(measurement["times_ms"]) == 3 and measurement["outputs_finite"] is True
+        assert measurement["extra"]["fused_igc_kernel"] is True
+    report = (tmp_path / "results" / "report.md").read_text()
+    assert "onnx (fused IGC)" in report and "tflite (fused IGC)" in report
+
+
+def test_fused_igc_tflite_with_a_runner_lacking_the_delegate_is_refused_before_connecting(fused_models_dir):
+    result = bench("--device", "127.0.0.1:1", "--models", "clcnet_tiny", "--formats", "tflite",
+                   "--models-dir", str(fused_models_dir), "--runs", "3", "--runner", "benchmark_model",
+                   "--runner-bin", __file__)
+    assert result.returncode == 2
+    assert "LiteRT delegate" in result.stderr and "--runner auto or python" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
 @pytest.mark.parametrize("runner", [["--runner", "python"], ["--runner", "executor_runner", "--runner-bin", __file__]])
 def test_fused_igc_pte_with_a_runner_lacking_the_kernel_is_refused_before_connecting(fused_models_dir, runner):
     result = bench("--device", "127.0.0.1:1", "--models", "clcnet_tiny", "--formats", "pte",

@@ -67,6 +67,54 @@ def test_fused_igc_pte_runs_on_the_emulated_arm64_device(virtual_device, fused_m
     assert np.abs(got - expected).max() < 1e-4
 
 
+DEVICE_SCRIPTS = {  # run one fused artifact on the device with clcdeploy's aarch64 library; print the output
+    "onnx": ("import numpy as np, onnxruntime as ort; o = ort.SessionOptions(); "
+             "o.register_custom_ops_library('{lib}'); s = ort.InferenceSession('{model}', o); "
+             "x = np.load('{x}'); print(*s.run(None, {{s.get_inputs()[0].name: x}})[0].ravel().tolist())"),
+    "tflite": ("import numpy as np; from ai_edge_litert.interpreter import Interpreter, load_delegate; "
+               "it = Interpreter(model_path='{model}', experimental_delegates=[load_delegate('{lib}')]); "
+               "it.allocate_tensors(); x = np.load('{x}').transpose(0, 2, 3, 1).copy(); "
+               "it.set_tensor(it.get_input_details()[0]['index'], x); it.invoke(); "
+               "print(*it.get_tensor(it.get_output_details()[0]['index']).ravel().tolist())"),
+}
+
+
+def test_fused_igc_onnx_and_tflite_run_on_the_emulated_arm64_device(virtual_device, fused_models_dir, tmp_path):
+    """The python runner loads the aarch64 builds of the ONNX Runtime custom op and the LiteRT delegate (NEON
+    path of the kernel), and their outputs equal the host's."""
+    import numpy as np
+
+    from clcdeploy.device import open_device
+    from clcdeploy.export import onnx_format, tflite_format
+    from clcdeploy.kernels.build import build_litert_kernels, build_onnxruntime_kernels
+
+    result = bench("--device", virtual_device.serial, "--models", "clcnet_tiny", "--formats", "onnx,tflite",
+                   "--models-dir", str(fused_models_dir), "--runs", "2", "--warmup", "1", "--json")
+    assert result.returncode == 0, result.stderr + result.stdout
+    measurements = json.loads(result.stdout)["results"]
+    assert {m["format"] for m in measurements} == {"onnx", "tflite"}
+    for m in measurements:
+        assert m["runner"] == "python" and m["outputs_finite"] is True and m["extra"]["fused_igc_kernel"] is True
+        assert m["extra"]["machine"] == "aarch64"
+
+    x = np.random.default_rng(3).standard_normal((1, 3, 32, 32), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    libraries = {"onnx": build_onnxruntime_kernels(target="aarch64"), "tflite": build_litert_kernels(target="aarch64")}
+    with open_device(virtual_device.serial) as device:
+        work = device.ensure_work_dir()
+        device.push(tmp_path / "x.npy", f"{work}/x.npy")
+        for fmt, module in (("onnx", onnx_format), ("tflite", tflite_format)):
+            model = fused_models_dir / "clcnet_tiny" / f"clcnet_tiny.{fmt}"
+            device.push(model, f"{work}/check.{fmt}")
+            device.push(libraries[fmt], f"{work}/check-{fmt}.so")
+            script = DEVICE_SCRIPTS[fmt].format(lib=f"{work}/check-{fmt}.so", model=f"{work}/check.{fmt}",
+                                                x=f"{work}/x.npy")
+            out = device.shell(f'python3 -c "{script}"', timeout_s=600).check(f"{fmt} on the device").stdout
+            got = np.array([float(v) for v in out.split()], dtype=np.float32)
+            expected = module.run(model, x).ravel()
+            assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4, fmt
+
+
 def test_connection_lost_mid_run_keeps_what_was_measured(tiny_models_dir, tmp_path):
     from clcdeploy.bench.runners import RUNNER_SCRIPT
     from clcdeploy.device import open_device

@@ -1,6 +1,7 @@
 """`clcdeploy export --fused-igc`: the .pte calls the fused IGC kernel (validated against PyTorch with the
-kernel library loaded automatically), ONNX keeps the standard passes, and the manifest and report say which
-artifacts need the kernel library."""
+kernel library loaded automatically), ONNX keeps the standard passes unless `--fused-igc-formats` names it
+(then the custom node clcdeploy.IGC2, validated by ONNX Runtime with clcdeploy's custom-op library), and the
+manifest and report say which artifacts need a kernel library."""
 
 from __future__ import annotations
 
@@ -71,6 +72,29 @@ def test_default_export_needs_no_kernel_library(tmp_path: Path) -> None:
     assert not pte.delegation["custom_op_calls"]
 
 
-def test_fused_igc_without_pte_is_refused(capsys, tmp_path: Path) -> None:
-    code = main(["export", "clcnet_tiny", "--formats", "onnx", "--fused-igc", "--out", str(tmp_path)])
-    assert code == 2 and "ExecuTorch format only" in capsys.readouterr().err
+def test_fused_onnx_matches_pytorch_with_one_igc2_node_per_igc(tmp_path: Path, capsys) -> None:
+    code = main(["export", "clcnet_tiny", "--formats", "onnx", "--fused-igc-formats", "onnx", "--out",
+                 str(tmp_path), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    onnx_entry = json.loads(captured.out)["formats"]["onnx"]
+    assert onnx_entry["validated"] and onnx_entry["max_abs_diff"] <= 1e-4
+    igcs = sum(isinstance(m, IGC) for m in create_model("clcnet_tiny").modules())
+    histogram = onnx_entry["op_histogram"]
+    assert histogram["IGC2"] == igcs and "Concat" not in histogram and "Add" not in histogram
+    assert onnx_entry["extra"]["needs_kernel_library"] is True
+    assert onnx_entry["extra"]["igc_lowering"] == "fused-igc2-nchw"
+    assert "clcnet_tiny.onnx calls clcdeploy's fused IGC kernel" in captured.err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--formats", "onnx", "--fused-igc"], "applies to pte and tflite, and neither is exported"),
+    (["--formats", "onnx", "--fused-igc-formats", "pte"], "pte is not among the exported formats"),
+    (["--formats", "onnx", "--fused-igc-formats", "dlc"], "unknown format 'dlc'"),
+])
+def test_fused_igc_for_formats_not_exported_or_unknown_is_refused(capsys, tmp_path: Path, args,
+                                                                               message) -> None:
+    code = main(["export", "clcnet_tiny", *args, "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "clcnet_tiny").exists()

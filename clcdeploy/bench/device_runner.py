@@ -17,22 +17,27 @@ import sys
 import time
 
 
-def _onnx(path, threads):
+def _onnx(path, threads, kernel_library=None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     if threads > 0:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    if kernel_library:  # the model calls clcdeploy's custom op clcdeploy.IGC2
+        options.register_custom_ops_library(kernel_library)
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda x: session.run(None, {name: x})[0], "onnxruntime " + ort.__version__
 
 
-def _tflite(path, threads):
-    from ai_edge_litert.interpreter import Interpreter
+def _tflite(path, threads, kernel_library=None):
+    from ai_edge_litert.interpreter import Interpreter, load_delegate
 
-    interpreter = Interpreter(model_path=path, num_threads=threads if threads > 0 else None)
+    # kernel_library: clcdeploy's delegate for its custom op custom_call.CLCDEPLOY_IGC2 (XNNPACK takes the rest)
+    delegates = [load_delegate(kernel_library, {"num_threads": str(max(threads, 1))})] if kernel_library else []
+    interpreter = Interpreter(model_path=path, num_threads=threads if threads > 0 else None,
+                              experimental_delegates=delegates)
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
 
@@ -44,7 +49,7 @@ def _tflite(path, threads):
     return run, "ai-edge-litert"
 
 
-def _pte(path, threads):
+def _pte(path, threads, kernel_library=None):  # the kernel library is loaded before (main)
     from executorch.runtime import Runtime  # needs the executorch Python bindings (host only)
     import torch
 
@@ -71,7 +76,8 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="0: the runtime's default")
-    parser.add_argument("--kernel-library", help="shared library with custom ExecuTorch kernels the .pte calls")
+    parser.add_argument("--kernel-library", help="clcdeploy's kernel library for the model's runtime (custom "
+                                                 "ExecuTorch kernels, ONNX Runtime custom ops, LiteRT delegate)")
     parser.add_argument("--progress", help="file to record each pass in as it starts (read if the link drops)")
     args = parser.parse_args(argv)
     progress = open(args.progress, "w", buffering=1) if args.progress else None
@@ -86,11 +92,12 @@ def main(argv=None):
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     mark("loading the model")
     importlib.import_module(RUNTIME_MODULES[args.format])
-    if args.kernel_library:  # registers its kernels with the runtime the bindings just loaded
-        importlib.import_module("executorch.extension.pybindings.portable_lib")
+    if args.kernel_library:  # loaded before the timer too; a .pte's kernels register with the bindings' runtime
+        if args.format == "pte":
+            importlib.import_module("executorch.extension.pybindings.portable_lib")
         ctypes.CDLL(args.kernel_library, mode=ctypes.RTLD_GLOBAL)
     start = time.perf_counter()
-    run, runtime = LOADERS[args.format](args.model, args.threads)
+    run, runtime = LOADERS[args.format](args.model, args.threads, args.kernel_library)
     load_ms = (time.perf_counter() - start) * 1e3
     finite = True
     for i in range(args.warmup):

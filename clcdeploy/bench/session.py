@@ -66,14 +66,27 @@ class DeviceRun:
         return self.error is None
 
 
+# Formats whose kernel library the python runner loads on any device clcdeploy builds it for (this host, and
+# aarch64 Linux devices such as the virtual device: the ONNX Runtime custom op, the LiteRT delegate).
+PYTHON_RUNNER_KERNEL_FORMATS = {"onnx": "ONNX Runtime custom-op library", "tflite": "LiteRT delegate"}
+GLIBC_AARCH64_LOADER = "/lib/ld-linux-aarch64.so.1"
+
+
 def check_kernel_library_reachable(serials: list[str | None], artifacts: dict, runner: Runner | None) -> None:
-    """A .pte exported with --fused-igc needs clcdeploy's fused IGC kernel: the python runner loads this
-    host's kernel library, and clcdeploy's pte_runner has the kernel compiled in (the virtual device's copy
-    too). Refuse other runners, and the python runner on other devices, before connecting to anything."""
-    needy = sorted(a.path.name for a in artifacts.values() if a.needs_kernel_library)
+    """Artifacts exported with --fused-igc need clcdeploy's fused IGC kernel. A .pte: the python runner loads
+    this host's kernel library, and clcdeploy's pte_runner has the kernel compiled in (the virtual device's
+    copy too). A .onnx or .tflite: the python runner, which registers the custom-op library or delegate built
+    for the device (`_kernel_library`). Refuse other runners before connecting to any device."""
+    remote = any(s not in (None, "local") for s in serials)
+    for fmt, library in PYTHON_RUNNER_KERNEL_FORMATS.items():
+        needy_here = sorted(a.path.name for a in artifacts.values() if a.needs_kernel_library and a.fmt == fmt)
+        if needy_here and not (runner is None or isinstance(runner, PythonRunner)):
+            raise BenchError(f"{', '.join(needy_here)} call clcdeploy's fused IGC kernel, whose {library} only "
+                             f"the python runner loads: use --runner auto or python, or export without "
+                             f"--fused-igc")
+    needy = sorted(a.path.name for a in artifacts.values() if a.needs_kernel_library and a.fmt == "pte")
     if not needy or runner is None:  # `auto` picks a runner that has the kernel (auto_runner_for)
         return
-    remote = any(s not in (None, "local") for s in serials)
     if isinstance(runner, PythonRunner) and not remote or getattr(runner, "name", None) == "pte_runner":
         return
     raise BenchError(f"{', '.join(needy)} call clcdeploy's fused IGC kernel, which only clcdeploy's pte_runner "
@@ -81,19 +94,37 @@ def check_kernel_library_reachable(serials: list[str | None], artifacts: dict, r
                      f"without --fused-igc")
 
 
-def _kernel_library(artifact: Artifact, runner: Runner) -> str | None:
-    """The host's build of clcdeploy's kernel library, for the python runner and a .pte exported with
-    --fused-igc (pte_runner has the kernel compiled in)."""
+def _kernel_library(device: Device, facts: dict, artifact: Artifact, runner: Runner) -> str | None:
+    """Where on the device the python runner finds clcdeploy's kernel library for an artifact exported with
+    --fused-igc (pte_runner has the kernel compiled in): this host's build, or for a remote device the aarch64
+    Linux build of the ONNX Runtime custom op / LiteRT delegate, pushed to the device's work folder."""
     if not (artifact.needs_kernel_library and isinstance(runner, PythonRunner)):
         return None
-    from clcdeploy.kernels.build import build_executorch_kernels  # host only: cmake + the executorch wheel
+    # cmake plus the executorch wheel / the runtimes' API headers, on this machine
+    from clcdeploy.kernels import build
 
-    return str(build_executorch_kernels())
+    builders = {"pte": build.build_executorch_kernels, "onnx": build.build_onnxruntime_kernels,
+                "tflite": build.build_litert_kernels}
+    if device.serial == "local":
+        return str(builders[artifact.fmt]())
+    # The cross build links against glibc: the device's Python must be a glibc userland (the virtual device's
+    # Debian), not Android's bionic.
+    glibc = device.shell(f"test -e {GLIBC_AARCH64_LOADER}", timeout_s=30).exit_code == 0
+    if facts.get("kernel_machine") != "aarch64" or not glibc:
+        raise BenchError(f"{artifact.path.name} needs clcdeploy's {PYTHON_RUNNER_KERNEL_FORMATS[artifact.fmt]}, "
+                         f"which clcdeploy builds for this host and for aarch64 glibc Linux (the virtual device), "
+                         f"not for this {facts.get('abi') or facts.get('kernel_machine')} device: build "
+                         f"clcdeploy/kernels/csrc with the NDK into the app, or export without --fused-igc")
+    library = builders[artifact.fmt](target="aarch64")
+    remote = f"{device.work_dir}/{artifact.fmt}-{library.parent.name}-{library.name}"
+    push_if_changed(device, library, remote)
+    return remote
 
 
-def _request(artifact: Artifact, remote: str, options: BenchOptions, runner: Runner) -> RunRequest:
+def _request(artifact: Artifact, remote: str, options: BenchOptions, runner: Runner,
+             kernel_library: str | None) -> RunRequest:
     return RunRequest(artifact.model, artifact.fmt, remote, artifact.input_shape, options.runs, options.warmup,
-                      options.threads, options.cpu_mask, options.timeout_s, _kernel_library(artifact, runner))
+                      options.threads, options.cpu_mask, options.timeout_s, kernel_library)
 
 
 def _measure(device: Device, runner: Runner, artifact: Artifact, request: RunRequest) -> Measurement:
@@ -152,7 +183,8 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
                     if options.cooldown_s:
                         time.sleep(options.cooldown_s)
                     current = f"{model}/{fmt}"
-                    request = _request(artifact, remote, options, chosen)
+                    request = _request(artifact, remote, options, chosen,
+                                       _kernel_library(device, run.facts, artifact, chosen))
                     progress_path = chosen.progress_file(device, request) if isinstance(chosen, PythonRunner) else None
                     log(f"[{run.serial}] {model} {fmt}: {options.warmup} warm-up + {options.runs} timed passes "
                         f"({chosen.name} runner)")

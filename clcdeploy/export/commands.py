@@ -8,7 +8,10 @@ import sys
 FORMAT_NAMES = ("onnx", "pte", "tflite")  # mirrors pipeline.FORMATS without importing torch at startup
 # mirrors passes.IGC_LOWERINGS (default: None, each format's measured fastest, passes.DEFAULT_IGC_LOWERINGS)
 IGC_LOWERING_NAMES = ("split-late", "split", "split-k", "split-dw", "split-gc", "swap", "grouped")
-KERNEL_LIBRARY = "libclcdeploy_igc_executorch.so"  # mirrors clcdeploy.kernels.build.LIBRARY_NAME
+# mirror clcdeploy.kernels.build.LIBRARY_NAME / ONNXRUNTIME_LIBRARY_NAME
+KERNEL_LIBRARIES = {"pte": "libclcdeploy_igc_executorch.so", "onnx": "libclcdeploy_igc_onnxruntime.so",
+                    "tflite": "libclcdeploy_igc_litert_delegate.so, as a delegate"}
+KERNEL_BUILT_IN = {"pte": " or built in (clcdeploy's pte_runner)", "onnx": "", "tflite": ""}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,9 +31,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--igc-lowering", default=None, choices=IGC_LOWERING_NAMES,
                         help=argparse.SUPPRESS)  # internal: lets benchmarks compare lowering variants
     parser.add_argument("--fused-igc", action="store_true",
-                        help="ExecuTorch only: compute each CRF-2 IGC with clcdeploy's fused kernel; the .pte "
-                             "then needs that kernel at run time (clcdeploy loads its kernel library into the "
-                             "Python runtime; its pte_runner has the kernel built in); ONNX/TFLite unchanged")
+                        help="compute each CRF-2 IGC with clcdeploy's fused kernel in the .pte and the .tflite "
+                             "(where it is faster); such artifacts need clcdeploy's kernel library at run time "
+                             "(clcdeploy loads it into ExecuTorch's Python runtime and as a LiteRT delegate; "
+                             "its pte_runner has it built in)")
+    parser.add_argument("--fused-igc-formats", metavar="FORMATS",
+                        help="the formats --fused-igc applies to, from pte,tflite,onnx (implies --fused-igc; "
+                             "onnx: the custom node clcdeploy.IGC2 for ONNX Runtime, measured slower there "
+                             "than standard operators)")
     parser.add_argument("--json", action="store_true", help="print the manifest(s) as JSON")
     parser.set_defaults(handler=run_export)
 
@@ -41,7 +49,7 @@ def run_export(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from clcdeploy.errors import ConfigurationError
-    from clcdeploy.export.pipeline import export_model, parse_formats
+    from clcdeploy.export.pipeline import export_model, parse_formats, parse_fused_igc
     from clcdeploy.zoo import list_models, model_spec
 
     if bool(args.all) == bool(args.name):
@@ -49,6 +57,7 @@ def run_export(args: argparse.Namespace) -> int:
     if args.all and args.weights:
         raise ConfigurationError("--weights fits one model; export that model by NAME instead of --all")
     formats = parse_formats(args.formats)
+    fused_igc = parse_fused_igc(args.fused_igc_formats or args.fused_igc, formats)  # refused before any work
     names = list_models(include_tiny=False) if args.all else [model_spec(args.name).name]  # unknown: fail now
     console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -60,7 +69,8 @@ def run_export(args: argparse.Namespace) -> int:
         console.print(f"[bold]{name}[/bold]")
         manifest = export_model(
             name, formats, args.out, weights=args.weights, input_size=args.input_size,
-            validate_outputs=not args.no_validate, igc_lowering=args.igc_lowering, fused_igc=args.fused_igc,
+            validate_outputs=not args.no_validate, igc_lowering=args.igc_lowering,
+            fused_igc=fused_igc,
             progress=progress,
         )
         for fmt, entry in manifest.formats.items():
@@ -68,8 +78,7 @@ def run_export(args: argparse.Namespace) -> int:
                 console.print(f"  [yellow]warning:[/yellow] {failure}")
             if entry.extra.get("needs_kernel_library"):
                 console.print(f"  [bold]note:[/bold] {entry.file} calls clcdeploy's fused IGC kernel: it runs "
-                              f"where that kernel is loaded ({KERNEL_LIBRARY}) or built in (clcdeploy's "
-                              f"pte_runner)")
+                              f"where that kernel is loaded ({KERNEL_LIBRARIES[fmt]}){KERNEL_BUILT_IN[fmt]}")
         console.print(f"  wrote {args.out}/{name}/manifest.json")
         manifests.append(manifest.to_dict())
     if args.json:

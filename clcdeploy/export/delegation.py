@@ -5,7 +5,8 @@
   any delegate (compute ops and convolutions among them) and, separately, calls of clcdeploy's own custom
   ops (the fused IGC kernel; intended, not a delegation failure).
 - TFLite: op histogram without delegates (so CONV_2D's groups can be read), the number of DELEGATE
-  partitions the default XNNPACK delegate makes, and the ops it leaves out.
+  partitions the default XNNPACK delegate makes, and the ops it leaves out; calls of clcdeploy's fused IGC
+  custom op, which clcdeploy's own delegate takes, are counted separately.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def executorch_report(path: Path) -> dict:
 def tflite_report(path: Path) -> dict:
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    from clcdeploy.kernels.ops import LITERT_CUSTOM_CODE
+    from clcdeploy.kernels.runtime import litert_delegates
+
     raw = Interpreter(model_path=str(path),
                       experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     ops = raw._get_ops_details()
@@ -73,14 +77,18 @@ def tflite_report(path: Path) -> dict:
             if filter_channels != channels:
                 grouped.append({"channels": channels, "groups": channels // filter_channels,
                                 "group_channels": filter_channels})
-    delegated = Interpreter(model_path=str(path))
+    delegated = Interpreter(model_path=str(path), experimental_delegates=litert_delegates(path))
     delegated.allocate_tensors()
     nodes = delegated._get_ops_details()
     partitions = [n for n in nodes if n["op_name"] == "DELEGATE"]
     outside = _outside_partitions([n for n in nodes if n["op_name"] != "DELEGATE"], partitions)
+    # clcdeploy's delegate computes exactly the custom op's outputs; XNNPACK's partitions are the others.
+    custom_outputs = {int(t) for n in nodes if n["op_name"] == LITERT_CUSTOM_CODE for t in n["outputs"]}
+    ours = [p for p in partitions if {int(t) for t in p["outputs"]} <= custom_outputs]
     return {
         "op_histogram": _sorted(Counter(op["op_name"] for op in ops)),
-        "delegate_partitions": len(partitions),
+        "delegate_partitions": len(partitions) - len(ours),
+        "custom_op_calls": _sorted(Counter(op["op_name"] for op in ops if op["op_name"] == LITERT_CUSTOM_CODE)),
         "ops_outside_delegate": len(outside),
         "ops_outside_delegate_histogram": _sorted(Counter(n["op_name"] for n in outside)),
         "grouped_conv2d": grouped,
@@ -120,7 +128,7 @@ def delegation_failures(fmt: str, op_histogram: dict[str, int], report: dict) ->
             failures.append(f"pte: {report['convolutions_outside_delegate']} convolution(s) outside the XNNPACK "
                             f"delegate")
     elif fmt == "tflite":
-        if not op_histogram.get("DEPTHWISE_CONV_2D"):
+        if not op_histogram.get("DEPTHWISE_CONV_2D") and not report.get("custom_op_calls"):
             failures.append("tflite: no DEPTHWISE_CONV_2D (IGCs were not lowered)")
         tiny = [g for g in report["grouped_conv2d"] if g["group_channels"] < MIN_GROUP_CHANNELS]
         if tiny:

@@ -1,4 +1,8 @@
-"""ONNX: TorchScript-based `torch.onnx.export`, simplified with onnxsim, checked, run with onnxruntime."""
+"""ONNX: TorchScript-based `torch.onnx.export`, simplified with onnxsim, checked, run with onnxruntime.
+
+A model containing clcdeploy's fused IGC op (`clcdeploy::igc2`, from `--fused-igc`) exports it as the custom
+node `clcdeploy.IGC2`; onnxsim and onnxruntime then load clcdeploy's ONNX Runtime kernel library.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from torch import nn
 
 NAME, SUFFIX, RUNTIME = "onnx", ".onnx", "onnxruntime"
 OPSET = 17
+CUSTOM_OPSET_VERSION = 1
 
 
 def export(model: nn.Module, example: torch.Tensor, path: Path) -> dict:
@@ -20,14 +25,24 @@ def export(model: nn.Module, example: torch.Tensor, path: Path) -> dict:
     import onnx
     import onnxsim
 
+    from clcdeploy.kernels.build import build_onnxruntime_kernels
+    from clcdeploy.kernels.ops import ONNX_DOMAIN
+    from clcdeploy.kernels.runtime import onnx_uses_fused_igc
+
+    from clcdeploy.kernels.fuse import FusedIGC2
+
+    _register_igc2_symbolic()
+    fused = any(isinstance(m, FusedIGC2) for m in model.modules())
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         # dynamo=False: the dynamo exporter needs onnxscript, which is not a dependency.
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (example,), buffer, input_names=["input"], output_names=["logits"],
-                          opset_version=OPSET, dynamo=False)
+                          opset_version=OPSET, dynamo=False,
+                          custom_opsets={ONNX_DOMAIN: CUSTOM_OPSET_VERSION} if fused else None)
     proto = onnx.load_from_string(buffer.getvalue())
-    simplified, ok = onnxsim.simplify(proto)
+    custom_lib = str(build_onnxruntime_kernels()) if onnx_uses_fused_igc(proto) else None
+    simplified, ok = onnxsim.simplify(proto, custom_lib=custom_lib)
     if not ok:
         raise RuntimeError("onnxsim could not verify the simplified model")
     onnx.checker.check_model(simplified, full_check=True)
@@ -36,9 +51,30 @@ def export(model: nn.Module, example: torch.Tensor, path: Path) -> dict:
 
 
 def run(path: Path, x: np.ndarray) -> np.ndarray:
-    """Run the model with onnxruntime's CPU provider."""
+    """Run the model with onnxruntime's CPU provider (with clcdeploy's kernel library if it needs it)."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    from clcdeploy.kernels.runtime import prepare_onnx
+
+    options = ort.SessionOptions()
+    prepare_onnx(options, path)
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
+
+def _register_igc2_symbolic() -> None:
+    """Teach the TorchScript exporter to write `clcdeploy::igc2` as the node `clcdeploy.IGC2`."""
+    from torch.onnx import register_custom_op_symbolic, symbolic_helper
+
+    from clcdeploy.kernels.ops import ONNX_DOMAIN, ONNX_OP_TYPE  # also defines the torch op
+
+    @symbolic_helper.parse_args("v", "v", "v", "i")
+    def igc2(g, x, weight, bias, stride):
+        out = g.op(f"{ONNX_DOMAIN}::{ONNX_OP_TYPE}", x, weight, bias, stride_i=stride)
+        sizes = symbolic_helper._get_tensor_sizes(x)
+        if sizes is not None and None not in sizes:  # static shapes: tell ONNX the output's
+            n, c, h, w = sizes
+            out.setType(x.type().with_sizes([n, c, (h - 1) // stride + 1, (w - 1) // stride + 1]))
+        return out
+
+    register_custom_op_symbolic("clcdeploy::igc2", igc2, OPSET)

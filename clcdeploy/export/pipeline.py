@@ -37,6 +37,11 @@ FORMAT_MODULES = {
     "tflite": "clcdeploy.export.tflite_format",
 }
 FORMATS = tuple(FORMAT_MODULES)
+# Formats with a binding of clcdeploy's fused IGC kernel, and the activation layout that binding computes in.
+FUSED_IGC_LAYOUTS = {"pte": "nhwc", "onnx": "nchw", "tflite": "nhwc"}
+# The formats `--fused-igc` means without a list: where the fused kernel is measured faster than standard
+# operators (BENCHMARKS.md, section 3; ONNX Runtime's NCHWc reorders around a custom op cost more than it saves).
+FUSED_IGC_DEFAULT = ("pte", "tflite")
 _REPORTS = {"onnx": delegation.onnx_report, "pte": delegation.executorch_report,
             "tflite": delegation.tflite_report}
 
@@ -68,7 +73,7 @@ def export_model(
     input_size: int | None = None,
     validate_outputs: bool = True,
     igc_lowering: str | None = None,
-    fused_igc: bool = False,
+    fused_igc: bool | Sequence[str] = False,
     rewrite: Rewrite | None = None,
     progress: Progress | None = None,
     model_kwargs: dict | None = None,
@@ -79,16 +84,17 @@ def export_model(
     `igc_lowering` (one of IGC_LOWERINGS) applies to every format; None picks each format's measured fastest
     (`DEFAULT_IGC_LOWERINGS`), recorded per artifact in `extra["igc_lowering"]`.
     `model_kwargs` are builder overrides for `create_model` (e.g. a clcNet configuration).
-    `fused_igc` (opt-in, ExecuTorch only) writes a .pte that computes each CRF-2 IGC with clcdeploy's fused
-    kernel `clcdeploy::igc2`; it then needs clcdeploy's kernel library on the device, which each format entry
-    records as `extra["needs_kernel_library"]`. ONNX and TFLite keep the standard passes.
+    `fused_igc` (opt-in; True means those of `FUSED_IGC_DEFAULT` being exported) names the formats in which
+    each CRF-2 IGC is one call of clcdeploy's fused kernel (`FUSED_IGC_LAYOUTS`: the .pte's `clcdeploy::igc2`
+    on NHWC activations, the ONNX model's custom node `clcdeploy.IGC2`, the .tflite's custom op
+    `custom_call.CLCDEPLOY_IGC2`); such artifacts need clcdeploy's kernel library where they run, which each
+    format entry records as `extra["needs_kernel_library"]`. Other formats keep the standard passes.
     All artifacts are written under temporary names and renamed only when every format succeeded.
     """
     formats = parse_formats(formats)
     if igc_lowering is not None and igc_lowering not in IGC_LOWERINGS:
         raise ConfigurationError(f"unknown IGC lowering {igc_lowering!r}; choose from {', '.join(IGC_LOWERINGS)}")
-    if fused_igc and "pte" not in formats:
-        raise ConfigurationError("--fused-igc applies to the ExecuTorch format only; add pte to --formats")
+    fused = parse_fused_igc(fused_igc, formats)
     spec = model_spec(name)
     report = progress or (lambda stage, seconds: None)
     folder = Path(out_dir) / name
@@ -103,14 +109,15 @@ def export_model(
         report("build model", time.perf_counter() - start)
 
         start = time.perf_counter()
-        lowerings = {f: igc_lowering or DEFAULT_IGC_LOWERINGS[f] for f in formats
-                     if not (fused_igc and f == "pte")}
+        lowerings = {f: igc_lowering or DEFAULT_IGC_LOWERINGS[f] for f in formats if f not in fused}
         deploys: dict[str, nn.Module] = {}
         for lowering in dict.fromkeys(lowerings.values()):
             deploy = _rewrite(name, model, example, rewrite or partial(deployment_passes, igc_lowering=lowering))
             deploys.update({f: deploy for f, low in lowerings.items() if low == lowering})
-        if fused_igc:
-            deploys["pte"] = _rewrite(name, model, example, rewrite or fused_igc_passes)
+        for fmt in fused:
+            # Only ExecuTorch needs the network itself in channels-last memory (litert-torch makes its own NHWC).
+            deploys[fmt] = _rewrite(name, model, example,
+                                    rewrite or partial(fused_igc_passes, channels_last=fmt == "pte"))
         report("rewrite passes", time.perf_counter() - start)
 
         staged: dict[str, Path] = {}
@@ -127,7 +134,8 @@ def export_model(
                 entry.file, entry.validated = final.name, validate_outputs and check.ok
                 entry.extra["needs_kernel_library"] = _needs_kernel_library(fmt, staged[fmt])
                 entry.extra["igc_lowering"] = lowerings.get(fmt) or (
-                    "fused-igc2-nhwc" if entry.extra["needs_kernel_library"] else "none (no fusable IGC)")
+                    f"fused-igc2-{FUSED_IGC_LAYOUTS[fmt]}" if entry.extra["needs_kernel_library"]
+                    else "none (no fusable IGC)")
                 if applies:
                     entry.delegation_failures = delegation.delegation_failures(fmt, entry.op_histogram,
                                                                                entry.delegation)
@@ -146,13 +154,34 @@ def export_model(
                 tmp.unlink(missing_ok=True)
 
 
-def _needs_kernel_library(fmt: str, path: Path) -> bool:
-    """Whether the artifact calls clcdeploy's custom kernels (only .pte files can)."""
-    if fmt != "pte":
-        return False
-    from clcdeploy.kernels.runtime import pte_uses_fused_igc
+def parse_fused_igc(value: bool | str | Sequence[str] | None, formats: Sequence[str]) -> list[str]:
+    """The formats to export with the fused IGC kernel: True means the exported ones of `FUSED_IGC_DEFAULT`;
+    a list must name exported formats that have a kernel binding (`FUSED_IGC_LAYOUTS`)."""
+    if not value:
+        return []
+    if value is True:
+        names = [f for f in FUSED_IGC_DEFAULT if f in formats]
+        if not names:
+            raise ConfigurationError(f"--fused-igc applies to {' and '.join(FUSED_IGC_DEFAULT)}, and neither is "
+                                     f"exported; add one to --formats or name the formats with --fused-igc-formats")
+        return names
+    names = parse_formats(value)
+    unbound = [n for n in names if n not in FUSED_IGC_LAYOUTS]
+    if unbound:
+        raise ConfigurationError(f"--fused-igc: clcdeploy has no {', '.join(unbound)} binding of the fused IGC "
+                                 f"kernel; choose from {', '.join(FUSED_IGC_LAYOUTS)}")
+    missing = [n for n in names if n not in formats]
+    if missing:
+        raise ConfigurationError(f"--fused-igc {','.join(names)}: {', '.join(missing)} is not among the exported "
+                                 f"formats; add it to --formats")
+    return names
 
-    return pte_uses_fused_igc(path)
+
+def _needs_kernel_library(fmt: str, path: Path) -> bool:
+    """Whether the artifact calls clcdeploy's custom kernels."""
+    from clcdeploy.kernels.runtime import onnx_uses_fused_igc, pte_uses_fused_igc, tflite_uses_fused_igc
+
+    return {"pte": pte_uses_fused_igc, "onnx": onnx_uses_fused_igc, "tflite": tflite_uses_fused_igc}[fmt](path)
 
 
 @contextlib.contextmanager

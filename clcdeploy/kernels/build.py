@@ -1,4 +1,6 @@
-"""Build the C++ kernel library with CMake against the installed executorch wheel; cached by content hash."""
+"""Build the C++ kernel libraries with CMake: the ExecuTorch binding against the installed executorch wheel,
+the ONNX Runtime custom op and the LiteRT delegate against those runtimes' API headers (`headers`). Cached
+by content hash."""
 
 from __future__ import annotations
 
@@ -8,15 +10,30 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Literal
 
 from clcdeploy.errors import ClcDeployError
 
 CSRC = Path(__file__).with_name("csrc")
 LIBRARY_NAME = "libclcdeploy_igc_executorch.so"
+ONNXRUNTIME_LIBRARY_NAME = "libclcdeploy_igc_onnxruntime.so"
+LITERT_LIBRARY_NAME = "libclcdeploy_igc_litert_delegate.so"
+
+
+# Where a library runs: this machine (tuned with -march=native unless native=False), or aarch64 Linux (glibc)
+# devices such as the virtual device, cross-compiled.
+Target = Literal["host", "aarch64"]
+CROSS_ARGS = {"aarch64": ["-DCMAKE_SYSTEM_NAME=Linux", "-DCMAKE_SYSTEM_PROCESSOR=aarch64",
+                          "-DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++"]}
 
 
 class KernelBuildError(ClcDeployError):
     """The custom kernel library could not be built or loaded."""
+
+
+def cache_root() -> Path:
+    """Where built kernel libraries and downloaded headers live (`CLCDEPLOY_KERNEL_CACHE` or ~/.cache)."""
+    return Path(os.environ.get("CLCDEPLOY_KERNEL_CACHE", Path.home() / ".cache" / "clcdeploy" / "kernels"))
 
 
 def executorch_cmake_dir() -> Path:
@@ -30,24 +47,54 @@ def executorch_cmake_dir() -> Path:
     return path
 
 
-def _source_hash(native: bool) -> str:
+def _source_hash(native: bool, cmake_args: list[str]) -> str:
     digest = hashlib.sha256(str(native).encode())
     for path in sorted(CSRC.iterdir()):
         digest.update(path.name.encode() + path.read_bytes())
-    digest.update(str(executorch_cmake_dir().resolve()).encode())
+    for arg in cmake_args:  # the runtime binding and where its headers or CMake package came from
+        digest.update(arg.encode())
     return digest.hexdigest()[:16]
 
 
-def build_dir(native: bool = True) -> Path:
-    """Where the library for the current sources is built (`CLCDEPLOY_KERNEL_CACHE` or ~/.cache)."""
-    root = Path(os.environ.get("CLCDEPLOY_KERNEL_CACHE", Path.home() / ".cache" / "clcdeploy" / "kernels"))
-    return root / _source_hash(native)
+def _executorch_args() -> list[str]:
+    return ["-DCLCDEPLOY_RUNTIME=executorch", f"-Dexecutorch_DIR={executorch_cmake_dir().resolve()}"]
 
 
 def build_executorch_kernels(*, native: bool = True, jobs: int = 2) -> Path:
     """Configure and build the ExecuTorch kernel library if needed; return the .so path."""
-    out = build_dir(native)
-    library = out / LIBRARY_NAME
+    return _build(_executorch_args(), LIBRARY_NAME, native, jobs)
+
+
+def build_onnxruntime_kernels(*, native: bool = True, jobs: int = 2, target: Target = "host") -> Path:
+    """Configure and build the ONNX Runtime custom-op library (`clcdeploy.IGC2`) if needed; return the .so."""
+    from clcdeploy.kernels.headers import ONNXRUNTIME, include_dir
+
+    args = ["-DCLCDEPLOY_RUNTIME=onnxruntime", f"-DONNXRUNTIME_INCLUDE_DIR={include_dir(ONNXRUNTIME).resolve()}"]
+    return _build(args + _target_args(target), ONNXRUNTIME_LIBRARY_NAME, native and target == "host", jobs)
+
+
+def build_litert_kernels(*, native: bool = True, jobs: int = 2, target: Target = "host") -> Path:
+    """Configure and build the LiteRT external delegate that runs the custom op `custom_call.CLCDEPLOY_IGC2`
+    if needed; return the .so (load it with `ai_edge_litert.interpreter.load_delegate`)."""
+    from clcdeploy.kernels.headers import TFLITE, include_dir
+
+    args = ["-DCLCDEPLOY_RUNTIME=litert", f"-DTFLITE_INCLUDE_DIR={include_dir(TFLITE).resolve()}"]
+    return _build(args + _target_args(target), LITERT_LIBRARY_NAME, native and target == "host", jobs)
+
+
+def _target_args(target: Target) -> list[str]:
+    if target == "host":
+        return []
+    compiler = CROSS_ARGS[target][-1].split("=", 1)[1]
+    if shutil.which(compiler) is None:
+        raise KernelBuildError(f"{compiler} is not on PATH; install g++-aarch64-linux-gnu to build the kernel "
+                               f"library for {target} devices")
+    return CROSS_ARGS[target]
+
+
+def _build(cmake_args: list[str], library_name: str, native: bool, jobs: int) -> Path:
+    out = cache_root() / _source_hash(native, cmake_args)
+    library = out / library_name
     if library.exists():
         return library
     if shutil.which("cmake") is None:
@@ -55,8 +102,8 @@ def build_executorch_kernels(*, native: bool = True, jobs: int = 2) -> Path:
     scratch = out.with_name(out.name + f".tmp{os.getpid()}")
     shutil.rmtree(scratch, ignore_errors=True)
     commands = [
-        ["cmake", "-S", str(CSRC), "-B", str(scratch), "-DCMAKE_BUILD_TYPE=Release",
-         f"-Dexecutorch_DIR={executorch_cmake_dir()}", f"-DCLCDEPLOY_NATIVE={'ON' if native else 'OFF'}"],
+        ["cmake", "-S", str(CSRC), "-B", str(scratch), "-DCMAKE_BUILD_TYPE=Release", *cmake_args,
+         f"-DCLCDEPLOY_NATIVE={'ON' if native else 'OFF'}"],
         ["cmake", "--build", str(scratch), "-j", str(jobs)],
     ]
     for command in commands:

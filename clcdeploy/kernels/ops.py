@@ -15,6 +15,10 @@ import torch.nn.functional as F
 OP_NAMESPACE = "clcdeploy"
 OP_NAME = "igc2"
 QUALIFIED_OUT_NAME = f"{OP_NAMESPACE}::{OP_NAME}.out"
+ONNX_DOMAIN, ONNX_OP_TYPE = OP_NAMESPACE, "IGC2"  # the node ONNX export writes; ONNX Runtime's custom op
+# The .tflite custom op: LiteRT's converter keeps a stablehlo.custom_call as a CUSTOM op only when its target
+# name starts with "custom_call."; the stride travels as its custom options, b"stride=<s>".
+LITERT_CUSTOM_CODE = "custom_call.CLCDEPLOY_IGC2"
 
 _lib = torch.library.Library(OP_NAMESPACE, "FRAGMENT")
 _lib.define(f"{OP_NAME}(Tensor x, Tensor weight, Tensor bias, int stride) -> Tensor")

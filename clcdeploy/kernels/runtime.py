@@ -1,4 +1,5 @@
-"""Which ExecuTorch programs need the fused IGC kernel, and loading it into the Python runtime."""
+"""Which artifacts need the fused IGC kernel, and loading it: into ExecuTorch's Python runtime (.pte), into an
+ONNX Runtime session's options (.onnx), or as a LiteRT delegate (.tflite)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import ctypes
 import functools
 from pathlib import Path
 
-from clcdeploy.kernels.build import KernelBuildError, build_executorch_kernels
-from clcdeploy.kernels.ops import QUALIFIED_OUT_NAME
+from clcdeploy.kernels.build import (
+    KernelBuildError, build_executorch_kernels, build_litert_kernels, build_onnxruntime_kernels,
+)
+from clcdeploy.kernels.ops import LITERT_CUSTOM_CODE, ONNX_DOMAIN, ONNX_OP_TYPE, QUALIFIED_OUT_NAME
 
 _loaded: dict[str, ctypes.CDLL] = {}
 
@@ -53,3 +56,39 @@ def prepare_pte(path: str | Path) -> bool:
     if needed:
         load_executorch_kernels()
     return needed
+
+
+def onnx_uses_fused_igc(model) -> bool:
+    """True if the ONNX model (a path or a ModelProto) has a `clcdeploy.IGC2` node."""
+    import onnx
+
+    proto = onnx.load(str(model), load_external_data=False) if isinstance(model, (str, Path)) else model
+    return any(n.domain == ONNX_DOMAIN and n.op_type == ONNX_OP_TYPE for n in proto.graph.node)
+
+
+def prepare_onnx(options, path: str | Path) -> bool:
+    """Register the ONNX Runtime kernel library on session `options` if the model at `path` needs it; return
+    whether it does."""
+    needed = onnx_uses_fused_igc(path)
+    if needed:
+        options.register_custom_ops_library(str(build_onnxruntime_kernels()))
+    return needed
+
+
+def tflite_uses_fused_igc(path: str | Path) -> bool:
+    """True if the .tflite's operator codes include the custom op `custom_call.CLCDEPLOY_IGC2`."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(Path(path).read_bytes(), 0)
+    codes = (model.OperatorCodes(i).CustomCode() for i in range(model.OperatorCodesLength()))
+    return any(code is not None and code.decode() == LITERT_CUSTOM_CODE for code in codes)
+
+
+def litert_delegates(path: str | Path, num_threads: int = 1) -> list:
+    """The delegates a LiteRT interpreter for the model at `path` needs besides its default XNNPACK: clcdeploy's
+    IGC2 delegate if the model calls the fused op, else none."""
+    if not tflite_uses_fused_igc(path):
+        return []
+    from ai_edge_litert.interpreter import load_delegate
+
+    return [load_delegate(str(build_litert_kernels()), {"num_threads": str(max(1, num_threads))})]

@@ -10,8 +10,9 @@
 - "floor2" / "floor1": each IGC replaced by two / one depthwise convs and no permutation at all;
   "floor0": by a per-channel 1x1 scale with the IGC's stride (the network without IGC work).
   Timing only: NOT numerically the IGC.
-- "fused" / "fused-nhwc": each CRF-2 IGC replaced by the fused custom op `clcdeploy::igc2` (ExecuTorch only);
-  "-nhwc" runs the network on a channels-last input copy so XNNPACK partitions hand NHWC tensors over.
+- "fused" / "fused-nhwc": each CRF-2 IGC replaced by the fused custom op `clcdeploy::igc2` (ExecuTorch, and
+  "fused" also for ONNX Runtime and LiteRT); "-nhwc" runs the network on a channels-last input copy so
+  ExecuTorch's XNNPACK partitions hand NHWC tensors over.
 """
 
 from __future__ import annotations

@@ -59,7 +59,8 @@ std::vector<float> to_nhwc(const std::vector<float>& t, int64_t n, int64_t c, in
 int main() {
   const int64_t cases[][5] = {  // n, channels, h, w, stride
       {1, 96, 9, 10, 1}, {1, 96, 9, 10, 2}, {2, 34, 7, 5, 1}, {1, 64, 1, 1, 1}, {1, 64, 2, 3, 2},
-      {1, 32, 12, 13, 1}, {1, 48, 6, 7, 2}, {1, 16, 5, 17, 1}, {1, 2, 3, 3, 1}};
+      {1, 32, 12, 13, 1}, {1, 48, 6, 7, 2}, {1, 16, 5, 17, 1}, {1, 2, 3, 3, 1},
+      {1, 4, 3, 41, 2}, {1, 6, 4, 40, 2}, {1, 4, 2, 2, 1}, {1, 4, 3, 37, 1}};  // wide rows: vectorised NCHW loop
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   double worst = 0.0;
@@ -70,7 +71,7 @@ int main() {
       for (auto& e : *v) e = uniform(rng);
     const std::vector<float> expected = reference(x, w, b, s), packed = pack(w, s.channels);
     std::vector<float> nchw(expected.size()), nhwc(expected.size());
-    clcdeploy::igc2_nchw_planes(x.data(), packed.data(), b.data(), nchw.data(), s, 0, s.n * s.channels);
+    clcdeploy::igc2_nchw_pairs(x.data(), packed.data(), b.data(), nchw.data(), s, 0, s.n * s.channels / 2);
     const std::vector<float> x_nhwc = to_nhwc(x, s.n, s.channels, s.h, s.w);
     clcdeploy::igc2_nhwc_rows(x_nhwc.data(), packed.data(), b.data(), nhwc.data(), s, 0, s.n * s.out_h);
     const std::vector<float> expected_nhwc = to_nhwc(expected, s.n, s.channels, s.out_h, s.out_w);

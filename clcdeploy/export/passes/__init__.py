@@ -1,8 +1,8 @@
 """Deployment rewrites: each pass maps an eval-mode module to an exactly equivalent `fx.GraphModule`.
 
 `deployment_passes` applies them in order: batch-norm folding, IGC lowering, permutation elimination,
-concat placement and padding-counting average pools; `fused_igc_passes` is the opt-in ExecuTorch
-alternative with clcdeploy's fused IGC kernel.
+concat placement and padding-counting average pools; `fused_igc_passes` is the opt-in alternative with
+clcdeploy's fused IGC kernel (ExecuTorch and ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -82,12 +82,13 @@ def _rewrite_children(model: nn.Module, example: torch.Tensor, igc_lowering: str
     return model
 
 
-def fused_igc_passes(model: nn.Module, example: torch.Tensor) -> nn.Module:
-    """Fold BN, then replace each CRF-2 IGC by clcdeploy's fused op `clcdeploy::igc2` (ExecuTorch only).
+def fused_igc_passes(model: nn.Module, example: torch.Tensor, *, channels_last: bool = True) -> nn.Module:
+    """Fold BN, then replace each CRF-2 IGC by clcdeploy's fused op `clcdeploy::igc2`.
 
-    The network runs on a channels-last copy of its input, so the XNNPACK partitions around each fused op
-    hand NHWC tensors over with no layout conversion (measured: NCHW hand-over makes clcNet-A 3x slower).
-    Such programs need clcdeploy's kernel library at run time (`clcdeploy.kernels.runtime.prepare_pte`).
+    `channels_last` (for ExecuTorch): the network runs on a channels-last copy of its input, so the XNNPACK
+    partitions around each fused op hand NHWC tensors over with no layout conversion (measured: NCHW hand-over
+    makes clcNet-A 3x slower). False (for ONNX Runtime, whose CPU provider is NCHW) keeps NCHW.
+    Such artifacts need clcdeploy's kernel library at run time (`clcdeploy.kernels.runtime`).
     IGCs the kernel cannot compute keep the standard lowering.
     """
     from clcdeploy.kernels.fuse import ChannelsLast, fuse_igc
@@ -99,4 +100,4 @@ def fused_igc_passes(model: nn.Module, example: torch.Tensor) -> nn.Module:
     fused = fuse_igc(folded)
     if any(isinstance(m, IGC) and m.crf <= 2 for m in fused.modules()):
         fused = deployment_passes(fused, example)  # lower what the kernel does not cover
-    return ChannelsLast(fused).eval()
+    return (ChannelsLast(fused) if channels_last else fused).eval()

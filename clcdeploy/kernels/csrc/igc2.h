@@ -22,8 +22,9 @@ struct Igc2Shape {
 void igc2_nhwc_rows(const float* x, const float* wp, const float* bias, float* out, const Igc2Shape& s,
                     int64_t row_begin, int64_t row_end);
 
-// Plane range [plane_begin, plane_end) of the flattened (n, channels) output planes, NCHW tensors.
-void igc2_nchw_planes(const float* x, const float* wp, const float* bias, float* out, const Igc2Shape& s,
-                      int64_t plane_begin, int64_t plane_end);
+// Channel-pair range [pair_begin, pair_end) of the flattened (n, channels / 2) input channel pairs, NCHW
+// tensors: pair i computes output planes i and channels / 2 + i.
+void igc2_nchw_pairs(const float* x, const float* wp, const float* bias, float* out, const Igc2Shape& s,
+                     int64_t pair_begin, int64_t pair_end);
 
 }  // namespace clcdeploy

@@ -6,8 +6,10 @@
 // lane swap of the same load (no strided gathers); each weight vector feeds kPixels output pixels; the
 // interlace is paid once per output pixel (a deinterleave of the accumulators at the store), not per tap;
 // the two products per tap are separate multiply-adds (no temporary sum that would cost an extra add).
+#include <algorithm>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 #include "igc2.h"
 
@@ -147,6 +149,151 @@ void nhwc_rows(const float* x, const float* wp, const float* bias, float* out, c
   }
 }
 
+// NCHW path. Both conv channels of an input channel pair (2i, 2i + 1) are computed together (channel f reads
+// plane f as its own and plane 1 - f as its partner), in one pass that loads each of the 18 input values of
+// an output once and feeds both channels' multiply-adds. The pair's planes are first copied into zero-padded
+// buffers in which every tap is an unchecked unit-stride load, and each plane runs as whole vectors:
+// - stride 1: each plane flattened, with w + 1 zeros before and after (the rows above and below); tap
+//   (kh, kw) of output q is element q + kh * w + kw. The column wrap-around of the kw = 0 and kw = 2 taps at
+//   the row ends is cancelled by 0/1 column masks, so the output plane is one run, written in place, and
+//   7x7 planes fill vectors as well as 112x112 ones.
+// - stride 2: the four phases of the padded plane (padded rows even/odd x columns even/odd), each
+//   (out_h + 1) x (out_w + 1), so tap (kh, kw) of output (oh, ow) is element (oh + kh / 2, ow + kw / 2) of
+//   phase (kh % 2, kw % 2); rows of at least one vector run straight into the output, narrower planes as
+//   one flattened run whose padding columns are dropped.
+struct PairPlanes {
+  std::vector<float> data;                   // the two input planes, padded (stride 1) or as phases (stride 2)
+  std::vector<float> mask_left, mask_right;  // stride 1: 0 where tap kw = 0 / kw = 2 falls off the row
+  int64_t h = -1, w = -1, stride = -1;       // the shape the buffers are laid out for (their padding is zero)
+  int64_t row = 0;   // stride 2: row length of a phase
+  int64_t size = 0;  // floats per padded plane (stride 1) or per phase (stride 2), with slack
+};
+
+// Copies a short row: whole vectors, then 4-float moves, then single floats.
+inline void copy_row(float* __restrict dst, const float* __restrict src, int64_t n) {
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes) store(dst + k, load(src + k));
+  for (; k + 4 <= n; k += 4) std::memcpy(dst + k, src + k, 4 * sizeof(float));
+  switch (n - k) {  // not a loop: GCC would turn it into a memcpy call
+    case 3: dst[k + 2] = src[k + 2]; [[fallthrough]];
+    case 2: dst[k + 1] = src[k + 1]; [[fallthrough]];
+    case 1: dst[k] = src[k];
+  }
+}
+
+void lay_out(const Igc2Shape& s, PairPlanes& pp) {
+  if (pp.h == s.h && pp.w == s.w && pp.stride == s.stride) return;
+  // Zeroed once per shape: every pair overwrites exactly the input positions, so the padding stays zero.
+  if (s.stride == 1) {
+    const int64_t n = s.h * s.w;
+    pp.size = n + 2 * (s.w + 1) + kLanes;
+    pp.data.assign(size_t(2 * pp.size), 0.0f);
+    pp.mask_left.assign(size_t(n + kLanes), 1.0f);
+    pp.mask_right.assign(size_t(n + kLanes), 1.0f);
+    for (int64_t q = 0; q < n; ++q) {
+      if (q % s.w == 0) pp.mask_left[q] = 0.0f;
+      if (q % s.w == s.w - 1) pp.mask_right[q] = 0.0f;
+    }
+  } else {
+    pp.row = s.out_w + 1;
+    pp.size = (s.out_h + 1) * pp.row + 2 + kLanes;
+    pp.data.assign(size_t(2 * 4 * pp.size), 0.0f);
+  }
+  pp.h = s.h, pp.w = s.w, pp.stride = s.stride;
+}
+
+void fill_pair(const float* x0, const float* x1, const Igc2Shape& s, PairPlanes& pp) {
+  lay_out(s, pp);
+  const float* src[2] = {x0, x1};
+  for (int p = 0; p < 2; ++p) {
+    if (s.stride == 1) {
+      std::memcpy(pp.data.data() + p * pp.size + s.w + 1, src[p], sizeof(float) * s.h * s.w);
+      continue;
+    }
+    float* phases = pp.data.data() + p * 4 * pp.size;
+    for (int64_t ih = 0; ih < s.h; ++ih) {
+      // Input (ih, iw) is padded (r, iw + 1) with r = ih + 1: phase (r % 2, (iw + 1) % 2), row r / 2.
+      const float* __restrict in = src[p] + ih * s.w;
+      const int64_t r = ih + 1;
+      float* __restrict even_cols = phases + (r % 2 * 2) * pp.size + r / 2 * pp.row;  // padded column 2k
+      float* __restrict odd_cols = even_cols + pp.size;                               // padded column 2k + 1
+      for (int64_t k = 0; 2 * k < s.w; ++k) odd_cols[k] = in[2 * k];
+      for (int64_t k = 1; 2 * k - 1 < s.w; ++k) even_cols[k] = in[2 * k - 1];
+    }
+  }
+}
+
+// Output element q of a run reads taps[t][q] for the 18 taps t = p * 9 + kh * 3 + kw (input plane p);
+// `Masked`: the kw = 0 and kw = 2 sums are multiplied by mask_left[q] and mask_right[q]. Whole vectors only:
+// a run (count >= kLanes) ends with a block overlapping the previous one, which recomputes a few outputs
+// with the same values, instead of a scalar tail.
+template <bool Masked>
+inline void pair_run(const float* const (&taps)[18], const float (&w)[2][18], const float (&bias)[2],
+                     float* __restrict o0, float* __restrict o1, int64_t count, const float* mask_left,
+                     const float* mask_right) {
+  auto block = [&](int64_t q) {
+    Vec sum[2][3] = {};  // [channel][kw]
+#pragma GCC unroll 18
+    for (int t = 0; t < 18; ++t) {
+      const Vec v = load(taps[t] + q);
+      const int kw = Masked ? t % 3 : 1;
+      sum[0][kw] += w[0][t] * v;
+      sum[1][kw] += w[1][t] * v;
+    }
+    for (int f = 0; f < 2; ++f) {
+      Vec total = sum[f][1] + bias[f];
+      if (Masked) total += load(mask_left + q) * sum[f][0] + load(mask_right + q) * sum[f][2];
+      store((f ? o1 : o0) + q, total);
+    }
+  };
+  int64_t q = 0;
+  for (; q + kLanes <= count; q += kLanes) block(q);
+  if (q < count) block(count - kLanes);
+}
+
+// Both conv channels of the pair in `pp`; wp/bias as in igc2.h, c0 = the pair's first conv channel.
+void nchw_pair(const PairPlanes& pp, const float* wp, const float* bias, int64_t c0, float* out0, float* out1,
+               const Igc2Shape& s, std::vector<float>& scratch) {
+  const int64_t C = s.channels;
+  float w[2][18];  // w[f][p * 9 + k]: channel f's weight on plane p's tap k (its own plane is p == f)
+  for (int f = 0; f < 2; ++f) {
+    for (int p = 0; p < 2; ++p) {
+      for (int k = 0; k < 9; ++k) w[f][p * 9 + k] = wp[(k * 2 + (p == f ? 0 : 1)) * C + c0 + f];
+    }
+  }
+  const float b[2] = {bias[c0], bias[c0 + 1]};
+  const float* taps[18];
+  for (int t = 0; t < 18; ++t) {
+    const int p = t / 9, kh = t % 9 / 3, kw = t % 3;
+    taps[t] = s.stride == 1 ? pp.data.data() + p * pp.size + kh * s.w + kw
+                            : pp.data.data() + (p * 4 + kh % 2 * 2 + kw % 2) * pp.size + kh / 2 * pp.row + kw / 2;
+  }
+  const int64_t n = s.out_h * s.out_w;
+  if (s.stride == 1 && n >= kLanes) {
+    pair_run<true>(taps, w, b, out0, out1, n, pp.mask_left.data(), pp.mask_right.data());
+  } else if (s.stride == 1) {  // a plane smaller than one vector: computed into scratch (the buffers have slack)
+    scratch.resize(2 * kLanes);
+    pair_run<true>(taps, w, b, scratch.data(), scratch.data() + kLanes, kLanes, pp.mask_left.data(),
+                   pp.mask_right.data());
+    copy_row(out0, scratch.data(), n);
+    copy_row(out1, scratch.data() + kLanes, n);
+  } else if (s.out_w >= kLanes) {
+    for (int64_t oh = 0; oh < s.out_h; ++oh) {
+      const float* row_taps[18];
+      for (int t = 0; t < 18; ++t) row_taps[t] = taps[t] + oh * pp.row;
+      pair_run<false>(row_taps, w, b, out0 + oh * s.out_w, out1 + oh * s.out_w, s.out_w, nullptr, nullptr);
+    }
+  } else {  // narrow stride 2: one flattened run over the phases' rows, the padding columns dropped
+    const int64_t flat = (s.out_h * pp.row + kLanes - 1) / kLanes * kLanes;
+    scratch.resize(size_t(2 * flat));
+    pair_run<false>(taps, w, b, scratch.data(), scratch.data() + flat, flat, nullptr, nullptr);
+    for (int64_t oh = 0; oh < s.out_h; ++oh) {
+      copy_row(out0 + oh * s.out_w, scratch.data() + oh * pp.row, s.out_w);
+      copy_row(out1 + oh * s.out_w, scratch.data() + flat + oh * pp.row, s.out_w);
+    }
+  }
+}
+
 }  // namespace
 
 void igc2_nhwc_rows(const float* x, const float* wp, const float* bias, float* out, const Igc2Shape& s,
@@ -158,33 +305,18 @@ void igc2_nhwc_rows(const float* x, const float* wp, const float* bias, float* o
   }
 }
 
-void igc2_nchw_planes(const float* x, const float* wp, const float* bias, float* out, const Igc2Shape& s,
-                      int64_t plane_begin, int64_t plane_end) {
+void igc2_nchw_pairs(const float* x, const float* wp, const float* bias, float* out, const Igc2Shape& s,
+                     int64_t pair_begin, int64_t pair_end) {
   const int64_t C = s.channels, G = C / 2;
   const int64_t plane_in = s.h * s.w, plane_out = s.out_h * s.out_w;
-  for (int64_t plane = plane_begin; plane < plane_end; ++plane) {
-    const int64_t n = plane / C, out_c = plane % C;
-    const int64_t c = 2 * (out_c % G) + out_c / G;  // the conv channel stored at interlaced position out_c
-    float* __restrict op = out + plane * plane_out;
-    for (int64_t p = 0; p < plane_out; ++p) op[p] = bias[c];
-    for (int partner = 0; partner < 2; ++partner) {  // 0: x[c], 1: x[c ^ 1]
-      const float* __restrict xp = x + (n * C + (c ^ partner)) * plane_in;
-      for (int kh = 0; kh < 3; ++kh) {
-        for (int kw = 0; kw < 3; ++kw) {
-          const float wv = wp[((kh * 3 + kw) * 2 + partner) * C + c];
-          for (int64_t oh = 0; oh < s.out_h; ++oh) {
-            const int64_t ih = oh * s.stride - 1 + kh;
-            if (ih < 0 || ih >= s.h) continue;
-            const float* __restrict xrow = xp + ih * s.w;
-            float* __restrict orow = op + oh * s.out_w;
-            for (int64_t ow = 0; ow < s.out_w; ++ow) {
-              const int64_t iw = ow * s.stride - 1 + kw;
-              if (iw >= 0 && iw < s.w) orow[ow] += wv * xrow[iw];
-            }
-          }
-        }
-      }
-    }
+  thread_local PairPlanes pp;
+  thread_local std::vector<float> scratch;
+  for (int64_t index = pair_begin; index < pair_end; ++index) {
+    const int64_t n = index / G, i = index % G;
+    const float* x0 = x + (n * C + 2 * i) * plane_in;
+    fill_pair(x0, x0 + plane_in, s, pp);
+    // Conv channels 2i and 2i + 1 are stored at interlaced positions i and G + i.
+    nchw_pair(pp, wp, bias, 2 * i, out + (n * C + i) * plane_out, out + (n * C + G + i) * plane_out, s, scratch);
   }
 }
 

@@ -53,8 +53,8 @@ Tensor& igc2_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& weigh
       igc2_nhwc_rows(xp, wp, bp, op, s, begin, end);
     });
   } else {
-    executorch::extension::parallel_for(0, s.n * s.channels, 1, [&](int64_t begin, int64_t end) {
-      igc2_nchw_planes(xp, wp, bp, op, s, begin, end);
+    executorch::extension::parallel_for(0, s.n * s.channels / 2, 1, [&](int64_t begin, int64_t end) {
+      igc2_nchw_pairs(xp, wp, bp, op, s, begin, end);
     });
   }
   return out;

@@ -1,0 +1,121 @@
+"""C/C++ API headers of the runtimes whose wheels ship none, from Debian's package archive.
+
+- ONNX Runtime: Debian 13 ("trixie") `libonnxruntime-dev` 1.21.0. C API version 21; the C API is
+  append-only, so a custom-op library built with these headers runs in any newer ONNX Runtime (1.31 here).
+- TensorFlow Lite / LiteRT: `libtensorflow-lite-dev` 2.14.1 (Debian forky and sid; no stable release has
+  it). The delegate uses only the C structs and the external-delegate entry points, stable since 2.x.
+
+Each .deb is pinned by URL and SHA-256, downloaded once into the kernel cache and unpacked in Python (a .deb
+is an `ar` archive holding `data.tar.*`); the headers are architecture-independent, so the amd64 package
+serves cross builds too. An environment variable per package (`ONNXRUNTIME_INCLUDE_DIR`, `TFLITE_INCLUDE_DIR`)
+points at local headers instead (offline machines, or if a pool file is gone from the archive).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+import tarfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from clcdeploy.kernels.build import KernelBuildError, cache_root
+
+POOL = "https://deb.debian.org/debian/pool/main"
+
+
+@dataclass(frozen=True)
+class HeaderPackage:
+    name: str
+    url: str
+    sha256: str
+    keep: str        # files under this path in the package are kept ...
+    strip: str       # ... with this prefix removed
+    required: str    # a header the include directory must have
+    env: str         # environment variable that overrides the download
+
+    @property
+    def cache_name(self) -> str:
+        return f"headers-{self.name}-{self.sha256[:12]}"
+
+
+ONNXRUNTIME = HeaderPackage(
+    "onnxruntime", f"{POOL}/o/onnxruntime/libonnxruntime-dev_1.21.0+dfsg-1_amd64.deb",
+    "14f7d959d5deacbcf1504830d4189f91fc67382b399ed9ae9d3aa9c4050ced08",
+    keep="usr/include/onnxruntime/", strip="usr/include/onnxruntime/", required="onnxruntime_cxx_api.h",
+    env="ONNXRUNTIME_INCLUDE_DIR")
+TFLITE = HeaderPackage(
+    "tflite", f"{POOL}/t/tensorflow/libtensorflow-lite-dev_2.14.1+dfsg-3.1+b1_amd64.deb",
+    "fde51ef46a7c3c5f198a69e7e4f1dfd77dcb0f19da469f82bd1e2c38986437bf",
+    keep="usr/include/tensorflow/lite/", strip="usr/include/", required="tensorflow/lite/c/common.h",
+    env="TFLITE_INCLUDE_DIR")
+
+
+def include_dir(package: HeaderPackage) -> Path:
+    """A directory holding `package`'s headers (its `required` header among them), downloading them if needed."""
+    override = os.environ.get(package.env)
+    if override:
+        if not (Path(override) / package.required).is_file():
+            raise KernelBuildError(f"{package.env}={override} has no {package.required}; point it at a "
+                                   f"{package.name} include directory or unset it to download the headers")
+        return Path(override)
+    target = cache_root() / package.cache_name
+    if (target / package.required).is_file():
+        return target
+    headers = _headers_from_deb(_download(package), package)
+    scratch = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    for name, content in headers.items():
+        path = scratch / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    try:
+        scratch.rename(target)
+    except OSError:  # another process finished first
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def _download(package: HeaderPackage) -> bytes:
+    try:
+        with urllib.request.urlopen(package.url, timeout=120) as response:
+            data = response.read()
+    except OSError as exc:
+        raise KernelBuildError(f"cannot download the {package.name} headers from {package.url} ({exc}); set "
+                               f"{package.env} to a local include directory") from None
+    if hashlib.sha256(data).hexdigest() != package.sha256:
+        raise KernelBuildError(f"{package.url} does not have the pinned SHA-256 {package.sha256}; refusing it")
+    return data
+
+
+def _ar_members(data: bytes) -> dict[str, bytes]:
+    """Members of a System V `ar` archive (the .deb container)."""
+    if not data.startswith(b"!<arch>\n"):
+        raise KernelBuildError("the downloaded header package is not a .deb (ar) archive")
+    members, offset = {}, 8
+    while offset + 60 <= len(data):
+        header = data[offset:offset + 60]
+        name, size = header[:16].decode().strip().rstrip("/"), int(header[48:58].decode().strip())
+        members[name] = data[offset + 60:offset + 60 + size]
+        offset += 60 + size + (size % 2)  # members are 2-byte aligned
+    return members
+
+
+def _headers_from_deb(deb: bytes, package: HeaderPackage) -> dict[str, bytes]:
+    """The package's files under `keep`, by path relative to `strip`."""
+    members = _ar_members(deb)
+    data_name = next((n for n in members if n.startswith("data.tar")), None)
+    if data_name is None:
+        raise KernelBuildError(f"the {package.name} header package has no data archive")
+    headers = {}
+    with tarfile.open(fileobj=io.BytesIO(members[data_name])) as archive:
+        for member in archive.getmembers():
+            name = member.name.removeprefix("./")
+            if member.isfile() and name.startswith(package.keep) and ".." not in Path(name).parts:
+                headers[name[len(package.strip):]] = archive.extractfile(member).read()
+    if package.required not in headers:
+        raise KernelBuildError(f"the {package.name} header package has no {package.required}")
+    return headers

@@ -1,0 +1,63 @@
+"""The runtimes' API headers from Debian's archive (`clcdeploy.kernels.headers`): the .deb is read from its ar
+and tar layers, a download that does not match its pinned SHA-256 is refused, and an override without the
+headers is one clear error."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+
+from clcdeploy.kernels.build import KernelBuildError
+from clcdeploy.kernels.headers import ONNXRUNTIME, TFLITE, HeaderPackage, _download, _headers_from_deb, include_dir
+
+
+def deb(files: dict[str, bytes]) -> bytes:
+    """A .deb as dpkg-deb writes it: ar with debian-binary, control.tar.xz and data.tar.xz."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w:xz") as archive:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+
+    def member(name: str, content: bytes) -> bytes:
+        header = f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(content):<10}`\n".encode()
+        return header + content + (b"\n" if len(content) % 2 else b"")
+
+    return (b"!<arch>\n" + member("debian-binary", b"2.0\n") + member("control.tar.xz", b"abc")
+            + member("data.tar.xz", data.getvalue()))
+
+
+@pytest.mark.parametrize("package, files, expected", [
+    (ONNXRUNTIME, {"./usr/include/onnxruntime/onnxruntime_cxx_api.h": b"// cxx\n",
+                   "./usr/include/onnxruntime/core/providers/resource.h": b"// odd length\n",
+                   "./usr/share/doc/libonnxruntime-dev/copyright": b"x"},
+     {"onnxruntime_cxx_api.h": b"// cxx\n", "core/providers/resource.h": b"// odd length\n"}),
+    (TFLITE, {"./usr/include/tensorflow/lite/c/common.h": b"// c\n",
+              "./usr/include/tensorflow/core/other.h": b"// not lite\n"},
+     {"tensorflow/lite/c/common.h": b"// c\n"}),
+])
+def test_headers_are_read_from_the_package(package: HeaderPackage, files, expected) -> None:
+    assert _headers_from_deb(deb(files), package) == expected
+
+
+def test_a_package_without_the_required_header_or_not_a_deb_is_refused() -> None:
+    with pytest.raises(KernelBuildError, match="has no onnxruntime_cxx_api.h"):
+        _headers_from_deb(deb({"./usr/include/onnxruntime/other.h": b""}), ONNXRUNTIME)
+    with pytest.raises(KernelBuildError, match="not a .deb"):
+        _headers_from_deb(b"PK\x03\x04", ONNXRUNTIME)
+
+
+@pytest.mark.parametrize("package", [ONNXRUNTIME, TFLITE], ids=lambda p: p.name)
+def test_include_dir_override_without_headers_is_one_clear_error(tmp_path, monkeypatch, package) -> None:
+    monkeypatch.setenv(package.env, str(tmp_path))
+    with pytest.raises(KernelBuildError, match=f"has no {package.required}"):
+        include_dir(package)
+
+
+def test_a_download_that_does_not_match_the_pinned_hash_is_refused() -> None:
+    wrong = HeaderPackage(**{**ONNXRUNTIME.__dict__, "sha256": "0" * 64})
+    with pytest.raises(KernelBuildError, match="pinned SHA-256"):
+        _download(wrong)
