@@ -1,6 +1,6 @@
-"""The runtimes' API headers from Debian's archive (`clcdeploy.kernels.headers`): the .deb is read from its ar
-and tar layers, a download that does not match its pinned SHA-256 is refused, and an override without the
-headers is one clear error."""
+"""The runtimes' API headers (`clcdeploy.kernels.headers`): ONNX Runtime's .deb is read from its ar and tar
+layers, a download that does not match its pinned SHA-256 is refused, the TensorFlow Lite headers are
+vendored, and an override without the headers is one clear error."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import tarfile
 import pytest
 
 from clcdeploy.kernels.build import KernelBuildError
-from clcdeploy.kernels.headers import ONNXRUNTIME, TFLITE, HeaderPackage, _download, _headers_from_deb, include_dir
+from clcdeploy.kernels.headers import (
+    ONNXRUNTIME, TFLITE_REQUIRED, HeaderPackage, _download, _headers_from_deb, include_dir, tflite_include_dir,
+)
 
 
 def deb(files: dict[str, bytes]) -> bytes:
@@ -30,17 +32,12 @@ def deb(files: dict[str, bytes]) -> bytes:
             + member("data.tar.xz", data.getvalue()))
 
 
-@pytest.mark.parametrize("package, files, expected", [
-    (ONNXRUNTIME, {"./usr/include/onnxruntime/onnxruntime_cxx_api.h": b"// cxx\n",
-                   "./usr/include/onnxruntime/core/providers/resource.h": b"// odd length\n",
-                   "./usr/share/doc/libonnxruntime-dev/copyright": b"x"},
-     {"onnxruntime_cxx_api.h": b"// cxx\n", "core/providers/resource.h": b"// odd length\n"}),
-    (TFLITE, {"./usr/include/tensorflow/lite/c/common.h": b"// c\n",
-              "./usr/include/tensorflow/core/other.h": b"// not lite\n"},
-     {"tensorflow/lite/c/common.h": b"// c\n"}),
-])
-def test_headers_are_read_from_the_package(package: HeaderPackage, files, expected) -> None:
-    assert _headers_from_deb(deb(files), package) == expected
+def test_headers_are_read_from_the_package() -> None:
+    files = {"./usr/include/onnxruntime/onnxruntime_cxx_api.h": b"// cxx\n",
+             "./usr/include/onnxruntime/core/providers/resource.h": b"// odd length\n",
+             "./usr/share/doc/libonnxruntime-dev/copyright": b"x"}
+    assert _headers_from_deb(deb(files), ONNXRUNTIME) == {"onnxruntime_cxx_api.h": b"// cxx\n",
+                                                          "core/providers/resource.h": b"// odd length\n"}
 
 
 def test_a_package_without_the_required_header_or_not_a_deb_is_refused() -> None:
@@ -50,11 +47,18 @@ def test_a_package_without_the_required_header_or_not_a_deb_is_refused() -> None
         _headers_from_deb(b"PK\x03\x04", ONNXRUNTIME)
 
 
-@pytest.mark.parametrize("package", [ONNXRUNTIME, TFLITE], ids=lambda p: p.name)
-def test_include_dir_override_without_headers_is_one_clear_error(tmp_path, monkeypatch, package) -> None:
-    monkeypatch.setenv(package.env, str(tmp_path))
-    with pytest.raises(KernelBuildError, match=f"has no {package.required}"):
-        include_dir(package)
+def test_include_dir_overrides_without_headers_are_one_clear_error(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv(ONNXRUNTIME.env, str(tmp_path))
+    with pytest.raises(KernelBuildError, match=f"has no {ONNXRUNTIME.required}"):
+        include_dir(ONNXRUNTIME)
+    monkeypatch.setenv("TFLITE_INCLUDE_DIR", str(tmp_path))
+    with pytest.raises(KernelBuildError, match=f"has no {TFLITE_REQUIRED}"):
+        tflite_include_dir()
+
+
+def test_vendored_tflite_headers_are_complete_and_licensed() -> None:
+    vendored = tflite_include_dir()
+    assert (vendored / TFLITE_REQUIRED).is_file() and "Apache License" in (vendored / "LICENSE").read_text()
 
 
 def test_a_download_that_does_not_match_the_pinned_hash_is_refused() -> None:

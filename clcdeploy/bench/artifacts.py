@@ -22,7 +22,7 @@ class Artifact:
     input_shape: tuple[int, ...]
     macs: int | None
     params: int | None
-    needs_kernel_library: bool = False  # exported with --fused-igc: calls clcdeploy's own kernel (.pte, .onnx)
+    needs_kernel_library: bool = False  # exported with --fused-igc: calls clcdeploy's own kernel
 
 
 def _read_manifest(folder: Path) -> dict | None:

@@ -26,10 +26,9 @@ def export(model: nn.Module, example: torch.Tensor, path: Path) -> dict:
     import onnxsim
 
     from clcdeploy.kernels.build import build_onnxruntime_kernels
+    from clcdeploy.kernels.fuse import FusedIGC2
     from clcdeploy.kernels.ops import ONNX_DOMAIN
     from clcdeploy.kernels.runtime import onnx_uses_fused_igc
-
-    from clcdeploy.kernels.fuse import FusedIGC2
 
     _register_igc2_symbolic()
     fused = any(isinstance(m, FusedIGC2) for m in model.modules())

@@ -46,7 +46,6 @@ def run(path: Path, x: np.ndarray) -> np.ndarray:
     return interpreter.get_tensor(out["index"]).copy()
 
 
-
 _lowering_registered = False
 
 

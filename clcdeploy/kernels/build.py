@@ -18,8 +18,6 @@ CSRC = Path(__file__).with_name("csrc")
 LIBRARY_NAME = "libclcdeploy_igc_executorch.so"
 ONNXRUNTIME_LIBRARY_NAME = "libclcdeploy_igc_onnxruntime.so"
 LITERT_LIBRARY_NAME = "libclcdeploy_igc_litert_delegate.so"
-
-
 # Where a library runs: this machine (tuned with -march=native unless native=False), or aarch64 Linux (glibc)
 # devices such as the virtual device, cross-compiled.
 Target = Literal["host", "aarch64"]
@@ -76,9 +74,9 @@ def build_onnxruntime_kernels(*, native: bool = True, jobs: int = 2, target: Tar
 def build_litert_kernels(*, native: bool = True, jobs: int = 2, target: Target = "host") -> Path:
     """Configure and build the LiteRT external delegate that runs the custom op `custom_call.CLCDEPLOY_IGC2`
     if needed; return the .so (load it with `ai_edge_litert.interpreter.load_delegate`)."""
-    from clcdeploy.kernels.headers import TFLITE, include_dir
+    from clcdeploy.kernels.headers import tflite_include_dir
 
-    args = ["-DCLCDEPLOY_RUNTIME=litert", f"-DTFLITE_INCLUDE_DIR={include_dir(TFLITE).resolve()}"]
+    args = ["-DCLCDEPLOY_RUNTIME=litert", f"-DTFLITE_INCLUDE_DIR={tflite_include_dir().resolve()}"]
     return _build(args + _target_args(target), LITERT_LIBRARY_NAME, native and target == "host", jobs)
 
 

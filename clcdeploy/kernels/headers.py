@@ -1,14 +1,15 @@
-"""C/C++ API headers of the runtimes whose wheels ship none, from Debian's package archive.
+"""C/C++ API headers of the runtimes whose wheels ship none.
 
-- ONNX Runtime: Debian 13 ("trixie") `libonnxruntime-dev` 1.21.0. C API version 21; the C API is
-  append-only, so a custom-op library built with these headers runs in any newer ONNX Runtime (1.31 here).
-- TensorFlow Lite / LiteRT: `libtensorflow-lite-dev` 2.14.1 (Debian forky and sid; no stable release has
-  it). The delegate uses only the C structs and the external-delegate entry points, stable since 2.x.
+- ONNX Runtime: Debian 13 ("trixie") `libonnxruntime-dev` 1.21.0, from Debian's package archive. C API
+  version 21; the C API is append-only, so a custom-op library built with these headers runs in any newer
+  ONNX Runtime (1.31 here). The .deb is pinned by URL and SHA-256, downloaded once into the kernel cache and
+  unpacked in Python (a .deb is an `ar` archive holding `data.tar.*`); the headers are
+  architecture-independent, so the amd64 package serves cross builds too.
+- TensorFlow Lite / LiteRT: the five headers the delegate needs, vendored from Debian's
+  `libtensorflow-lite-dev` 2.14.1 (`third_party/tflite-2.14.1`: only Debian's rolling suites carry that
+  package, so its pool file will not stay).
 
-Each .deb is pinned by URL and SHA-256, downloaded once into the kernel cache and unpacked in Python (a .deb
-is an `ar` archive holding `data.tar.*`); the headers are architecture-independent, so the amd64 package
-serves cross builds too. An environment variable per package (`ONNXRUNTIME_INCLUDE_DIR`, `TFLITE_INCLUDE_DIR`)
-points at local headers instead (offline machines, or if a pool file is gone from the archive).
+`ONNXRUNTIME_INCLUDE_DIR` / `TFLITE_INCLUDE_DIR` point at other headers (offline machines, other versions).
 """
 
 from __future__ import annotations
@@ -47,11 +48,18 @@ ONNXRUNTIME = HeaderPackage(
     "14f7d959d5deacbcf1504830d4189f91fc67382b399ed9ae9d3aa9c4050ced08",
     keep="usr/include/onnxruntime/", strip="usr/include/onnxruntime/", required="onnxruntime_cxx_api.h",
     env="ONNXRUNTIME_INCLUDE_DIR")
-TFLITE = HeaderPackage(
-    "tflite", f"{POOL}/t/tensorflow/libtensorflow-lite-dev_2.14.1+dfsg-3.1+b1_amd64.deb",
-    "fde51ef46a7c3c5f198a69e7e4f1dfd77dcb0f19da469f82bd1e2c38986437bf",
-    keep="usr/include/tensorflow/lite/", strip="usr/include/", required="tensorflow/lite/c/common.h",
-    env="TFLITE_INCLUDE_DIR")
+TFLITE_VENDORED = Path(__file__).with_name("third_party") / "tflite-2.14.1"
+TFLITE_REQUIRED = "tensorflow/lite/c/common.h"
+
+
+def tflite_include_dir() -> Path:
+    """The TensorFlow Lite C headers: `TFLITE_INCLUDE_DIR` if set, else the vendored 2.14.1 copy."""
+    override = os.environ.get("TFLITE_INCLUDE_DIR")
+    path = Path(override) if override else TFLITE_VENDORED
+    if not (path / TFLITE_REQUIRED).is_file():
+        raise KernelBuildError(f"{'TFLITE_INCLUDE_DIR=' + override if override else path} has no "
+                               f"{TFLITE_REQUIRED}; point TFLITE_INCLUDE_DIR at a TensorFlow Lite include directory")
+    return path
 
 
 def include_dir(package: HeaderPackage) -> Path:

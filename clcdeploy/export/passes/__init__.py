@@ -2,7 +2,7 @@
 
 `deployment_passes` applies them in order: batch-norm folding, IGC lowering, permutation elimination,
 concat placement and padding-counting average pools; `fused_igc_passes` is the opt-in alternative with
-clcdeploy's fused IGC kernel (ExecuTorch and ONNX Runtime).
+clcdeploy's fused IGC kernel (ExecuTorch, LiteRT, ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ def fused_igc_passes(model: nn.Module, example: torch.Tensor, *, channels_last: 
 
     `channels_last` (for ExecuTorch): the network runs on a channels-last copy of its input, so the XNNPACK
     partitions around each fused op hand NHWC tensors over with no layout conversion (measured: NCHW hand-over
-    makes clcNet-A 3x slower). False (for ONNX Runtime, whose CPU provider is NCHW) keeps NCHW.
+    makes clcNet-A 3x slower). False keeps NCHW: ONNX Runtime's CPU provider is NCHW, and litert-torch
+    converts to NHWC itself.
     Such artifacts need clcdeploy's kernel library at run time (`clcdeploy.kernels.runtime`).
     IGCs the kernel cannot compute keep the standard lowering.
     """
