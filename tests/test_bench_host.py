@@ -72,11 +72,15 @@ def test_runner_crash_reports_exit_status_and_stderr(tiny_models_dir, tmp_path):
     assert json.loads((out / "results.json").read_text())["complete"] is False
 
 
-def test_fused_igc_pte_runs_with_the_kernel_library_on_the_host(fused_models_dir, tmp_path):
+@pytest.mark.parametrize("runner, expected", [([], "pte_runner"), (["--runner", "python"], "python")])
+def test_fused_igc_pte_runs_with_the_kernel_on_the_host(fused_models_dir, tmp_path, runner, expected):
+    """`auto` takes the host's pte_runner (kernel built in, aligned planned memory); the python runner loads
+    the kernel library."""
     result = bench("--models", "clcnet_tiny", "--formats", "pte", "--models-dir", str(fused_models_dir),
-                   "--runs", "3", "--warmup", "1", "--json", "--out", str(tmp_path / "results"))
+                   "--runs", "3", "--warmup", "1", "--json", "--out", str(tmp_path / "results"), *runner)
     assert result.returncode == 0, result.stderr
     (measurement,) = json.loads(result.stdout)["results"]
+    assert measurement["runner"] == expected
     assert len(measurement["times_ms"]) == 3 and measurement["outputs_finite"] is True
     assert measurement["extra"]["fused_igc_kernel"] is True
     assert "pte (fused IGC)" in (tmp_path / "results" / "report.md").read_text()

@@ -237,12 +237,19 @@ def _has_executorch_python(device: Device) -> bool:
 
 def auto_runner_for(device: Device, fmt: str, python: PythonRunner, needs_kernel_library: bool = False) -> Runner:
     """`--runner auto`: the Python runner, except .pte on devices without ExecuTorch's Python bindings, and
-    .pte calling clcdeploy's fused IGC kernel on any device but this host (the python runner can load only
-    the host's kernel library), where a native ExecuTorch runner on the device's PATH (the virtual device
-    has pte_runner, with the kernel compiled in) is used."""
+    .pte calling clcdeploy's fused IGC kernel, which clcdeploy's native pte_runner runs (kernel compiled in):
+    on this host a build of it, elsewhere the one on the device's PATH (the virtual device has it)."""
     if fmt != "pte":
         return python
-    if _has_executorch_python(device) and not (needs_kernel_library and device.serial != "local"):
+    if needs_kernel_library and device.serial == "local":
+        # Not the Python runtime: its Module API places planned memory 16 bytes past a cache line, which costs
+        # the fused program 6-8% here (BENCHMARKS.md, section 3); pte_runner aligns it, as on a device.
+        from clcdeploy.device.native import build_pte_runner
+
+        runner = NativeRunner("pte_runner", build_pte_runner("host", log=lambda _: None))
+        runner.prepare(device)
+        return runner
+    if _has_executorch_python(device) and not needs_kernel_library:
         return python
     if device.shell("command -v pte_runner >/dev/null", timeout_s=30).exit_code == 0:
         runner = NativeRunner("pte_runner")
