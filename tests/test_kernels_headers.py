@@ -4,6 +4,7 @@ vendored, and an override without the headers is one clear error."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import tarfile
 
@@ -11,7 +12,7 @@ import pytest
 
 from clcdeploy.kernels.build import KernelBuildError
 from clcdeploy.kernels.headers import (
-    ONNXRUNTIME, TFLITE_REQUIRED, HeaderPackage, _download, _headers_from_deb, include_dir, tflite_include_dir,
+    ONNXRUNTIME, TFLITE_REQUIRED, _download, _headers_from_deb, include_dir, tflite_include_dir,
 )
 
 
@@ -62,6 +63,6 @@ def test_vendored_tflite_headers_are_complete_and_licensed() -> None:
 
 
 def test_a_download_that_does_not_match_the_pinned_hash_is_refused() -> None:
-    wrong = HeaderPackage(**{**ONNXRUNTIME.__dict__, "sha256": "0" * 64})
+    wrong = dataclasses.replace(ONNXRUNTIME, sha256="0" * 64)
     with pytest.raises(KernelBuildError, match="pinned SHA-256"):
         _download(wrong)

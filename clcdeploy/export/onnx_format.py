@@ -28,7 +28,6 @@ def export(model: nn.Module, example: torch.Tensor, path: Path) -> dict:
     from clcdeploy.kernels.build import build_onnxruntime_kernels
     from clcdeploy.kernels.fuse import FusedIGC2
     from clcdeploy.kernels.ops import ONNX_DOMAIN
-    from clcdeploy.kernels.runtime import onnx_uses_fused_igc
 
     _register_igc2_symbolic()
     fused = any(isinstance(m, FusedIGC2) for m in model.modules())
@@ -40,7 +39,7 @@ def export(model: nn.Module, example: torch.Tensor, path: Path) -> dict:
                           opset_version=OPSET, dynamo=False,
                           custom_opsets={ONNX_DOMAIN: CUSTOM_OPSET_VERSION} if fused else None)
     proto = onnx.load_from_string(buffer.getvalue())
-    custom_lib = str(build_onnxruntime_kernels()) if onnx_uses_fused_igc(proto) else None
+    custom_lib = str(build_onnxruntime_kernels()) if fused else None  # onnxsim runs the graph with ORT
     simplified, ok = onnxsim.simplify(proto, custom_lib=custom_lib)
     if not ok:
         raise RuntimeError("onnxsim could not verify the simplified model")

@@ -33,8 +33,7 @@ class HeaderPackage:
     name: str
     url: str
     sha256: str
-    keep: str        # files under this path in the package are kept ...
-    strip: str       # ... with this prefix removed
+    prefix: str      # the package's files under this path are the headers, by path relative to it
     required: str    # a header the include directory must have
     env: str         # environment variable that overrides the download
 
@@ -46,30 +45,21 @@ class HeaderPackage:
 ONNXRUNTIME = HeaderPackage(
     "onnxruntime", f"{POOL}/o/onnxruntime/libonnxruntime-dev_1.21.0+dfsg-1_amd64.deb",
     "14f7d959d5deacbcf1504830d4189f91fc67382b399ed9ae9d3aa9c4050ced08",
-    keep="usr/include/onnxruntime/", strip="usr/include/onnxruntime/", required="onnxruntime_cxx_api.h",
-    env="ONNXRUNTIME_INCLUDE_DIR")
+    prefix="usr/include/onnxruntime/", required="onnxruntime_cxx_api.h", env="ONNXRUNTIME_INCLUDE_DIR")
 TFLITE_VENDORED = Path(__file__).with_name("third_party") / "tflite-2.14.1"
 TFLITE_REQUIRED = "tensorflow/lite/c/common.h"
 
 
 def tflite_include_dir() -> Path:
     """The TensorFlow Lite C headers: `TFLITE_INCLUDE_DIR` if set, else the vendored 2.14.1 copy."""
-    override = os.environ.get("TFLITE_INCLUDE_DIR")
-    path = Path(override) if override else TFLITE_VENDORED
-    if not (path / TFLITE_REQUIRED).is_file():
-        raise KernelBuildError(f"{'TFLITE_INCLUDE_DIR=' + override if override else path} has no "
-                               f"{TFLITE_REQUIRED}; point TFLITE_INCLUDE_DIR at a TensorFlow Lite include directory")
-    return path
+    return _override("TFLITE_INCLUDE_DIR", TFLITE_REQUIRED) or TFLITE_VENDORED
 
 
 def include_dir(package: HeaderPackage) -> Path:
     """A directory holding `package`'s headers (its `required` header among them), downloading them if needed."""
-    override = os.environ.get(package.env)
+    override = _override(package.env, package.required)
     if override:
-        if not (Path(override) / package.required).is_file():
-            raise KernelBuildError(f"{package.env}={override} has no {package.required}; point it at a "
-                                   f"{package.name} include directory or unset it to download the headers")
-        return Path(override)
+        return override
     target = cache_root() / package.cache_name
     if (target / package.required).is_file():
         return target
@@ -85,6 +75,17 @@ def include_dir(package: HeaderPackage) -> Path:
     except OSError:  # another process finished first
         shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+def _override(env: str, required: str) -> Path | None:
+    """The include directory the environment variable `env` names, if set; it must hold `required`."""
+    value = os.environ.get(env)
+    if not value:
+        return None
+    if not (Path(value) / required).is_file():
+        raise KernelBuildError(f"{env}={value} has no {required}; point it at an include directory that has it, "
+                               f"or unset it")
+    return Path(value)
 
 
 def _download(package: HeaderPackage) -> bytes:
@@ -113,7 +114,7 @@ def _ar_members(data: bytes) -> dict[str, bytes]:
 
 
 def _headers_from_deb(deb: bytes, package: HeaderPackage) -> dict[str, bytes]:
-    """The package's files under `keep`, by path relative to `strip`."""
+    """The package's files under `prefix`, by path relative to it."""
     members = _ar_members(deb)
     data_name = next((n for n in members if n.startswith("data.tar")), None)
     if data_name is None:
@@ -122,8 +123,8 @@ def _headers_from_deb(deb: bytes, package: HeaderPackage) -> dict[str, bytes]:
     with tarfile.open(fileobj=io.BytesIO(members[data_name])) as archive:
         for member in archive.getmembers():
             name = member.name.removeprefix("./")
-            if member.isfile() and name.startswith(package.keep) and ".." not in Path(name).parts:
-                headers[name[len(package.strip):]] = archive.extractfile(member).read()
+            if member.isfile() and name.startswith(package.prefix) and ".." not in Path(name).parts:
+                headers[name[len(package.prefix):]] = archive.extractfile(member).read()
     if package.required not in headers:
         raise KernelBuildError(f"the {package.name} header package has no {package.required}")
     return headers
