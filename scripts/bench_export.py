@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from clcdeploy.export.commands import IGC_LOWERING_NAMES
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -29,7 +31,7 @@ def main() -> int:
     parser.add_argument("--formats", default="onnx,pte,tflite")
     parser.add_argument("--budget", type=float, default=60.0, help="seconds (default 60)")
     parser.add_argument("--igc-lowering", default=None, help="default: each format's own (as `clcdeploy export`)",
-                        choices=("split-late", "split", "split-k", "split-dw", "split-gc", "swap", "grouped"))
+                        choices=IGC_LOWERING_NAMES)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args()
 

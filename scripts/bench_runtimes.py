@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Side-by-side latency of MobileNet-v1, clcNet-A/B, ShuffleNet 2x and clcNet-A formulations on ONNX Runtime,
-ExecuTorch (XNNPACK) and LiteRT (XNNPACK), in one process, models interleaved run by run. The runtime
-`pte-native` times the same .pte files with clcdeploy's native `pte_runner` (the ExecuTorch C++ runtime with
-the fused IGC kernel built in, as on a device), all models in one pte_runner process, interleaved pass by pass.
+ExecuTorch (XNNPACK) and LiteRT (XNNPACK), in one process, models interleaved run by run (in a new random order
+every pass). The runtime `pte-native` times the same .pte files with clcdeploy's native `pte_runner` (the
+ExecuTorch C++ runtime with the fused IGC kernel built in, as on a device), all models in one pte_runner
+process, interleaved pass by pass in a fixed order.
 
 Every model gets deterministic random weights with randomised BN statistics (export's `random_weights`),
 BN is folded, and each artifact's output is compared with eager PyTorch (timing-only floors excepted).
@@ -41,6 +42,7 @@ import clcdeploy
 from clcdeploy.export.passes import DEFAULT_IGC_LOWERINGS
 from clcdeploy.export.quiet import quiet_output
 from clcdeploy.export.weights import random_weights
+from clcdeploy.files import write_atomic
 from clcdeploy.kernels.runtime import litert_delegates, prepare_onnx
 from clcdeploy.kernels.variants import CUSTOM_OP, TIMING_ONLY, deploy_variant
 
@@ -59,6 +61,7 @@ CLCNET_A_VARIANTS = {
     "split-late": "clcNet-A, split-late: concat behind stride-2 depthwise",
     "split-dw": "clcNet-A, split, concat behind every depthwise (before the 1x1)",
     "split-gc": "clcNet-A, split, one concat of the depthwise outputs before 2 grouped 1x1",
+    "split-k-gc": "clcNet-A, split-K from 28x28 up, split-gc below",
     "grouped": "clcNet-A, naive: grouped conv + interlace",
     "swap": "clcNet-A, paper lowering: 2 depthwise + swap + interlace",
     "floor2": "floor: 2 depthwise per IGC, no permutation (timing only, NOT IGC)",
@@ -199,9 +202,9 @@ def time_native(entries: list[Entry], n: int, runs: int, warmup: int, round_: in
 
 def time_all(entries: list[Entry], runtimes: list[str], threads: list[int], runs: int, warmup: int,
              size: int, repeat: int = 1, planned_offset: int = 0, block: int = 1) -> None:
-    """Median-ready timings: for each runtime and thread count, all models interleaved, `block` runs at a time
-    (1: run by run, each run starting with the caches the other models left; larger: the model's own caches,
-    as when an app runs one model repeatedly).
+    """Median-ready timings: for each runtime and thread count, all models interleaved in a random order per
+    pass, `block` runs at a time (1: run by run, each run starting with the caches the other models left;
+    larger: the model's own caches, as when an app runs one model repeatedly).
 
     With `repeat` > 1 the whole sweep is repeated (rounds interleave runtimes and thread counts too), so the
     spread of the per-round ratios shows how much the machine's load moved them.
@@ -219,8 +222,12 @@ def time_all(entries: list[Entry], runtimes: list[str], threads: list[int], runs
                 for _ in range(warmup):
                     for _, session in live:
                         session()
+                order = np.random.default_rng(round_)
                 for done in range(0, runs, block):
-                    for entry, session in live:
+                    # a fresh model order every pass: no model always runs right after the same (e.g. the
+                    # cache-evicting baseline), which biased the fixed order by up to 4% on this host
+                    for k in order.permutation(len(live)):
+                        entry, session = live[k]
                         for _ in range(min(block, runs - done)):
                             start = time.perf_counter()
                             session()
@@ -316,7 +323,8 @@ def markdown(entries: list[Entry], runtimes: list[str], threads: list[int], comm
     rounds = 1 + max((k[2] for e in entries for k in e.rounds), default=0)
     lines = [f"Command: `{command}`", "",
              f"Median of {runs * rounds} runs ({rounds} round(s) of {runs}) after warm-up, 1x3x224x224 unless stated, "
-             f"models interleaved in one process {'run by run' if block == 1 else f'{block} runs at a time'}; "
+             f"models interleaved in one process {'run by run' if block == 1 else f'{block} runs at a time'} "
+             "(pte_runner: in a fixed order; the in-process runtimes: a new random order every pass); "
              f"ratio = latency / MobileNet-v1 on the same runtime and thread count.", ""]
     for n in threads:
         lines += [f"**{n} thread{'s' if n > 1 else ''}**", "",
@@ -386,18 +394,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def usage_error(message: str) -> int:
+    """One line on stderr and exit code 2, as the clcdeploy CLI does for bad input."""
+    print(f"bench_runtimes: error: {message}", file=sys.stderr)
+    return 2
+
+
+def parse_threads(text: str) -> list[int]:
+    """'1,all' -> [1, os.cpu_count()]; raises ValueError on anything but positive integers and 'all'."""
+    counts = {(os.cpu_count() or 1) if t == "all" else int(t) for t in text.split(",") if t}
+    if not counts or min(counts) < 1:
+        raise ValueError(text)
+    return sorted(counts)
+
+
+def check_choices(models: list[str], variants: list[str], runtimes: list[str], profile: list[str]) -> None:
+    """Raise ValueError naming the first bad name and the allowed ones."""
+    profile_models = [p.partition("/")[0] for p in profile]
+    for what, given, allowed in (("model", models + profile_models, clcdeploy.list_models()),
+                                 ("variant", variants, CLCNET_A_VARIANTS), ("runtime", runtimes, RUNTIME_LABELS)):
+        unknown = [g for g in dict.fromkeys(given) if g not in allowed]
+        if unknown:
+            raise ValueError(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    for entry in profile:
+        model, _, variant = entry.partition("/")
+        benchmarked = model in models and (variant == "standard" or (model == "clcnet_a" and variant in variants))
+        if not benchmarked:
+            raise ValueError(f"--profile entry {entry!r} is not among the benchmarked entries; use MODEL/standard "
+                             "for a model in --models or clcnet_a/VARIANT for a variant in --variants")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     models = [m for m in args.models.split(",") if m]
     variants = [v for v in args.variants.split(",") if v]
     runtimes = [r for r in args.runtimes.split(",") if r]
-    threads = sorted({(os.cpu_count() or 1) if t == "all" else int(t) for t in args.threads.split(",")})
-    for name, allowed, given in (("variant", CLCNET_A_VARIANTS, variants), ("runtime", RUNTIME_LABELS, runtimes)):
-        unknown = [g for g in given if g not in allowed]
-        if unknown:
-            raise SystemExit(f"unknown {name} {', '.join(unknown)}; choose from {', '.join(allowed)}")
-    if args.block < 1 or args.runs < 1:
-        raise SystemExit("--runs and --block must be at least 1")
+    wanted = [p for p in args.profile.split(",") if p]
+    try:
+        threads = parse_threads(args.threads)
+    except ValueError:
+        return usage_error(f"--threads {args.threads!r}: give a comma list of positive integers or 'all' (e.g. 1,all)")
+    try:
+        check_choices(models, variants, runtimes, wanted)
+    except ValueError as exc:
+        return usage_error(str(exc))
+    if args.block < 1 or args.runs < 1 or args.repeat < 1 or args.warmup < 0 or args.size < 32:
+        return usage_error("--runs, --block and --repeat must be at least 1, --warmup at least 0, --size at least 32")
     entries = build_entries(models, variants)
     with tempfile.TemporaryDirectory(prefix="clc_bench_") as tmp:
         folder = args.keep or Path(tmp)
@@ -405,13 +447,12 @@ def main(argv: list[str] | None = None) -> int:
         export_all(entries, runtimes, args.size, folder)
         time_all(entries, runtimes, threads, args.runs, args.warmup, args.size, args.repeat, args.planned_offset,
                  args.block)
-        wanted = [p for p in args.profile.split(",") if p]
         profiles = profiles_markdown(entries, wanted, runtimes, args.size) if wanted else ""
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
     text = markdown(entries, runtimes, threads, command, args.runs, args.block) + ("\n" + profiles if profiles else "")
     print(text)
     if args.markdown:
-        args.markdown.write_text(text)
+        write_atomic(args.markdown, text)
     return 0
 
 

@@ -1,8 +1,10 @@
-"""The concat-placing IGC lowerings ("split-k", "split-late", "split-dw", "split-gc") are exact and have the intended
-structure: no concat left inside the network (split-K), none before a stride-2 depthwise conv (late)."""
+"""The concat-placing IGC lowerings ("split-k", "split-late", "split-dw", "split-gc", "split-k-gc") are exact and
+have the intended structure: no concat left inside the network (split-K), none before a stride-2 depthwise conv
+(late), split-K on large maps and one concat before grouped 1x1 convs on small ones (split-k-gc)."""
 
 from __future__ import annotations
 
+import operator
 import random
 
 import pytest
@@ -16,7 +18,7 @@ from clcdeploy.zoo.clcnet import ClcNet
 from clcdeploy.zoo.layers import IGC
 
 ATOL = 1e-5
-SINKING = ("split-k", "split-late", "split-dw", "split-gc")
+SINKING = ("split-k", "split-late", "split-dw", "split-gc", "split-k-gc")
 
 
 def _diff(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
@@ -69,6 +71,35 @@ def test_split_late_moves_concats_behind_stride_2_depthwise_convs(tiny) -> None:
     assert _diff(model, deployed, x) <= ATOL
 
 
+@pytest.mark.parametrize("min_pixels", [0, 8 * 8, 10**9])
+def test_split_k_gc_uses_split_k_on_large_maps_and_grouped_gcs_on_small_ones(tiny, monkeypatch, min_pixels) -> None:
+    from clcdeploy.export import passes
+
+    model, x = tiny
+    monkeypatch.setattr(passes, "SPLIT_K_MIN_PIXELS", min_pixels)
+    deployed = deployment_passes(model, x, igc_lowering="split-k-gc")
+    assert _diff(model, deployed, x) <= ATOL
+    pixels = {n: n.meta["tensor_meta"].shape[2] * n.meta["tensor_meta"].shape[3] for n in _shapes(deployed, x)}
+    convs = {n: deployed.get_submodule(n.target) for n in deployed.graph.nodes
+             if n.op == "call_module" and isinstance(deployed.get_submodule(n.target), nn.Conv2d)}
+    gcs_reading_cats = [n for n, conv in convs.items() if n.args[0].target is torch.cat]
+    dense_1x1 = {n for n, conv in convs.items() if conv.kernel_size == (1, 1) and conv.groups == 1}
+    split_k_sums = [n for n in deployed.graph.nodes if n.target is operator.add and set(n.args) <= dense_1x1]
+    # large maps: quarter 1x1 convs summed (split-K), no concat; small maps: one concat before grouped 1x1s
+    assert all(pixels[n.args[0]] < min_pixels and convs[n].groups == 2 for n in gcs_reading_cats)
+    assert all(pixels[n] >= min_pixels for n in split_k_sums)
+    assert bool(gcs_reading_cats) == (min_pixels > 0) and bool(split_k_sums) == (min_pixels < 10**9)
+
+
+def _shapes(gm: torch.fx.GraphModule, x: torch.Tensor) -> list[torch.fx.Node]:
+    """The 4-d nodes of `gm`, with their shapes recorded in `meta`."""
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    ShapeProp(gm).propagate(x)
+    return [n for n in gm.graph.nodes if getattr(n.meta.get("tensor_meta"), "shape", None) is not None
+            and len(n.meta["tensor_meta"].shape) == 4]
+
+
 def _modules_of(gm: nn.Module, kind: type) -> list[nn.Module]:
     return [m for m in gm.modules() if isinstance(m, kind)]
 
@@ -82,5 +113,3 @@ def test_export_uses_each_formats_default_lowering(tmp_path) -> None:
         assert entry.validated and entry.extra["igc_lowering"] == DEFAULT_IGC_LOWERINGS[fmt]
     assert manifest.igc_lowering == ("per-format" if DEFAULT_IGC_LOWERINGS["onnx"] != DEFAULT_IGC_LOWERINGS["tflite"]
                                      else DEFAULT_IGC_LOWERINGS["onnx"])
-    if DEFAULT_IGC_LOWERINGS["onnx"] == "split-k":  # only the concat feeding the classifier's pooling is left
-        assert manifest.formats["onnx"].op_histogram.get("Concat", 0) <= 1

@@ -7,7 +7,7 @@ import sys
 
 FORMAT_NAMES = ("onnx", "pte", "tflite")  # mirrors pipeline.FORMATS without importing torch at startup
 # mirrors passes.IGC_LOWERINGS (default: None, each format's measured fastest, passes.DEFAULT_IGC_LOWERINGS)
-IGC_LOWERING_NAMES = ("split-late", "split", "split-k", "split-dw", "split-gc", "swap", "grouped")
+IGC_LOWERING_NAMES = ("split-late", "split", "split-k", "split-dw", "split-gc", "split-k-gc", "swap", "grouped")
 # mirror clcdeploy.kernels.build.LIBRARY_NAME, ONNXRUNTIME_LIBRARY_NAME, LITERT_LIBRARY_NAME
 KERNEL_LIBRARIES = {"pte": "libclcdeploy_igc_executorch.so", "onnx": "libclcdeploy_igc_onnxruntime.so",
                     "tflite": "libclcdeploy_igc_litert_delegate.so, as a delegate"}

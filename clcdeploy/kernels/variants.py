@@ -5,7 +5,8 @@
   them (the default before the concat placement was measured).
 - "split-k", "split-late", "split-dw", "split-gc": the split lowering with its concats removed by split-K
   sums into the next 1x1 conv / moved behind stride-2 depthwise convs (the export default) / behind every
-  depthwise conv / in front of the GC as one concat feeding two grouped 1x1 (`export.passes.sink_concats`).
+  depthwise conv / in front of the GC as one concat feeding two grouped 1x1 (`export.passes.sink_concats`);
+  "split-k-gc": split-K on large feature maps, split-gc on small ones (ONNX's export default).
 - "swap", "grouped": the export's other IGC lowerings (paper Sec. 4.2 swap+interlace; naive grouped conv).
 - "floor2" / "floor1": each IGC replaced by two / one depthwise convs and no permutation at all;
   "floor0": by a per-channel 1x1 scale with the IGC's stride (the network without IGC work).
@@ -23,8 +24,9 @@ from torch import nn
 from clcdeploy.kernels.fuse import ChannelsLast, fuse_igc
 from clcdeploy.zoo.layers import IGC
 
-VARIANTS = ("standard", "split", "split-k", "split-late", "split-dw", "split-gc", "swap", "grouped", "floor2", "floor1",
-            "floor0", "fused", "fused-nhwc")
+LOWERING_VARIANTS = ("standard", "split", "split-k", "split-late", "split-dw", "split-gc", "split-k-gc", "swap",
+                     "grouped")  # the export's IGC lowerings
+VARIANTS = (*LOWERING_VARIANTS, "floor2", "floor1", "floor0", "fused", "fused-nhwc")
 TIMING_ONLY = frozenset({"floor2", "floor1", "floor0"})
 FLOOR_DEPTHWISE_COUNT = {"floor2": 2, "floor1": 1, "floor0": 0}
 CUSTOM_OP = frozenset({"fused", "fused-nhwc"})
@@ -72,7 +74,7 @@ def deploy_variant(model: nn.Module, example: torch.Tensor, variant: str) -> nn.
 
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
-    if variant in ("standard", "split", "split-k", "split-late", "split-dw", "split-gc", "swap", "grouped"):
+    if variant in LOWERING_VARIANTS:
         lowering = DEFAULT_IGC_LOWERING if variant == "standard" else variant
         return deployment_passes(model, example, igc_lowering=lowering).eval()
     folded = fold_batchnorm(model)

@@ -16,7 +16,7 @@ from clcdeploy.export.passes.count_pool_padding import count_pool_padding
 from clcdeploy.export.passes.eliminate_permutations import eliminate_permutations
 from clcdeploy.export.passes.fold_batchnorm import fold_batchnorm
 from clcdeploy.export.passes.lower_igc import (
-    DEFAULT_IGC_LOWERING, DEFAULT_IGC_LOWERINGS, IGC_LOWERINGS, lower_igc,
+    DEFAULT_IGC_LOWERING, DEFAULT_IGC_LOWERINGS, IGC_LOWERINGS, SPLIT_K_MIN_PIXELS, lower_igc,
 )
 from clcdeploy.export.passes.sink_concats import sink_concats
 from clcdeploy.export.passes.trace import UntraceableError
@@ -49,7 +49,9 @@ def _rewrite(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.M
     if igc_lowering in ("split-k", "split-late", "split-dw"):
         gm = sink_concats(gm, example, split_k=igc_lowering == "split-k",
                           strided_only=igc_lowering == "split-late")
-    if igc_lowering == "split-gc":
+    if igc_lowering == "split-k-gc":
+        gm = sink_concats(gm, example, split_k=True, split_k_min_pixels=SPLIT_K_MIN_PIXELS)
+    if igc_lowering in ("split-gc", "split-k-gc"):
         gm = sink_concats(gm, example, merge_gc=True)
     return count_pool_padding(gm, example)
 

@@ -4,7 +4,7 @@ Variants (`variant=`):
 - "split" (permutation-free): with `x_j = x[:, j::k]` (k = CRF) and `Lg` outputs per group,
   `z_f = sum_j DW(x_j; w[f::Lg, j])` and `concat(z_0, .., z_{Lg-1})` *is* the interlaced output. The strided
   slices are removed afterwards by `eliminate_permutations` when the producer of x can emit them directly.
-- "split-late" (the export default), "split-k", "split-dw", "split-gc": "split" followed by
+- "split-late" (the export default), "split-k", "split-dw", "split-gc", "split-k-gc": "split" followed by
   `sink_concats`, which moves or removes the quarter-tensor concats the permutation-free form leaves.
 - "swap" (clcNet paper Sec. 4.2, CRF 2 with Lg 2): `interlace(DW_a(x) + DW_b(swap(x)))`.
 - "grouped": no lowering (grouped conv + interlace, the naive export).
@@ -23,11 +23,15 @@ from clcdeploy.zoo.layers import IGC, interlace
 
 # "split-k" / "split-late": the split lowering followed by `sink_concats` (the block's quarter-tensor concats
 # removed by split-K sums / moved behind stride-2 depthwise convs); here they lower exactly like "split".
-IGC_LOWERINGS = ("split", "split-k", "split-late", "split-dw", "split-gc", "swap", "grouped")
+# "split-k-gc": split-K on feature maps of at least SPLIT_K_MIN_PIXELS, "split-gc" (one concat, grouped GCs) on
+# the smaller ones, where ONNX Runtime's per-node cost outweighs a copy of the small tensor.
+IGC_LOWERINGS = ("split", "split-k", "split-late", "split-dw", "split-gc", "split-k-gc", "swap", "grouped")
+SPLIT_K_MIN_PIXELS = 28 * 28  # measured best for 224x224 inputs (clcNet-A: split-K through the 28x28 stage)
 # What `clcdeploy export` uses per format, measured fastest side by side (BENCHMARKS.md, section 3): ORT runs
-# split-K sums (Conv with a fused Sum input) better than concats; XNNPACK (ExecuTorch, LiteRT) prefers fewer ops.
+# split-K sums (Conv with a fused Sum input) better than large concats, and fewer nodes better than split-K on
+# small maps; XNNPACK (ExecuTorch, LiteRT) prefers fewer ops.
 DEFAULT_IGC_LOWERING = "split-late"
-DEFAULT_IGC_LOWERINGS = {"onnx": "split-k", "pte": "split-late", "tflite": "split-late"}
+DEFAULT_IGC_LOWERINGS = {"onnx": "split-k-gc", "pte": "split-late", "tflite": "split-late"}
 
 
 @fx.wrap

@@ -7,6 +7,8 @@ GC groups) before its depthwise convolutions. Exact rewrites, applied until none
 - an add of two concats with the same piece sizes becomes a concat of the pieces' adds;
 - with `split_k`, a dense convolution of a concat becomes the sum of one convolution per piece (split-K;
   the bias goes to the first), so no concat is left inside the network;
+- `split_k_min_pixels` limits these rewrites to feature maps of at least that many pixels (H x W), so a
+  later `merge_gc` run can handle the small ones;
 - with `merge_gc`, a concat of equal dense convolutions (each optionally followed by the same activation)
   of different inputs becomes one grouped convolution of the concat of those inputs: the quarter-tensor
   concat after the GC moves in front of it, where the two GC groups of one parity share one concat of the
@@ -37,7 +39,7 @@ _MAX_ROUNDS = 64
 
 
 def sink_concats(model: nn.Module, example: torch.Tensor, *, split_k: bool = False,
-                 strided_only: bool = False, merge_gc: bool = False) -> fx.GraphModule:
+                 strided_only: bool = False, merge_gc: bool = False, split_k_min_pixels: int = 0) -> fx.GraphModule:
     """Return a copy of `model` with concats sunk through depthwise convs and adds (see module docstring)."""
     gm = to_graph_module(model)
     fake_mode = FakeTensorMode(allow_non_fake_inputs=True)
@@ -50,7 +52,7 @@ def sink_concats(model: nn.Module, example: torch.Tensor, *, split_k: bool = Fal
                 continue
             if merge_gc:
                 changed |= _merge_convs_into_grouped(gm, node)
-            else:
+            elif _pixels(node.args[0] if node.args else None) >= split_k_min_pixels:
                 changed |= (_depthwise_of_cat(gm, node, strided_only) or _add_of_cats(gm, node)
                             or (split_k and _dense_conv_of_cat(gm, node)))
         changed |= _dedupe_cats(gm)
@@ -58,6 +60,12 @@ def sink_concats(model: nn.Module, example: torch.Tensor, *, split_k: bool = Fal
         if not changed:
             break
     return gm
+
+
+def _pixels(node: object) -> int:
+    """H x W of a 4-d node's output (0 if unknown)."""
+    shape = getattr(node.meta.get("tensor_meta"), "shape", None) if isinstance(node, fx.Node) else None
+    return int(shape[2] * shape[3]) if shape is not None and len(shape) == 4 else 0
 
 
 def _cat_pieces(node: object) -> list[fx.Node] | None:

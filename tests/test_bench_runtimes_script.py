@@ -1,0 +1,48 @@
+"""scripts/bench_runtimes.py: bad input is refused up front with one line and exit code 2; a tiny real run
+writes its table."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_runtimes.py"
+
+
+@pytest.fixture(scope="module")
+def bench_runtimes():
+    spec = importlib.util.spec_from_file_location("bench_runtimes", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--models", "mobilenet_v1,nonet"], "unknown model nonet"),
+    (["--variants", "split-late,zigzag"], "unknown variant zigzag"),
+    (["--runtimes", "onnx,coreml"], "unknown runtime coreml"),
+    (["--threads", "1,two"], "--threads '1,two'"),
+    (["--threads", "0"], "--threads '0'"),
+    (["--runs", "0"], "--runs, --block and --repeat must be at least 1"),
+    (["--profile", "clcnet_a/split-k", "--variants", "split-late"], "--profile entry 'clcnet_a/split-k'"),
+    (["--models", "mobilenet_v1", "--profile", "clcnet_a/standard"], "--profile entry 'clcnet_a/standard'"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(bench_runtimes, capsys, argv, message):
+    assert bench_runtimes.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("bench_runtimes: error: ") and message in err
+
+
+def test_tiny_run_writes_the_table(bench_runtimes, tmp_path, capsys):
+    table = tmp_path / "table.md"
+    argv = ["--models", "mobilenet_v1", "--variants", "", "--runtimes", "onnx", "--threads", "1", "--runs", "2",
+            "--warmup", "0", "--size", "32", "--markdown", str(table)]
+    assert bench_runtimes.main(argv) == 0
+    text = table.read_text()
+    assert "| MobileNet-v1 1.0 | " in text and " = 1.00x |" in text
+    assert text in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == ["table.md"]  # no temporary file left behind
