@@ -222,11 +222,11 @@ def time_all(entries: list[Entry], runtimes: list[str], threads: list[int], runs
                 for _ in range(warmup):
                     for _, session in live:
                         session()
-                order = np.random.default_rng(round_)
+                shuffle = np.random.default_rng(round_)
                 for done in range(0, runs, block):
                     # a fresh model order every pass: no model always runs right after the same (e.g. the
                     # cache-evicting baseline), which biased the fixed order by up to 4% on this host
-                    for k in order.permutation(len(live)):
+                    for k in shuffle.permutation(len(live)):
                         entry, session = live[k]
                         for _ in range(min(block, runs - done)):
                             start = time.perf_counter()
