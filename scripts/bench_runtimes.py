@@ -14,8 +14,8 @@ Prints a markdown table per thread count: median latency and ratio to MobileNet-
         [--profile mobilenet_v1/standard,clcnet_a/standard,clcnet_a/floor2]
 
 `--profile` adds per-op profiles at 1 thread, summed per operator type (ms per inference): ONNX Runtime
-session profiling (`enable_profiling`) and ExecuTorch ETDump (the XNNPACK delegate reports each of its
-operators). LiteRT's op profiler is not reachable from the ai-edge-litert Python API.
+session profiling (`enable_profiling`), ExecuTorch ETDump and LiteRT's profiler through its C API
+(`clcdeploy.bench.litert_profile`); the XNNPACK delegates of both report each of their operators.
 """
 
 from __future__ import annotations
@@ -260,8 +260,13 @@ def profile_onnx(path: Path, x: np.ndarray, runs: int, folder: Path) -> dict[str
     return {op: (ms, len(nodes[op])) for op, ms in total.most_common()}
 
 
+OUTSIDE_OPERATORS = "XNNPACK delegate calls, outside their operators"
+
+
 def profile_executorch(path: Path, x: np.ndarray, runs: int, folder: Path) -> dict[str, tuple[float, int]]:
-    """ExecuTorch ETDump at 1 thread: XNNPACK operator type (and non-delegated op) -> (ms, calls)."""
+    """ExecuTorch ETDump at 1 thread: XNNPACK operator type (and non-delegated op) -> (ms, calls), plus the time
+    of the delegate calls outside their operators (ExecuTorch's XNNPACK executor reshapes and sets up the whole
+    XNNPACK runtime on every call, at a cost that grows with the operator count)."""
     from executorch.devtools import Inspector
     from executorch.extension.pybindings import portable_lib
 
@@ -276,17 +281,33 @@ def profile_executorch(path: Path, x: np.ndarray, runs: int, folder: Path) -> di
     dump = folder / f"{path.stem}.etdp"
     module.write_etdump_result_to_file(str(dump))
     total, calls = collections.Counter(), collections.Counter()
+    delegate_calls = delegated_ops = 0.0
     # wrappers around the events that are counted
     skip = {"Method::execute", "Program::load_method", "Method::init", "DELEGATE_CALL", "OPERATOR_CALL"}
     for block in Inspector(etdump_path=str(dump)).event_blocks:
         for event in block.events:
-            if event.perf_data is None or event.name in skip:
+            if event.perf_data is None:
                 continue
             raw = event.perf_data.raw[min(5, len(event.perf_data.raw) - 1):]  # drop warm-up calls
+            ms = sum(raw) / len(raw)
+            if event.name == "DELEGATE_CALL":
+                delegate_calls += ms
+                calls[OUTSIDE_OPERATORS] += 1
+            if event.name in skip:
+                continue
             op = re.sub(r" #\d+$", "", event.name)
-            total[op] += sum(raw) / len(raw)
+            total[op] += ms
             calls[op] += 1
+            delegated_ops += ms if event.is_delegated_op else 0.0
+    total[OUTSIDE_OPERATORS] = max(delegate_calls - delegated_ops, 0.0)
     return {op: (ms, calls[op]) for op, ms in total.most_common()}
+
+
+def profile_litert(path: Path, x: np.ndarray, runs: int, folder: Path) -> dict[str, tuple[float, int]]:
+    """LiteRT profiler at 1 thread: XNNPACK operator type (and non-delegated op) -> (ms, nodes)."""
+    from clcdeploy.bench.litert_profile import profile_tflite
+
+    return profile_tflite(path, x, runs=runs, threads=1)
 
 
 def profiles_markdown(entries: list[Entry], wanted: list[str], runtimes: list[str], size: int) -> str:
@@ -296,12 +317,14 @@ def profiles_markdown(entries: list[Entry], wanted: list[str], runtimes: list[st
     lines = ["Per-op profiles, 1 thread, ms per inference summed over the nodes of each operator type "
              "(nodes or calls in parentheses):", ""]
     with tempfile.TemporaryDirectory(prefix="clc_prof_") as tmp:
-        for fmt, fn in (("onnx", profile_onnx), ("pte", profile_executorch)):
+        for fmt, fn in (("onnx", profile_onnx), ("pte", profile_executorch), ("tflite", profile_litert)):
             if fmt not in runtimes:
                 continue
             if fmt == "pte":
                 set_executorch_threads(1)
-            tables = {e.label: fn(e.paths[fmt], x, 30, Path(tmp)) for e in chosen if fmt in e.paths}
+            # LiteRT's CompiledModel has no clcdeploy delegate, so no profile of fused-IGC .tflite files.
+            tables = {e.label: fn(e.paths[fmt], x, 30, Path(tmp)) for e in chosen
+                      if fmt in e.paths and not (fmt == "tflite" and (fmt, e.variant) in CUSTOM_OP_FORMATS)}
             ops = sorted({op for t in tables.values() for op in t},
                          key=lambda op: -max(t.get(op, (0, 0))[0] for t in tables.values()))
             lines += [f"**{RUNTIME_LABELS[fmt]}**", "", "| operator | " + " | ".join(tables) + " |",
@@ -312,8 +335,6 @@ def profiles_markdown(entries: list[Entry], wanted: list[str], runtimes: list[st
             lines.append("| **sum** | " + " | ".join(f"**{sum(v[0] for v in t.values()):.2f}**"
                                                     for t in tables.values()) + " |")
             lines.append("")
-    if "tflite" in runtimes:
-        lines += ["LiteRT: no per-op profile (the ai-edge-litert Python interpreter exposes no profiler).", ""]
     return "\n".join(lines) + "\n"
 
 

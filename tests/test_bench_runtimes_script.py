@@ -4,6 +4,7 @@ writes its table."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -46,3 +47,16 @@ def test_tiny_run_writes_the_table(bench_runtimes, tmp_path, capsys):
     assert "| MobileNet-v1 1.0 | " in text and " = 1.00x |" in text
     assert text in capsys.readouterr().out
     assert [p.name for p in tmp_path.iterdir()] == ["table.md"]  # no temporary file left behind
+
+
+def test_tiny_run_profiles_executorch_and_litert_per_operator(bench_runtimes, capsys):
+    argv = ["--models", "mobilenet_v1", "--variants", "", "--runtimes", "pte,tflite", "--threads", "1", "--runs", "2",
+            "--warmup", "0", "--size", "32", "--profile", "mobilenet_v1/standard"]
+    assert bench_runtimes.main(argv) == 0
+    executorch, litert = capsys.readouterr().out.split("**ExecuTorch XNNPACK**")[1].split("**LiteRT XNNPACK**")
+    # MobileNet-v1: 13 depthwise convolutions, the stem, 13 pointwise and the classifier as GEMMs
+    for profile in (executorch, litert):
+        assert "| Convolution (NHWC, F32) DWConv | " in profile and " (13) |" in profile
+        assert "| Fully Connected (NC, F32) GEMM | " in profile and " (14) |" in profile
+    outside = re.escape(bench_runtimes.OUTSIDE_OPERATORS)
+    assert re.search(rf"\| {outside} \| \d+\.\d\d \(1\) \|", executorch)  # one delegate call

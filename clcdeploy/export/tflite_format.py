@@ -7,6 +7,8 @@ at the input. The manifest records the layout and shape.
 clcdeploy's fused IGC op (`clcdeploy::igc2`, from `--fused-igc`) is lowered to the TFLite custom op
 `custom_call.CLCDEPLOY_IGC2` on NHWC tensors (the transposes around it cancel against the converter's own);
 the interpreter then runs it with clcdeploy's IGC2 delegate (`clcdeploy.kernels.runtime.litert_delegates`).
+
+After conversion each convolution gets its own zero PAD (`tflite_unshare_pads`), which XNNPACK then folds in.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from clcdeploy.export.tflite_unshare_pads import unshare_pads
 
 NAME, SUFFIX, RUNTIME = "tflite", ".tflite", "ai-edge-litert"
 
@@ -28,7 +32,8 @@ def export(model: nn.Module, example: torch.Tensor, path: Path) -> dict:
     nhwc = example.permute(0, 2, 3, 1).contiguous()
     wrapped = litert_torch.to_channel_last_io(model, args=[0]).eval()
     litert_torch.convert(wrapped, (nhwc,)).export(str(path))
-    return {"input_name": "args_0", "input_layout": "NHWC", "input_shape": list(nhwc.shape)}
+    return {"input_name": "args_0", "input_layout": "NHWC", "input_shape": list(nhwc.shape),
+            "pads_unshared": unshare_pads(path)}
 
 
 def run(path: Path, x: np.ndarray) -> np.ndarray:
