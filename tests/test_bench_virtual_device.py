@@ -141,8 +141,8 @@ def test_connection_lost_mid_run_keeps_what_was_measured(tiny_models_dir, tmp_pa
 def test_a_lost_run_is_named_by_the_pass_the_device_recorded(tmp_path, adb_home):
     from clcdeploy.bench.session import _last_recorded_stage
 
-    with endpoint(tmp_path) as ep:  # plain endpoint: a host folder served as the device
-        progress = "/data/local/tmp/progress-clcnet_tiny-onnx.txt"
+    with endpoint(tmp_path) as ep:  # plain endpoint: a host folder served as the device, under host paths
+        progress = f"{ep.root}/data/local/tmp/progress-clcnet_tiny-onnx.txt"
         from clcdeploy.device import open_device
 
         with open_device(ep.serial) as device:
