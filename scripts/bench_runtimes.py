@@ -3,7 +3,7 @@
 ExecuTorch (XNNPACK) and LiteRT (XNNPACK), in one process, models interleaved run by run (in a new random order
 every pass). The runtime `pte-native` times the same .pte files with clcdeploy's native `pte_runner` (the
 ExecuTorch C++ runtime with the fused IGC kernel built in, as on a device), all models in one pte_runner
-process, interleaved pass by pass in a fixed order.
+process, also in a new random order every pass (pte_runner's --order_seed).
 
 Every model gets deterministic random weights with randomised BN statistics (export's `random_weights`),
 BN is folded, and each artifact's output is compared with eager PyTorch (timing-only floors excepted).
@@ -182,8 +182,9 @@ def set_executorch_threads(threads: int) -> None:
 def time_native(entries: list[Entry], n: int, runs: int, warmup: int, round_: int, planned_offset: int = 0,
                 block: int = 1) -> None:
     """`runs` pte_runner passes per entry, all models in one pte_runner process, in turn `block` passes at a
-    time (the same interleaving as the in-process runtimes). `planned_offset` > 0 places the planned memory
-    that many bytes past a cache line, as ExecuTorch's Module API (and its Python runtime) does with 16."""
+    time, in a new order every turn seeded by the round (the same interleaving as the in-process runtimes).
+    `planned_offset` > 0 places the planned memory that many bytes past a cache line, as ExecuTorch's Module
+    API (and its Python runtime) does with 16."""
     from clcdeploy.bench.parsers import parse_pte_runner_models
     from clcdeploy.device.native import build_pte_runner
 
@@ -191,7 +192,7 @@ def time_native(entries: list[Entry], n: int, runs: int, warmup: int, round_: in
     native = [e for e in entries if "pte" in e.paths]
     models = [arg for e in native for arg in ("--model_path", str(e.paths["pte"]))]
     flags = [f"--cpu_threads={n}", f"--num_executions={runs}", f"--warmup={warmup}",
-             f"--planned_offset={planned_offset}", f"--block={block}"]
+             f"--planned_offset={planned_offset}", f"--block={block}", f"--order_seed={round_ + 1}"]  # 0 = fixed
     done = subprocess.run([runner, *models, *flags], capture_output=True, text=True, check=True)
     results = parse_pte_runner_models(done.stdout)
     for entry in native:
@@ -345,7 +346,7 @@ def markdown(entries: list[Entry], runtimes: list[str], threads: list[int], comm
     lines = [f"Command: `{command}`", "",
              f"Median of {runs * rounds} runs ({rounds} round(s) of {runs}) after warm-up, 1x3x224x224 unless stated, "
              f"models interleaved in one process {'run by run' if block == 1 else f'{block} runs at a time'} "
-             "(pte_runner: in a fixed order; the in-process runtimes: a new random order every pass); "
+             "in a new random order every turn; "
              f"ratio = latency / MobileNet-v1 on the same runtime and thread count.", ""]
     for n in threads:
         lines += [f"**{n} thread{'s' if n > 1 else ''}**", "",

@@ -74,6 +74,24 @@ def test_models_run_side_by_side_in_one_process(runner_and_models):
         assert list(parse_pte_runner_models(alone.stdout)) == [""]
 
 
+def test_order_seed_draws_a_new_model_order_every_turn(runner_and_models):
+    runner, folder, _ = runner_and_models
+    paths = [str(folder / "fused.pte"), str(folder / "plain.pte")]
+    args = ["--model_path", paths[0], "--model_path", paths[1], "--num_executions", "8", "--cpu_threads", "1"]
+    fixed, shuffled = _run(runner, *args), _run(runner, *args, "--order_seed", "7", "--block", "2")
+    assert fixed.returncode == 0 and shuffled.returncode == 0, fixed.stderr + shuffled.stderr
+    assert "Turn" not in fixed.stdout  # without a seed: the flags' order, as before
+    turns = re.findall(r"^Turn (\d+) order: (.*)$", shuffled.stdout, flags=re.MULTILINE)
+    assert [int(t) for t, _ in turns] == [1, 2, 3, 4]  # 8 passes, 2 per turn
+    orders = [tuple(order.split()) for _, order in turns]
+    assert all(sorted(o) == ["1", "2"] for o in orders) and len(set(orders)) == 2, orders
+    # Every model keeps its own passes and outputs whatever order it ran in.
+    results = parse_pte_runner_models(shuffled.stdout)
+    assert list(results) == paths and all(len(r.times_ms) == 8 for r in results.values())
+    sections = [re.split(r"^== Model \d+ of \d+: .*$", run.stdout, flags=re.MULTILINE)[1:] for run in (fixed, shuffled)]
+    assert [_output_line(s) for s in sections[0]] == [_output_line(s) for s in sections[1]]
+
+
 @pytest.mark.parametrize("offset", [16, 4])
 def test_fused_kernel_on_misaligned_planned_memory(runner_and_models, tmp_path, offset):
     runner, folder, expected = runner_and_models

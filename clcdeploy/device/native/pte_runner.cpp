@@ -9,10 +9,12 @@
 // plus `Output 0: numel=N max_abs=X finite=1 first=[...]` and, with --output_path, the raw float32 output.
 //
 // Flags: --model_path P --num_executions N --warmup N --cpu_threads N --method_name NAME --output_path P
-//        --planned_offset B --block N
+//        --planned_offset B --block N --order_seed S
 // --model_path may be given several times: the models are then timed side by side in this one process, in
 // turn N passes at a time (--block, default 1) after each one's warm-up, and each model's lines follow a
-// `== Model k of n: P` line.
+// `== Model k of n: P` line. With --order_seed S (not 0) every turn takes the models in a new order drawn from
+// a generator seeded with S, printed as `Turn t order: k ...` (1-based model numbers), so that no model always
+// runs right after the same other one; the default 0 keeps the order of the --model_path flags.
 // --planned_offset B places the planned memory B bytes past a 64-byte boundary (default 0). ExecuTorch's
 // Module API (and so its Python runtime) allocates planned buffers as std::vector<uint8_t>, 16 bytes past
 // one; B = 16 reproduces that.
@@ -32,7 +34,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <numeric>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -71,6 +75,7 @@ struct Options {
   int cpu_threads = -1;
   int planned_offset = 0;
   int block = 1;
+  unsigned order_seed = 0;  // 0: the models' order as given, every turn
 };
 
 constexpr size_t kPoolBytes = 4 * 1024 * 1024;  // method and temp allocator pools, per model
@@ -108,6 +113,7 @@ bool parse(int argc, char** argv, Options& o) {
     else if (arg == "--cpu_threads") o.cpu_threads = std::atoi(value.c_str());
     else if (arg == "--planned_offset") o.planned_offset = std::atoi(value.c_str());
     else if (arg == "--block") o.block = std::atoi(value.c_str());
+    else if (arg == "--order_seed") o.order_seed = static_cast<unsigned>(std::strtoul(value.c_str(), nullptr, 10));
     else {
       std::fprintf(stderr, "pte_runner: error: unknown flag %s\n", arg.c_str());
       return false;
@@ -305,19 +311,29 @@ int main(int argc, char** argv) {
       if (m->method->execute() != Error::Ok) return fail("warm-up execution of " + m->path + " failed");
     }
   }
+  std::vector<size_t> order(models.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937 shuffler(opt.order_seed);
   for (int done = 0; done < opt.num_executions; done += opt.block) {
-    for (auto& m : models) {
+    if (opt.order_seed != 0 && !single) {
+      std::shuffle(order.begin(), order.end(), shuffler);
+      std::printf("Turn %d order:", done / opt.block + 1);
+      for (size_t k : order) std::printf(" %zu", k + 1);
+      std::printf("\n");
+    }
+    for (size_t k : order) {
+      Model& m = *models[k];
       for (int i = done; i < std::min(done + opt.block, opt.num_executions); ++i) {
-        if (!m->set_inputs()) return fail("set_input failed");
+        if (!m.set_inputs()) return fail("set_input failed");
         double start = now_ms();
-        Error err = m->method->execute();
+        Error err = m.method->execute();
         double elapsed = now_ms() - start;
         if (err != Error::Ok) {
           char code[16];
           std::snprintf(code, sizeof code, "0x%x", static_cast<int>(err));
-          return fail("execution " + std::to_string(i + 1) + " of " + m->path + " failed (" + code + ")");
+          return fail("execution " + std::to_string(i + 1) + " of " + m.path + " failed (" + code + ")");
         }
-        m->times_ms.push_back(elapsed);
+        m.times_ms.push_back(elapsed);
         if (single) std::printf("Iteration %d of %d: %f ms\n", i + 1, opt.num_executions, elapsed);
       }
     }
