@@ -305,7 +305,8 @@ def profile_executorch(path: Path, x: np.ndarray, runs: int, folder: Path) -> di
 
 
 def profile_litert(path: Path, x: np.ndarray, runs: int, folder: Path) -> dict[str, tuple[float, int]]:
-    """LiteRT profiler at 1 thread: XNNPACK operator type (and non-delegated op) -> (ms, nodes)."""
+    """LiteRT profiler at 1 thread: XNNPACK operator type (and non-delegated op) -> (ms, nodes), plus the time
+    of each invoke outside its operators."""
     from clcdeploy.bench.litert_profile import profile_tflite
 
     return profile_tflite(path, x, runs=runs, threads=1)

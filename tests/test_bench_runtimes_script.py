@@ -60,3 +60,7 @@ def test_tiny_run_profiles_executorch_and_litert_per_operator(bench_runtimes, ca
         assert "| Fully Connected (NC, F32) GEMM | " in profile and " (14) |" in profile
     outside = re.escape(bench_runtimes.OUTSIDE_OPERATORS)
     assert re.search(rf"\| {outside} \| \d+\.\d\d \(1\) \|", executorch)  # one delegate call
+    from clcdeploy.bench import litert_profile
+
+    outside = re.escape(litert_profile.OUTSIDE_OPERATORS)
+    assert re.search(rf"\| {outside} \| \d+\.\d\d \(1\) \|", litert)  # one invoke

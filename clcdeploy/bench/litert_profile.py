@@ -7,7 +7,9 @@ run, and read the events back (`litert/c/litert_compiled_model.h`, `litert_profi
 an event (type DELEGATE_PROFILED_OPERATOR_INVOKE_EVENT, tag = XNNPACK's operator name, e.g.
 "Convolution (NHWC, F32) IGEMM"); operators the delegate left to the interpreter report as
 OPERATOR_INVOKE_EVENT with the TFLite op name. The delegate's own node is an interpreter event as well and
-is left out, since its operators are counted one by one.
+is left out, since its operators are counted one by one. The interpreter's whole `Invoke` is a DEFAULT event;
+what it spends outside the operators (dispatch between them, the delegate's own work) is reported as
+`OUTSIDE_OPERATORS`.
 
 The CompiledModel runs the same XNNPACK delegate as the `Interpreter` that clcdeploy validates and times with
 (and no clcdeploy custom op delegate: models exported with `--fused-igc` cannot be profiled here).
@@ -23,9 +25,12 @@ from typing import NamedTuple
 import numpy as np
 
 # litert_profiler_event.h: LiteRtProfilerEventType
+DEFAULT_EVENT = 1
 OPERATOR_INVOKE_EVENT = 1 << 1
 DELEGATE_PROFILED_OPERATOR_INVOKE_EVENT = 1 << 3
 DELEGATE_NODE_TAGS = ("TfLiteXNNPackDelegate", "DelegateKernel")  # the delegate's node, not an operator
+INVOKE_TAG = "Invoke"  # the DEFAULT event around one whole inference
+OUTSIDE_OPERATORS = "LiteRT invoke, outside its operators"
 CPU_ACCELERATOR = 1  # kLiteRtHwAcceleratorCpu
 FLOAT32 = 1  # kLiteRtElementTypeFloat32
 LOCK_WRITE = 1  # kLiteRtTensorBufferLockModeWrite
@@ -63,18 +68,24 @@ def profile_tflite(path: Path, x: np.ndarray, *, runs: int = 30, warmup: int = 5
                    threads: int = 1) -> dict[str, tuple[float, int]]:
     """Run the .tflite at `path` on `x` (NCHW float32, fed as NHWC like `tflite_format.run`) `warmup` times,
     then `runs` times profiled; return operator name -> (ms per inference summed over its nodes, nodes),
-    most expensive first."""
+    most expensive first, and `OUTSIDE_OPERATORS` -> (the rest of the invoke's time, 1)."""
     with _CompiledModel(Path(path), threads) as model:
         model.write_input(np.ascontiguousarray(x.transpose(0, 2, 3, 1), dtype=np.float32))
         for _ in range(warmup):
             model.run()
         events = model.profiled_runs(runs)
     total, count = collections.Counter(), collections.Counter()
+    invoke_ms = 0.0
     for tag, event_type, elapsed_us in events:
-        if event_type == DELEGATE_PROFILED_OPERATOR_INVOKE_EVENT or (
+        if event_type == DEFAULT_EVENT and tag == INVOKE_TAG:
+            invoke_ms += elapsed_us / 1e3 / runs
+        elif event_type == DELEGATE_PROFILED_OPERATOR_INVOKE_EVENT or (
                 event_type == OPERATOR_INVOKE_EVENT and not tag.startswith(DELEGATE_NODE_TAGS)):
             total[tag] += elapsed_us / 1e3 / runs
             count[tag] += 1
+    if invoke_ms:
+        total[OUTSIDE_OPERATORS] = max(invoke_ms - sum(total.values()), 0.0)
+        count[OUTSIDE_OPERATORS] = runs
     return {op: (ms, round(count[op] / runs)) for op, ms in total.most_common()}
 
 
