@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Side-by-side latency of MobileNet-v1, clcNet-A/B, ShuffleNet 2x and clcNet-A formulations on ONNX Runtime,
-ExecuTorch (XNNPACK) and LiteRT (XNNPACK), in one process, models interleaved run by run (in a new random order
-every pass). The runtime `pte-native` times the same .pte files with clcdeploy's native `pte_runner` (the
-ExecuTorch C++ runtime with the fused IGC kernel built in, as on a device), all models in one pte_runner
-process, also in a new random order every pass (pte_runner's --order_seed).
+ExecuTorch (XNNPACK) and LiteRT (XNNPACK), in one process, models loaded in a new random order every round
+and interleaved run by run in a new random order every pass. The runtime `pte-native` times the same .pte
+files with clcdeploy's native `pte_runner` (the ExecuTorch C++ runtime with the fused IGC kernel built in, as
+on a device), all models in one pte_runner process, loaded and run in random orders the same way (pte_runner's
+--order_seed).
 
 Every model gets deterministic random weights with randomised BN statistics (export's `random_weights`),
 BN is folded, and each artifact's output is compared with eager PyTorch (timing-only floors excepted).
@@ -182,7 +183,7 @@ def set_executorch_threads(threads: int) -> None:
 def time_native(entries: list[Entry], n: int, runs: int, warmup: int, round_: int, planned_offset: int = 0,
                 block: int = 1) -> None:
     """`runs` pte_runner passes per entry, all models in one pte_runner process, in turn `block` passes at a
-    time, in a new order every turn seeded by the round (the same interleaving as the in-process runtimes).
+    time, loaded and run in a new order every round and turn (the same interleaving as the in-process runtimes).
     `planned_offset` > 0 places the planned memory that many bytes past a cache line, as ExecuTorch's Module
     API (and its Python runtime) does with 16."""
     from clcdeploy.bench.parsers import parse_pte_runner_models
@@ -190,7 +191,8 @@ def time_native(entries: list[Entry], n: int, runs: int, warmup: int, round_: in
 
     runner = str(build_pte_runner("host", log=lambda _: None))
     native = [e for e in entries if "pte" in e.paths]
-    models = [arg for e in native for arg in ("--model_path", str(e.paths["pte"]))]
+    load_order = np.random.default_rng(round_).permutation(len(native))  # as the in-process runtimes (time_all)
+    models = [arg for k in load_order for arg in ("--model_path", str(native[k].paths["pte"]))]
     flags = [f"--cpu_threads={n}", f"--num_executions={runs}", f"--warmup={warmup}",
              f"--planned_offset={planned_offset}", f"--block={block}", f"--order_seed={round_ + 1}"]  # 0 = fixed
     done = subprocess.run([runner, *models, *flags], capture_output=True, text=True, check=True)
@@ -203,9 +205,9 @@ def time_native(entries: list[Entry], n: int, runs: int, warmup: int, round_: in
 
 def time_all(entries: list[Entry], runtimes: list[str], threads: list[int], runs: int, warmup: int,
              size: int, repeat: int = 1, planned_offset: int = 0, block: int = 1) -> None:
-    """Median-ready timings: for each runtime and thread count, all models interleaved in a random order per
-    pass, `block` runs at a time (1: run by run, each run starting with the caches the other models left;
-    larger: the model's own caches, as when an app runs one model repeatedly).
+    """Median-ready timings: for each runtime and thread count, all models loaded in a random order every round
+    and interleaved in a random order every pass, `block` runs at a time (1: run by run, each run starting with
+    the caches the other models left; larger: the model's own caches, as when an app runs one model repeatedly).
 
     With `repeat` > 1 the whole sweep is repeated (rounds interleave runtimes and thread counts too), so the
     spread of the per-round ratios shows how much the machine's load moved them.
@@ -219,11 +221,15 @@ def time_all(entries: list[Entry], runtimes: list[str], threads: list[int], runs
                     continue
                 if fmt == "pte":
                     set_executorch_threads(n)
-                live = [(e, Session(fmt, e.paths[fmt], n, x)) for e in entries if fmt in e.paths]
+                shuffle = np.random.default_rng(round_)
+                # loaded in a new order every round too: where a model's buffers land moves its time (the
+                # model loaded right after MobileNet-v1 ran 2-4% slower than an identical copy loaded later)
+                present = [e for e in entries if fmt in e.paths]
+                live = [(present[k], Session(fmt, present[k].paths[fmt], n, x))
+                        for k in shuffle.permutation(len(present))]
                 for _ in range(warmup):
                     for _, session in live:
                         session()
-                shuffle = np.random.default_rng(round_)
                 for done in range(0, runs, block):
                     # a fresh model order every pass: no model always runs right after the same (e.g. the
                     # cache-evicting baseline), which biased the fixed order by up to 4% on this host
@@ -346,8 +352,8 @@ def markdown(entries: list[Entry], runtimes: list[str], threads: list[int], comm
     rounds = 1 + max((k[2] for e in entries for k in e.rounds), default=0)
     lines = [f"Command: `{command}`", "",
              f"Median of {runs * rounds} runs ({rounds} round(s) of {runs}) after warm-up, 1x3x224x224 unless stated, "
-             f"models interleaved in one process {'run by run' if block == 1 else f'{block} runs at a time'} "
-             "in a new random order every turn; "
+             f"models interleaved in one process {'run by run' if block == 1 else f'{block} runs at a time'}, "
+             "loaded in a new random order every round and run in a new one every turn; "
              f"ratio = latency / MobileNet-v1 on the same runtime and thread count.", ""]
     for n in threads:
         lines += [f"**{n} thread{'s' if n > 1 else ''}**", "",

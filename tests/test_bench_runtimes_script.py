@@ -1,5 +1,5 @@
 """scripts/bench_runtimes.py: bad input is refused up front with one line and exit code 2; a tiny real run
-writes its table."""
+writes its table; models are loaded and run in new random orders."""
 
 from __future__ import annotations
 
@@ -64,3 +64,30 @@ def test_tiny_run_profiles_executorch_and_litert_per_operator(bench_runtimes, ca
 
     outside = re.escape(litert_profile.OUTSIDE_OPERATORS)
     assert re.search(rf"\| {outside} \| \d+\.\d\d \(1\) \|", litert)  # one invoke
+
+
+def test_models_are_loaded_and_run_in_a_new_order_every_round(bench_runtimes, tmp_path, monkeypatch):
+    """Where a model's buffers land moves its time by a few percent, and so does which model ran before it:
+    both orders are drawn anew (load order per round, run order per pass), around the real sessions."""
+    entries = bench_runtimes.build_entries(["mobilenet_v1", "clcnet_a"], ["floor2"])
+    bench_runtimes.export_all(entries, ["onnx"], 32, tmp_path)
+    loads, runs = [], []
+
+    class RecordedSession(bench_runtimes.Session):
+        def __init__(self, fmt, path, threads, x):
+            super().__init__(fmt, path, threads, x)
+            self.path = path
+            loads.append(path)
+
+        def __call__(self):
+            runs.append(self.path)
+            super().__call__()
+
+    monkeypatch.setattr(bench_runtimes, "Session", RecordedSession)
+    bench_runtimes.time_all(entries, ["onnx"], [1], runs=4, warmup=0, size=32, repeat=3)
+    paths = [e.paths["onnx"] for e in entries]
+    load_orders = [tuple(loads[i:i + 3]) for i in range(0, 9, 3)]
+    run_orders = [tuple(runs[i:i + 3]) for i in range(0, 36, 3)]
+    assert all(sorted(o) == sorted(paths) for o in load_orders + run_orders)
+    assert len(set(load_orders)) > 1 and len(set(run_orders)) > 1
+    assert all(len(e.times[("onnx", 1)]) == 12 for e in entries)  # 4 runs x 3 rounds, each kept by its model
