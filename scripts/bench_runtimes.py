@@ -347,11 +347,11 @@ def profiles_markdown(entries: list[Entry], wanted: list[str], runtimes: list[st
 
 
 def markdown(entries: list[Entry], runtimes: list[str], threads: list[int], command: str, runs: int,
-             block: int = 1) -> str:
+             block: int = 1, size: int = 224) -> str:
     base = next((e for e in entries if e.model == BASELINE and e.variant == "standard"), None)
     rounds = 1 + max((k[2] for e in entries for k in e.rounds), default=0)
     lines = [f"Command: `{command}`", "",
-             f"Median of {runs * rounds} runs ({rounds} round(s) of {runs}) after warm-up, 1x3x224x224 unless stated, "
+             f"Median of {runs * rounds} runs ({rounds} round(s) of {runs}) after warm-up, 1x3x{size}x{size}, "
              f"models interleaved in one process {'run by run' if block == 1 else f'{block} runs at a time'}, "
              "loaded in a new random order every round and run in a new one every turn; "
              f"ratio = latency / MobileNet-v1 on the same runtime and thread count.", ""]
@@ -478,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
                  args.block)
         profiles = profiles_markdown(entries, wanted, runtimes, args.size) if wanted else ""
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
-    text = markdown(entries, runtimes, threads, command, args.runs, args.block) + ("\n" + profiles if profiles else "")
+    text = markdown(entries, runtimes, threads, command, args.runs, args.block, args.size)
+    text += "\n" + profiles if profiles else ""
     print(text)
     if args.markdown:
         write_atomic(args.markdown, text)

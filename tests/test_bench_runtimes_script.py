@@ -44,7 +44,7 @@ def test_tiny_run_writes_the_table(bench_runtimes, tmp_path, capsys):
             "--warmup", "0", "--size", "32", "--markdown", str(table)]
     assert bench_runtimes.main(argv) == 0
     text = table.read_text()
-    assert "| MobileNet-v1 1.0 | " in text and " = 1.00x |" in text
+    assert "| MobileNet-v1 1.0 | " in text and " = 1.00x |" in text and "1x3x32x32" in text
     assert text in capsys.readouterr().out
     assert [p.name for p in tmp_path.iterdir()] == ["table.md"]  # no temporary file left behind
 
