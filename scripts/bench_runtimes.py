@@ -147,6 +147,10 @@ class Session:
             options = ort.SessionOptions()
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+            # Every session has its own worker threads, which by default go on spinning after a run: with all
+            # models loaded and interleaved they took the cores from the next session (2 threads ran slower than
+            # 1). Spinning within a run stays on, as in an app running one model.
+            options.add_session_config_entry("session.force_spinning_stop", "1")
             prepare_onnx(options, path)
             sess = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             feed = {sess.get_inputs()[0].name: x}
