@@ -13,9 +13,20 @@ def test_sparse_kernel_net_exports_validated_and_fully_delegated(tmp_path: Path)
     manifest = export_model("sk_pwgconv_dw_pwgconv_tiny", ["onnx", "pte", "tflite"], tmp_path)
     assert all(entry.validated for entry in manifest.formats.values())
     pte, tflite = manifest.formats["pte"].delegation, manifest.formats["tflite"].delegation
-    assert pte["ops_outside_delegate"] == 0
-    # Only the stem max pool's -inf padding (PADV2) stays outside, as for ShuffleNet.
-    assert tflite["ops_outside_delegate_histogram"] == {"PADV2": 1}
+    assert pte["ops_outside_delegate"] == 0 and sum(pte["delegate_calls"].values()) == 1
+    # The stem max pool of a ReLU pads with zeros, so no -inf PADV2 is left outside the delegate.
+    assert tflite["ops_outside_delegate"] == 0 and tflite["delegate_partitions"] == 1
+
+
+def test_shufflenet_exports_validated_and_in_one_xnnpack_partition(tmp_path: Path) -> None:
+    """ShuffleNet's shortcut average pools count their padding, which ExecuTorch's partitioner does not take
+    (they split the .pte into four partitions), and its stem max pool's -inf padding was a PADV2 outside
+    LiteRT's delegate; the per-format pool rewrites put both inside."""
+    manifest = export_model("shufflenet_v1_tiny", ["onnx", "pte", "tflite"], tmp_path)
+    assert all(entry.validated for entry in manifest.formats.values())
+    pte, tflite = manifest.formats["pte"].delegation, manifest.formats["tflite"].delegation
+    assert pte["ops_outside_delegate"] == 0 and pte["delegate_calls"] == {"XnnpackBackend": 1}
+    assert tflite["ops_outside_delegate"] == 0 and tflite["delegate_partitions"] == 1
 
 
 def test_sic_net_with_topological_subdivisioning_exports_validated(tmp_path: Path) -> None:

@@ -1,5 +1,8 @@
 """ExecuTorch: `torch.export`, `to_edge_transform_and_lower` with the XNNPACK partitioner, `.pte`;
-run with ExecuTorch's Python runtime."""
+run with ExecuTorch's Python runtime.
+
+Padded average pools get explicit zero padding first (`explicit_pool_padding`): the partitioner leaves padded
+pools that count their padding outside the delegate."""
 
 from __future__ import annotations
 
@@ -17,6 +20,9 @@ def export(model: nn.Module, example: torch.Tensor, path: Path) -> dict:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
+    from clcdeploy.export.passes import explicit_pool_padding, pool_padding_for
+
+    model = explicit_pool_padding(model, example, pool_padding_for(NAME))
     program = torch.export.export(model, (example,), strict=False)
     lowered = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
     path.write_bytes(lowered.to_executorch().buffer)

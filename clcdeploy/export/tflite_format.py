@@ -8,6 +8,8 @@ clcdeploy's fused IGC op (`clcdeploy::igc2`, from `--fused-igc`) is lowered to t
 `custom_call.CLCDEPLOY_IGC2` on NHWC tensors (the transposes around it cancel against the converter's own);
 the interpreter then runs it with clcdeploy's IGC2 delegate (`clcdeploy.kernels.runtime.litert_delegates`).
 
+Before conversion, padded pools are put in forms LiteRT's XNNPACK delegate takes (`explicit_pool_padding`:
+excluding average pools as counting pools times a factor, max pools of ReLU outputs padded with zeros).
 After conversion each convolution gets its own zero PAD (`tflite_unshare_pads`), which XNNPACK then folds in.
 """
 
@@ -28,7 +30,10 @@ def export(model: nn.Module, example: torch.Tensor, path: Path) -> dict:
     """Convert `model` with litert-torch and write the flatbuffer at `path` (NHWC input)."""
     import litert_torch
 
+    from clcdeploy.export.passes import explicit_pool_padding, pool_padding_for
+
     _register_igc2_lowering()
+    model = explicit_pool_padding(model, example, pool_padding_for(NAME))
     nhwc = example.permute(0, 2, 3, 1).contiguous()
     wrapped = litert_torch.to_channel_last_io(model, args=[0]).eval()
     litert_torch.convert(wrapped, (nhwc,)).export(str(path))

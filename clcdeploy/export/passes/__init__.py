@@ -1,8 +1,9 @@
 """Deployment rewrites: each pass maps an eval-mode module to an exactly equivalent `fx.GraphModule`.
 
-`deployment_passes` applies them in order: batch-norm folding, IGC lowering, permutation elimination,
-concat placement and padding-counting average pools; `fused_igc_passes` is the opt-in alternative with
-clcdeploy's fused IGC kernel (ExecuTorch, LiteRT, ONNX Runtime).
+`deployment_passes` applies them in order: batch-norm folding, IGC lowering, permutation elimination and
+concat placement; `fused_igc_passes` is the opt-in alternative with clcdeploy's fused IGC kernel (ExecuTorch,
+LiteRT, ONNX Runtime). `explicit_pool_padding` puts padded pools in the form a format's delegate takes; each
+format's `export` applies it.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import copy
 import torch
 from torch import nn
 
-from clcdeploy.export.passes.count_pool_padding import count_pool_padding
 from clcdeploy.export.passes.eliminate_permutations import eliminate_permutations
+from clcdeploy.export.passes.explicit_pool_padding import POOL_REWRITES, explicit_pool_padding, pool_padding_for
 from clcdeploy.export.passes.fold_batchnorm import fold_batchnorm
 from clcdeploy.export.passes.lower_igc import (
     DEFAULT_IGC_LOWERING, DEFAULT_IGC_LOWERINGS, IGC_LOWERINGS, SPLIT_K_MIN_PIXELS, lower_igc,
@@ -22,14 +23,16 @@ from clcdeploy.export.passes.sink_concats import sink_concats
 from clcdeploy.export.passes.trace import UntraceableError
 from clcdeploy.zoo.layers import IGC
 
-__all__ = ["DEFAULT_IGC_LOWERING", "DEFAULT_IGC_LOWERINGS", "IGC_LOWERINGS", "count_pool_padding", "deployment_passes",
-           "eliminate_permutations", "fold_batchnorm", "fused_igc_passes", "lower_igc", "sink_concats"]
+__all__ = ["DEFAULT_IGC_LOWERING", "DEFAULT_IGC_LOWERINGS", "IGC_LOWERINGS", "POOL_REWRITES", "deployment_passes",
+           "eliminate_permutations", "explicit_pool_padding", "fold_batchnorm", "fused_igc_passes", "lower_igc",
+           "pool_padding_for", "sink_concats"]
 
 
 def deployment_passes(model: nn.Module, example: torch.Tensor, *,
                       igc_lowering: str = DEFAULT_IGC_LOWERING) -> nn.Module:
-    """Fold BN, lower IGC (`igc_lowering` in IGC_LOWERINGS), remove channel permutations, place concats,
-    make average pools count their padding (`count_pool_padding`).
+    """Fold BN, lower IGC (`igc_lowering` in IGC_LOWERINGS), remove channel permutations, place concats.
+
+    Padded pools are rewritten later, per format (`explicit_pool_padding`, applied by each format's export).
 
     `igc_lowering="grouped"` keeps IGCs as grouped conv + interlace (the naive export, for comparison).
     A model that fx cannot trace as a whole is rewritten child by child (each on the input it receives),
@@ -53,7 +56,7 @@ def _rewrite(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.M
         gm = sink_concats(gm, example, split_k=True, split_k_min_pixels=SPLIT_K_MIN_PIXELS)
     if igc_lowering in ("split-gc", "split-k-gc"):
         gm = sink_concats(gm, example, merge_gc=True)
-    return count_pool_padding(gm, example)
+    return gm
 
 
 def _rewrite_children(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.Module:
