@@ -1,15 +1,15 @@
 """Rewrite padded pools into the forms each runtime's XNNPACK delegate takes (exact up to rounding).
 
 `pool_padding_for(fmt)` names the rewrites a format needs; the format's `export` applies them:
-- "zero-pad-average" (ExecuTorch): a padded average pool becomes `ZeroPad2d` + the unpadded pool (times a
-  constant per-position factor `k*k / valid` if it excluded its padding from the count). ExecuTorch's XNNPACK
-  partitioner delegates a padded average pool only when it excludes the padding, so ShuffleNet's shortcut
-  pools (PyTorch's default, counting) ran outside the delegate and split its program into four partitions.
+- "zero-pad-counting-average" (ExecuTorch): a padded average pool that counts its padding (PyTorch's default)
+  becomes `ZeroPad2d` + the unpadded pool. ExecuTorch's XNNPACK partitioner delegates a padded average pool
+  only when it excludes the padding (XNNPACK's own semantics), so ShuffleNet's shortcut pools ran outside the
+  delegate and split its program into four partitions.
 - "count-average-padding" (LiteRT): an average pool that excludes its padding becomes the counting pool times
-  the same factor. litert-torch lowers the excluding pool to StableHLO `reduce_window` ops (a window sum and a
-  window count) that LiteRT's XNNPACK delegate leaves out, splitting the graph; the counting pool is PAD +
-  AVERAGE_POOL_2D, which stays in the delegate. (An explicit `ZeroPad2d` would work too, but litert-torch
-  may run it in NCHW between two transposes.)
+  a constant per-position factor `k*k / valid`. litert-torch lowers the excluding pool to StableHLO
+  `reduce_window` ops (a window sum and a window count) that LiteRT's XNNPACK delegate leaves out, splitting
+  the graph; the counting pool is PAD + AVERAGE_POOL_2D, which stays in the delegate. (An explicit
+  `ZeroPad2d` would work too, but litert-torch may run it in NCHW between two transposes.)
 - "zero-pad-max-of-relu" (LiteRT): a padded max pool whose input comes straight from a ReLU pads with zeros
   instead of -inf. litert-torch writes a max pool's padding as PADV2 with the lowest float, which LiteRT's
   XNNPACK delegate leaves out; a zero PAD is delegated. Exact because every window holds at least one input
@@ -29,8 +29,8 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from clcdeploy.export.passes.trace import UntraceableError, finish, to_graph_module, unique_name
 
-POOL_REWRITES = ("zero-pad-average", "count-average-padding", "zero-pad-max-of-relu")
-_FORMAT_POOL_REWRITES = {"onnx": (), "pte": ("zero-pad-average",),
+POOL_REWRITES = ("zero-pad-counting-average", "count-average-padding", "zero-pad-max-of-relu")
+_FORMAT_POOL_REWRITES = {"onnx": (), "pte": ("zero-pad-counting-average",),
                          "tflite": ("count-average-padding", "zero-pad-max-of-relu")}
 _NON_NEGATIVE_MODULES = (nn.ReLU, nn.ReLU6)
 _NON_NEGATIVE_FUNCTIONS = {torch.relu, F.relu, F.relu6}
@@ -43,6 +43,7 @@ def pool_padding_for(fmt: str) -> tuple[str, ...]:
 
 def explicit_pool_padding(model: nn.Module, example: torch.Tensor, rewrites: tuple[str, ...]) -> nn.Module:
     """`model` with the pool `rewrites` (from POOL_REWRITES) applied; `model` itself when no pool needs one.
+    Every rewrite keeps the pool's arithmetic exact up to rounding; only its form changes.
 
     A model fx cannot trace keeps its pools (they stay correct, only possibly outside the delegate).
     """
@@ -80,8 +81,8 @@ def _rewrite_form(gm: fx.GraphModule, node: fx.Node, rewrites: tuple[str, ...]) 
     if isinstance(pool, nn.AvgPool2d):
         if pool.divisor_override is not None:
             return None
-        if "zero-pad-average" in rewrites:
-            return "zero-pad-average"
+        if "zero-pad-counting-average" in rewrites and pool.count_include_pad:
+            return "zero-pad-counting-average"
         if "count-average-padding" in rewrites and not pool.count_include_pad:
             return "count-average-padding"
         return None
@@ -120,7 +121,7 @@ def _rewrite(gm: fx.GraphModule, node: fx.Node, form: str) -> None:
     gm.add_submodule(pool_name, replacement)
     with gm.graph.inserting_before(node):
         result = gm.graph.call_module(pool_name, inputs)
-        if isinstance(pool, nn.AvgPool2d) and not pool.count_include_pad:
+        if form == "count-average-padding":
             factor_name = unique_name(gm, base + "_padding_factor")
             gm.register_buffer(factor_name, _padding_factor(pool, node.args[0].meta["tensor_meta"]))
             result = gm.graph.call_function(operator.mul, (result, gm.graph.get_attr(factor_name)))
