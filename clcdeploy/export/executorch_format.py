@@ -1,8 +1,8 @@
 """ExecuTorch: `torch.export`, `to_edge_transform_and_lower` with the XNNPACK partitioner, `.pte`;
 run with ExecuTorch's Python runtime.
 
-Padded average pools get explicit zero padding first (`explicit_pool_padding`): the partitioner leaves padded
-pools that count their padding outside the delegate."""
+Padded average pools that count their padding get explicit zero padding first (`explicit_pool_padding`): the
+partitioner leaves them outside the delegate."""
 
 from __future__ import annotations
 
