@@ -27,6 +27,7 @@ def test_shufflenet_exports_validated_and_in_one_xnnpack_partition(tmp_path: Pat
     pte, tflite = manifest.formats["pte"].delegation, manifest.formats["tflite"].delegation
     assert pte["ops_outside_delegate"] == 0 and pte["delegate_calls"] == {"XnnpackBackend": 1}
     assert tflite["ops_outside_delegate"] == 0 and tflite["delegate_partitions"] == 1
+    assert all(not entry.delegation_failures for entry in manifest.formats.values())
 
 
 def test_sic_net_with_topological_subdivisioning_exports_validated(tmp_path: Path) -> None:
@@ -36,3 +37,8 @@ def test_sic_net_with_topological_subdivisioning_exports_validated(tmp_path: Pat
     assert set(manifest.formats) == {"onnx", "pte", "tflite"}
     assert all(entry.validated for entry in manifest.formats.values())
     assert manifest.formats["pte"].delegation["convolutions_outside_delegate"] == 0
+    # The export names what it left outside XNNPACK, for this non-clcNet model too.
+    assert any("outside the XNNPACK delegate" in f and "index_select" in f
+               for f in manifest.formats["pte"].delegation_failures)
+    assert any("outside the XNNPACK delegate" in f and "GATHER" in f
+               for f in manifest.formats["tflite"].delegation_failures)

@@ -97,7 +97,7 @@ def test_export_writes_the_custom_op_and_xnnpack_keeps_the_rest(exported) -> Non
     assert histogram[LITERT_CUSTOM_CODE] == 2 and histogram.get("TRANSPOSE", 0) == 1
     assert report["custom_op_calls"] == {LITERT_CUSTOM_CODE: 2}
     assert report["delegate_partitions"] >= 1 and report["ops_outside_delegate"] == 0
-    assert not delegation_failures("tflite", histogram, report)
+    assert not delegation_failures("tflite", histogram, report, igc_lowered=True)
 
 
 def test_without_the_delegate_the_interpreter_refuses_the_custom_op(exported) -> None:

@@ -123,7 +123,7 @@ def export_model(
         staged: dict[str, Path] = {}
         entries: dict[str, FormatEntry] = {}
         checks: list[validate.Check] = []
-        applies = _lowers_to_depthwise(spec.family, model)
+        igc_lowered = _lowers_to_depthwise(spec.family, model)
         try:
             for fmt in formats:
                 module = importlib.import_module(FORMAT_MODULES[fmt])
@@ -136,9 +136,8 @@ def export_model(
                 entry.extra["igc_lowering"] = lowerings.get(fmt) or (
                     f"fused-igc2-{FUSED_IGC_LAYOUTS[fmt]}" if entry.extra["needs_kernel_library"]
                     else "none (no fusable IGC)")
-                if applies:
-                    entry.delegation_failures = delegation.delegation_failures(fmt, entry.op_histogram,
-                                                                               entry.delegation)
+                entry.delegation_failures = delegation.delegation_failures(fmt, entry.op_histogram, entry.delegation,
+                                                                           igc_lowered=igc_lowered)
                 entries[fmt] = entry
                 checks.append(check)
             if validate_outputs:
