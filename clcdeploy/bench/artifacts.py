@@ -23,6 +23,7 @@ class Artifact:
     macs: int | None
     params: int | None
     needs_kernel_library: bool = False  # exported with --fused-igc: calls clcdeploy's own kernel
+    delegation_failures: tuple[str, ...] = ()  # e.g. ops left outside XNNPACK: they are in its latency
 
 
 def _read_manifest(folder: Path) -> dict | None:
@@ -43,12 +44,14 @@ def find_artifact(models_dir: Path, model: str, fmt: str) -> Artifact | None:
         return None
     return Artifact(model, fmt, path, path.stat().st_size, entry["sha256"], tuple(entry["input_shape"]),
                     manifest.get("mult_adds"), manifest.get("params"),
-                    bool(entry.get("extra", {}).get("needs_kernel_library")))
+                    bool(entry.get("extra", {}).get("needs_kernel_library")),
+                    tuple(entry.get("delegation_failures", ())))
 
 
 def ensure_artifacts(models_dir: Path, models: list[str], formats: list[str], *, export_missing: bool,
                      log=print) -> dict[tuple[str, str], Artifact]:
-    """Every (model, format) artifact; exports what is missing if allowed and possible, else says how."""
+    """Every (model, format) artifact; exports what is missing if allowed and possible, else says how.
+    Logs a warning for each delegation failure the export recorded: the latency will include it."""
     found: dict[tuple[str, str], Artifact] = {}
     for model in models:
         missing = [f for f in formats if find_artifact(models_dir, model, f) is None]
@@ -66,4 +69,6 @@ def ensure_artifacts(models_dir: Path, models: list[str], formats: list[str], *,
                              f"`clcdeploy export {model} --formats {','.join(missing)} --out {models_dir}`")
         for fmt in formats:
             found[(model, fmt)] = find_artifact(models_dir, model, fmt)
+            for failure in found[(model, fmt)].delegation_failures:
+                log(f"warning: {model}: {failure}")
     return found
