@@ -44,6 +44,25 @@ def test_json_output_matches_results_file(tiny_models_dir, tmp_path):
     assert len(doc["results"]) == 1 and len(doc["results"][0]["times_ms"]) == 3
 
 
+def test_rounds_alternate_their_order_and_pool_the_passes(tiny_models_dir, tmp_path):
+    out = tmp_path / "results"
+    result = bench("--models", ",".join(TINY_MODELS), "--formats", "onnx", "--models-dir", str(tiny_models_dir),
+                   "--runs", "2", "--warmup", "0", "--threads", "1", "--rounds", "3", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    started = [line.split(":")[0] for line in result.stdout.splitlines()
+               if line.endswith("timed passes (python runner)")]
+    forward = [f"[local] {model} onnx" for model in TINY_MODELS]
+    assert started == [f"{name} (round {index} of 3)" for index, names in
+                       ((1, forward), (2, forward[::-1]), (3, forward)) for name in names]
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["options"]["rounds"] == 3 and len(doc["results"]) == len(TINY_MODELS)
+    for r in doc["results"]:
+        round_means = r["extra"]["round_means_ms"]
+        assert len(r["times_ms"]) == 6 and len(round_means) == 3
+        assert r["mean_ms"] == pytest.approx(sum(r["times_ms"]) / 6) == pytest.approx(sum(round_means) / 3)
+    assert "round means" in (out / "report.md").read_text()
+
+
 @pytest.mark.parametrize("args, message", [
     (("--models", "clcnet_zz", "--no-export"), "unknown model 'clcnet_zz'"),
     (("--formats", "caffe2"), "unknown format caffe2"),
@@ -51,6 +70,7 @@ def test_json_output_matches_results_file(tiny_models_dir, tmp_path):
     (("--runner", "benchmark_model", "--runner-bin", "/nonexistent/benchmark_model"), "not a readable file"),
     (("--runner", "benchmark_model"), "needs --runner-bin"),
     (("--runs", "0"), "--runs must be at least 1"),
+    (("--rounds", "0"), "--rounds must be at least 1"),
     (("--cpu-mask", "zz"), "hexadecimal CPU mask"),
 ])
 def test_bad_input_is_one_line_exit_2(args, message, tmp_path):

@@ -18,16 +18,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "bench", help="time exported models on the host or on ADB devices (warm-up + timed passes)",
         description="Benchmark exported artifacts: push them to each device, run warm-up and then exactly "
-                    "--runs timed passes per model and format, and print the clcNet paper's Table 6 layout. "
-                    "Thermal hygiene: --cooldown sleeps before every model, --cpu-mask pins the runner with "
-                    "taskset on the device (e.g. f0 = the big cores of many big.LITTLE phones), --threads fixes "
-                    "the runtime's thread count.")
+                    "--runs timed passes per model and format (in each of --rounds rounds), and print the clcNet "
+                    "paper's Table 6 layout. Thermal hygiene: --cooldown sleeps before every model, --cpu-mask "
+                    "pins the runner with taskset on the device (e.g. f0 = the big cores of many big.LITTLE "
+                    "phones), --threads fixes the runtime's thread count.")
     p.add_argument("--device", action="append", metavar="SERIAL",
                    help="ADB serial (host:port or USB serial), repeatable, or 'all'; default: the host")
     p.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated (default {DEFAULT_MODELS})")
     p.add_argument("--formats", default="pte,tflite,onnx", help="comma-separated subset of pte,tflite,onnx")
     p.add_argument("--runs", type=int, default=10, help="timed passes per model and format (default 10)")
     p.add_argument("--warmup", type=int, default=3, help="untimed passes first (default 3)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every model and format this many times (warm-up and --runs passes each), in "
+                        "alternating order, and pool the passes: steadier ratios on a noisy device (default 1)")
     p.add_argument("--threads", type=int, default=0, help="runtime threads (default: the runtime's choice)")
     p.add_argument("--cpu-mask", metavar="HEX", help="taskset CPU mask for the runner on the device")
     p.add_argument("--cooldown", type=float, default=0.0, metavar="S", help="seconds of idle before each model")
@@ -48,6 +51,8 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
     if args.runs < 1:
         raise BenchError(f"--runs must be at least 1, got {args.runs}")
+    if args.rounds < 1:
+        raise BenchError(f"--rounds must be at least 1, got {args.rounds}")
     if args.warmup < 0 or args.threads < 0 or args.cooldown < 0:
         raise BenchError("--warmup, --threads and --cooldown must not be negative")
     if args.cpu_mask and not re.fullmatch(r"(0x)?[0-9a-fA-F]+", args.cpu_mask):
@@ -107,7 +112,7 @@ def run_bench(args: argparse.Namespace) -> int:
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     artifacts = ensure_artifacts(args.models_dir, models, formats, export_missing=not args.no_export, log=log)
     options = BenchOptions(models, formats, args.runs, args.warmup, args.threads, args.cpu_mask, args.cooldown,
-                           args.timeout)
+                           args.timeout, args.rounds)
 
     def runner_factory():
         return None if args.runner == "auto" else make_runner(args.runner, args.runner_bin, args.apk)

@@ -54,8 +54,10 @@ def table_rows(runs: list[DeviceRun], *, full: bool = True) -> list[dict]:
             "paper ms": str(PAPER_TABLE_6.get(m.model, {}).get("latency_ms", "-")),
         }
         if full:
+            rounds = m.extra.get("round_means_ms")
             row |= {
                 "median": _ms(m.median_ms),
+                "round means": f"{_ms(min(rounds))} - {_ms(max(rounds))}" if rounds else "-",
                 "min / max": f"{_ms(m.min_ms)} / {_ms(m.max_ms)}",
                 "load ms": _ms(m.load_ms),
                 "peak MB": f"{m.peak_memory_mb:.0f}" if m.peak_memory_mb is not None else "-",
@@ -141,7 +143,8 @@ def _markdown(runs: list[DeviceRun], command: list[str]) -> str:
     if rows:
         lines += ["", "| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]
         lines += ["| " + " | ".join(row.values()) + " |" for row in rows]
-    lines += ["", "Latency: average of the timed passes after warm-up (as the paper), ± sample std; "
+    lines += ["", "Latency: average of the timed passes after warm-up (as the paper), ± sample std; with "
+              "--rounds, of all rounds' passes (round means: the lowest and highest round's average); "
               "(agg.): the runner reported only an aggregate. Paper column: clcNet paper Table 6, BLU Advance "
               "5.2 (MT6580, Cortex-A7), Caffe2."]
     lines += [f"\n**Incomplete:** {run.error}" for run in runs if run.error]

@@ -1,11 +1,16 @@
 """A benchmark session: per device (one worker each), push artifacts, run warm-up + timed passes per
-model and format, and collect measurements. What was measured before a failure is kept."""
+model and format, and collect measurements. What was measured before a failure is kept.
+
+With several rounds every artifact is run once per round, in the given order in odd rounds and in reverse in
+even ones (so no artifact always follows the same one), and its rounds' passes are pooled into one measurement.
+"""
 
 from __future__ import annotations
 
+import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from clcdeploy.bench.artifacts import Artifact
@@ -25,6 +30,7 @@ class BenchOptions:
     cpu_mask: str | None = None
     cooldown_s: float = 0.0
     timeout_s: float = 3600.0
+    rounds: int = 1
 
 
 @dataclass
@@ -159,6 +165,7 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
     """Benchmark every artifact on one device. Errors end this device's run; results so far are kept."""
     run = DeviceRun(serial or "local")
     current, progress_path = "connecting", None
+    rounds: dict[tuple[str, str], list[Measurement]] = {}  # per artifact, one measurement per round
     try:
         with open_device(serial, **device_options) as device:
             run.serial = device.serial
@@ -170,35 +177,67 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
             python.prepare(device)
             if runner is not None and runner is not python:
                 runner.prepare(device)
-            for model in options.models:
-                for fmt in options.formats:
+            order = [(model, fmt) for model in options.models for fmt in options.formats]
+            requests: dict[tuple[str, str], tuple[Runner, RunRequest]] = {}
+            for index in range(options.rounds):
+                tag = f" (round {index + 1} of {options.rounds})" if options.rounds > 1 else ""
+                for model, fmt in order if index % 2 == 0 else order[::-1]:
                     artifact = artifacts[(model, fmt)]
-                    current = f"{model}/{fmt}"
-                    chosen = runner or auto_runner_for(device, fmt, python, artifact.needs_kernel_library)
-                    if fmt not in chosen.formats:
-                        raise BenchError(f"runner {chosen.name} cannot run {fmt} artifacts")
-                    remote = f"{device.work_dir}/{artifact.path.name}"
-                    current = f"{model}/{fmt} (pushing {artifact.path.name})"
-                    push_if_changed(device, artifact.path, remote)
+                    if (model, fmt) not in requests:
+                        current = f"{model}/{fmt} (pushing {artifact.path.name})"
+                        requests[(model, fmt)] = _prepare(device, run.facts, artifact, options, runner, python)
+                    current = f"{model}/{fmt}{tag}"
+                    chosen, request = requests[(model, fmt)]
                     if options.cooldown_s:
                         time.sleep(options.cooldown_s)
-                    current = f"{model}/{fmt}"
-                    request = _request(artifact, remote, options, chosen,
-                                       _kernel_library(device, run.facts, artifact, chosen))
                     progress_path = chosen.progress_file(device, request) if isinstance(chosen, PythonRunner) else None
-                    log(f"[{run.serial}] {model} {fmt}: {options.warmup} warm-up + {options.runs} timed passes "
-                        f"({chosen.name} runner)")
+                    log(f"[{run.serial}] {model} {fmt}{tag}: {options.warmup} warm-up + {options.runs} timed "
+                        f"passes ({chosen.name} runner)")
                     measurement = _measure(device, chosen, artifact, request)
                     progress_path = None
-                    run.measurements.append(measurement)
-                    log(f"[{run.serial}] {model} {fmt}: {measurement.mean_ms:.2f} ms average")
+                    rounds.setdefault((model, fmt), []).append(measurement)
+                    log(f"[{run.serial}] {model} {fmt}{tag}: {measurement.mean_ms:.2f} ms average")
             run.thermal_after = device.thermal()
     except DeviceError as exc:
         stage = _last_recorded_stage(serial, progress_path, device_options)
         run.error = f"device {run.serial} failed during {current}{stage}: {exc}"
     except ClcDeployError as exc:
         run.error = f"device {run.serial} during {current}: {exc}"
+    run.measurements = [pool_rounds(measured) for measured in rounds.values()]
     return run
+
+
+def _prepare(device: Device, facts: dict, artifact: Artifact, options: BenchOptions, runner: Runner | None,
+             python: PythonRunner) -> tuple[Runner, RunRequest]:
+    """Choose the runner for `artifact`, push it (and the kernel library it may need): once per session."""
+    chosen = runner or auto_runner_for(device, artifact.fmt, python, artifact.needs_kernel_library)
+    if artifact.fmt not in chosen.formats:
+        raise BenchError(f"runner {chosen.name} cannot run {artifact.fmt} artifacts")
+    remote = f"{device.work_dir}/{artifact.path.name}"
+    push_if_changed(device, artifact.path, remote)
+    return chosen, _request(artifact, remote, options, chosen, _kernel_library(device, facts, artifact, chosen))
+
+
+def pool_rounds(measured: list[Measurement]) -> Measurement:
+    """One measurement of an artifact from its rounds: their passes pooled (the latency is the mean of all),
+    each round's mean kept in `extra["round_means_ms"]`, the largest peak memory, the median load time."""
+    if len(measured) == 1:
+        return measured[0]
+    if all(m.times_ms for m in measured):
+        times = [t for m in measured for t in m.times_ms]
+        stats = summarize(times)
+    else:  # runners that report only an aggregate
+        times = None
+        stats = {"mean_ms": statistics.fmean(m.mean_ms for m in measured), "std_ms": None, "median_ms": None,
+                 "min_ms": None, "max_ms": None}
+    finite = {m.outputs_finite for m in measured}
+    loads = [m.load_ms for m in measured if m.load_ms is not None]
+    peaks = [m.peak_memory_mb for m in measured if m.peak_memory_mb is not None]
+    return replace(measured[0], times_ms=times, **stats, load_ms=statistics.median(loads) if loads else None,
+                   peak_memory_mb=max(peaks) if peaks else None,
+                   aggregate_only=any(m.aggregate_only for m in measured),
+                   outputs_finite=False if False in finite else None if None in finite else True,
+                   extra=measured[0].extra | {"round_means_ms": [m.mean_ms for m in measured]})
 
 
 def bench_devices(serials: list[str | None], artifacts, options: BenchOptions, runner_factory,
