@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=3, help="untimed passes first (default 3)")
     p.add_argument("--rounds", type=int, default=1,
                    help="run every model and format this many times (warm-up and --runs passes each), in "
-                        "alternating order, and pool the passes: steadier ratios on a noisy device (default 1)")
+                        "alternating order, and pool the passes; report.md shows each artifact's round averages "
+                        "(default 1)")
     p.add_argument("--threads", type=int, default=0, help="runtime threads (default: the runtime's choice)")
     p.add_argument("--cpu-mask", metavar="HEX", help="taskset CPU mask for the runner on the device")
     p.add_argument("--cooldown", type=float, default=0.0, metavar="S", help="seconds of idle before each model")
