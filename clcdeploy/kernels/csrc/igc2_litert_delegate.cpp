@@ -9,14 +9,14 @@
 // structs of tensorflow/lite/c/common.h (Debian's libtensorflow-lite-dev 2.14 headers); it links nothing
 // from LiteRT. It sets kTfLiteDelegateFlagsAllowDynamicTensors, as the Flex delegate does: without it the
 // interpreter prepares the whole graph, and fails on the still unresolved custom op, before asking us.
-#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "igc2.h"
+#include "row_pool.h"
 #include "tensorflow/lite/builtin_ops.h"
 #include "tensorflow/lite/c/common.h"
 #include "tensorflow/lite/delegates/external/external_delegate_interface.h"
@@ -28,6 +28,7 @@ constexpr const char* kCustomCode = "custom_call.CLCDEPLOY_IGC2";  // the conver
 
 struct Options {
   int num_threads = 1;
+  std::unique_ptr<RowPool> pool;  // num_threads - 1 helpers, started with the delegate
 };
 
 struct Igc2Node {
@@ -42,7 +43,7 @@ struct Partition {
   std::vector<Igc2Node> nodes;
   std::vector<int> internal;  // tensor indices
   std::vector<std::vector<float>> buffers;
-  int num_threads = 1;
+  RowPool* pool = nullptr;  // the delegate's
 
   int internal_slot(int tensor) const {
     for (size_t i = 0; i < internal.size(); ++i) {
@@ -78,7 +79,7 @@ Igc2Shape shape_of(const TfLiteTensor& x, int stride) {
 void* partition_init(TfLiteContext* context, const char* buffer, size_t) {
   const auto* params = reinterpret_cast<const TfLiteDelegateParams*>(buffer);
   auto* partition = new Partition;
-  partition->num_threads = static_cast<const Options*>(params->delegate->data_)->num_threads;
+  partition->pool = static_cast<const Options*>(params->delegate->data_)->pool.get();
   for (int i = 0; i < params->nodes_to_replace->size; ++i) {
     TfLiteNode* node;
     TfLiteRegistration* registration;
@@ -128,21 +129,15 @@ TfLiteStatus partition_prepare(TfLiteContext* context, TfLiteNode* node) {
   return kTfLiteOk;
 }
 
-// Output rows split evenly over the threads (the calling thread takes the first share). Threads are started
-// per call: a persistent pool measured no faster (BENCHMARKS.md, section 3).
-void run_rows(const float* x, const float* w, const float* b, float* y, const Igc2Shape& s, int num_threads) {
-  const int64_t rows = s.n * s.out_h;
-  const int threads = int(std::min<int64_t>(num_threads, rows));
-  if (threads <= 1) {
-    igc2_nhwc_rows(x, w, b, y, s, 0, rows);
-    return;
-  }
-  std::vector<std::thread> helpers;
-  for (int t = 1; t < threads; ++t) {
-    helpers.emplace_back(igc2_nhwc_rows, x, w, b, y, std::cref(s), rows * t / threads, rows * (t + 1) / threads);
-  }
-  igc2_nhwc_rows(x, w, b, y, s, 0, rows / threads);
-  for (std::thread& helper : helpers) helper.join();
+struct RowsCall {
+  const float *x, *w, *b;
+  float* y;
+  Igc2Shape shape;
+};
+
+void run_call_rows(const void* context, int64_t row_begin, int64_t row_end) {
+  const auto* call = static_cast<const RowsCall*>(context);
+  igc2_nhwc_rows(call->x, call->w, call->b, call->y, call->shape, row_begin, row_end);
 }
 
 TfLiteStatus partition_invoke(TfLiteContext* context, TfLiteNode* node) {
@@ -152,7 +147,8 @@ TfLiteStatus partition_invoke(TfLiteContext* context, TfLiteNode* node) {
     const int xs = partition->internal_slot(n.x), ys = partition->internal_slot(n.y);
     const float* x = xs >= 0 ? partition->buffers[xs].data() : context->tensors[n.x].data.f;
     float* y = ys >= 0 ? partition->buffers[ys].data() : context->tensors[n.y].data.f;
-    run_rows(x, context->tensors[n.w].data.f, context->tensors[n.b].data.f, y, s, partition->num_threads);
+    const RowsCall call{x, context->tensors[n.w].data.f, context->tensors[n.b].data.f, y, s};
+    partition->pool->run(s.n * s.out_h, run_call_rows, &call);
   }
   return kTfLiteOk;
 }
@@ -216,6 +212,7 @@ TFL_EXTERNAL_DELEGATE_EXPORT TfLiteDelegate* tflite_plugin_create_delegate(const
     }
     options->num_threads = threads;
   }
+  options->pool = std::make_unique<clcdeploy::RowPool>(options->num_threads - 1);
   auto* delegate = new TfLiteDelegate{};
   delegate->data_ = options;
   delegate->Prepare = clcdeploy::delegate_prepare;
