@@ -106,6 +106,7 @@ def run_bench(args: argparse.Namespace) -> int:
     from clcdeploy.bench.report import print_table, results_document, write_outputs
     from clcdeploy.bench.runners import make_runner
     from clcdeploy.bench.session import BenchOptions, bench_devices, check_kernel_library_reachable
+    from clcdeploy.bench.stability import unsteady_warning
 
     models, formats = _check_args(args)
     _check_models_known(models, args.models_dir)
@@ -129,6 +130,9 @@ def run_bench(args: argparse.Namespace) -> int:
         print_table(runs)
         if args.out:
             print(f"results in {args.out}/ (results.json, results.csv, report.md, latency_vs_macs.png)")
+    warning = unsteady_warning([m for r in runs for m in r.measurements], args.rounds)
+    if warning:
+        print(warning, file=sys.stderr)
     flagged = [m for r in runs for m in r.measurements if m.outputs_finite is False]
     errors = [r.error for r in runs if r.error]
     if flagged:

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from clcdeploy.bench.session import DeviceRun, Measurement
+from clcdeploy.bench.stability import unsteadiness, unsteady_warning
 from clcdeploy.files import write_atomic
 
 # clcNet paper, Table 6: BLU Advance 5.2 (MediaTek MT6580, 4x Cortex-A7 1.3 GHz), ONNX -> Caffe2, average of
@@ -117,6 +118,8 @@ def results_document(runs: list[DeviceRun], options: dict, command: list[str], t
         "devices": [{"serial": r.serial, "facts": r.facts, "thermal_before": r.thermal_before,
                      "thermal_after": r.thermal_after, "complete": r.complete, "error": r.error} for r in runs],
         "results": [m.to_dict() for run in runs for m in run.measurements],
+        "unsteady": [{"device": m.device, "model": m.model, "format": m.format, "reason": reason}
+                     for run in runs for m in run.measurements if (reason := unsteadiness(m))],
     }
 
 
@@ -135,7 +138,7 @@ def _csv(runs: list[DeviceRun]) -> str:
     return buffer.getvalue()
 
 
-def _markdown(runs: list[DeviceRun], command: list[str]) -> str:
+def _markdown(runs: list[DeviceRun], command: list[str], rounds: int) -> str:
     lines = ["# clcdeploy benchmark", "", f"Command: `{' '.join(command)}`", ""]
     for run in runs:
         lines += [line.strip() + "  " for line in facts_lines(run)]
@@ -147,6 +150,8 @@ def _markdown(runs: list[DeviceRun], command: list[str]) -> str:
               "--rounds, of all rounds' passes (round means: the lowest and highest round's average); "
               "(agg.): the runner reported only an aggregate. Paper column: clcNet paper Table 6, BLU Advance "
               "5.2 (MT6580, Cortex-A7), Caffe2."]
+    warning = unsteady_warning([m for run in runs for m in run.measurements], rounds)
+    lines += ["", warning] if warning else []
     lines += [f"\n**Incomplete:** {run.error}" for run in runs if run.error]
     return "\n".join(lines) + "\n"
 
@@ -182,5 +187,5 @@ def write_outputs(out_dir: Path, runs: list[DeviceRun], options: dict, command: 
     document = results_document(runs, options, command, tools)
     write_atomic(out_dir / "results.json", json.dumps(document, indent=2) + "\n")
     write_atomic(out_dir / "results.csv", _csv(runs))
-    write_atomic(out_dir / "report.md", _markdown(runs, command))
+    write_atomic(out_dir / "report.md", _markdown(runs, command, options.get("rounds", 1)))
     write_atomic(out_dir / "latency_vs_macs.png", _plot(runs))
