@@ -63,6 +63,55 @@ def test_rounds_alternate_their_order_and_pool_the_passes(tiny_models_dir, tmp_p
     assert "round means" in (out / "report.md").read_text()
 
 
+def test_side_by_side_runs_each_formats_models_in_one_process(tiny_models_dir, tmp_path):
+    out = tmp_path / "results"
+    result = bench("--models", ",".join(TINY_MODELS), "--models-dir", str(tiny_models_dir), "--runs", "3",
+                   "--warmup", "1", "--threads", "1", "--side-by-side", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    started = [line for line in result.stdout.splitlines() if "side by side" in line]
+    assert started == [f"[local] {', '.join(f'{m}/{fmt}' for m in TINY_MODELS)}: 1 warm-up + 3 timed passes each, "
+                       f"side by side (python runner)" for fmt in ("pte", "tflite", "onnx")]
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["options"]["side_by_side"] is True and len(doc["results"]) == 3 * len(TINY_MODELS)
+    for r in doc["results"]:
+        assert len(r["times_ms"]) == 3 and r["outputs_finite"] is True and r["runner"] == "python"
+        assert r["extra"]["side_by_side_with"] == [f"{m}/{r['format']}" for m in TINY_MODELS]
+        assert r["peak_memory_mb"] is None  # the process held every model
+    assert "Side by side:" in (out / "report.md").read_text()
+
+
+def test_side_by_side_with_clcdeploys_pte_runner(tiny_models_dir, tmp_path):
+    from clcdeploy.device.native import build_pte_runner
+
+    binary = build_pte_runner("host", log=lambda _: None)
+    result = bench("--models", ",".join(TINY_MODELS), "--formats", "pte", "--models-dir", str(tiny_models_dir),
+                   "--runs", "3", "--warmup", "1", "--side-by-side", "--runner", "pte_runner", "--runner-bin",
+                   str(binary), "--json")
+    assert result.returncode == 0, result.stderr
+    measurements = json.loads(result.stdout)["results"]
+    assert [m["model"] for m in measurements] == list(TINY_MODELS)
+    for m in measurements:
+        assert m["runner"] == "pte_runner" and len(m["times_ms"]) == 3 and m["outputs_finite"] is True
+        assert m["extra"]["side_by_side_with"] == [f"{name}/pte" for name in TINY_MODELS]
+
+
+def test_the_python_runner_alternates_the_models_pass_by_pass(tiny_models_dir):
+    """Every turn times each model once, in a new order: no model always runs first."""
+    from clcdeploy.bench.runners import RUNNER_SCRIPT
+
+    paths = [str(next((tiny_models_dir / m).glob("*.onnx"))) for m in TINY_MODELS]
+    done = subprocess.run([sys.executable, str(RUNNER_SCRIPT), *[a for p in paths for a in ("--model", p)],
+                           "--format", "onnx", "--input-shape", "1,3,32,32", "--runs", "8", "--warmup", "1",
+                           "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [len(m["times_ms"]) for m in report["models"]] == [8, 8]
+    passes = [line.rsplit("(", 1)[1].rstrip(")") for line in done.stderr.splitlines() if line.startswith("pass ")]
+    turns = [passes[i:i + 2] for i in range(0, len(passes), 2)]
+    assert len(turns) == 8 and all(sorted(turn) == sorted(paths) for turn in turns)
+    assert {turn[0] for turn in turns} == set(paths)
+
+
 @pytest.mark.parametrize("args, message", [
     (("--models", "clcnet_zz", "--no-export"), "unknown model 'clcnet_zz'"),
     (("--formats", "caffe2"), "unknown format caffe2"),

@@ -33,12 +33,13 @@ def test_an_aggregate_only_measurement_is_not_judged():
 
 def test_the_warning_names_each_unsteady_row_and_what_to_do():
     steady, shaky = _measurement([3.0, 3.0, 3.1]), _measurement([2.0, 6.0, 2.0], model="mobilenet_v1")
-    assert unsteady_warning([steady], rounds=1) is None
-    warning = unsteady_warning([steady, shaky], rounds=1)
+    assert unsteady_warning([steady], rounds=1, side_by_side=False) is None
+    warning = unsteady_warning([steady, shaky], rounds=1, side_by_side=False)
     assert warning.startswith("warning: unsteady timings") and "\n" not in warning
     assert "mobilenet_v1/pte (passes scatter" in warning and "clcnet_a" not in warning
-    assert "--rounds 3" in warning
-    assert "--rounds" not in unsteady_warning([shaky], rounds=3)  # it was already used
+    assert "--rounds 3" in warning and "--side-by-side" in warning
+    assert "--rounds" not in unsteady_warning([shaky], rounds=3, side_by_side=False)  # already used
+    assert "--side-by-side" not in unsteady_warning([shaky], rounds=1, side_by_side=True)
 
 
 def test_results_json_lists_the_unsteady_rows():

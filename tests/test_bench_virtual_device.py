@@ -37,6 +37,20 @@ def test_ten_passes_on_the_emulated_arm64_device(virtual_device, tiny_models_dir
     assert "EMULATED" in (out / "report.md").read_text()
 
 
+def test_side_by_side_on_the_emulated_arm64_device(virtual_device, tiny_models_dir):
+    """The device's python3 (ONNX Runtime) and its pte_runner each time both tiny models in one process."""
+    result = bench("--device", virtual_device.serial, "--models", "mobilenet_v1_tiny,clcnet_tiny", "--formats",
+                   "onnx,pte", "--models-dir", str(tiny_models_dir), "--runs", "2", "--warmup", "1",
+                   "--side-by-side", "--json")
+    assert result.returncode == 0, result.stderr + result.stdout
+    measurements = json.loads(result.stdout)["results"]
+    assert {(m["format"], m["runner"]) for m in measurements} == {("onnx", "python"), ("pte", "pte_runner")}
+    for m in measurements:
+        assert len(m["times_ms"]) == 2 and m["outputs_finite"] is True
+        assert m["extra"]["side_by_side_with"] == [f"{name}/{m['format']}" for name in ("mobilenet_v1_tiny",
+                                                                                        "clcnet_tiny")]
+
+
 def test_fused_igc_pte_runs_on_the_emulated_arm64_device(virtual_device, fused_models_dir, tmp_path):
     """`auto` picks pte_runner (the fused kernel compiled in, NEON path) and its output equals the host's."""
     import numpy as np

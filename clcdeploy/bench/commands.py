@@ -32,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="run every model and format this many times (warm-up and --runs passes each), in "
                         "alternating order, and pool the passes; report.md shows each artifact's round averages "
                         "(default 1)")
+    p.add_argument("--side-by-side", action="store_true",
+                   help="time the models of each format in one runner process, one pass of each per turn in a new "
+                        "order every turn (python runner, pte_runner), so that a machine whose speed drifts slows "
+                        "them all alike; default: one model after the other, as the paper")
     p.add_argument("--threads", type=int, default=0, help="runtime threads (default: the runtime's choice)")
     p.add_argument("--cpu-mask", metavar="HEX", help="taskset CPU mask for the runner on the device")
     p.add_argument("--cooldown", type=float, default=0.0, metavar="S", help="seconds of idle before each model")
@@ -114,7 +118,7 @@ def run_bench(args: argparse.Namespace) -> int:
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     artifacts = ensure_artifacts(args.models_dir, models, formats, export_missing=not args.no_export, log=log)
     options = BenchOptions(models, formats, args.runs, args.warmup, args.threads, args.cpu_mask, args.cooldown,
-                           args.timeout, args.rounds)
+                           args.timeout, args.rounds, args.side_by_side)
 
     def runner_factory():
         return None if args.runner == "auto" else make_runner(args.runner, args.runner_bin, args.apk)
@@ -130,7 +134,8 @@ def run_bench(args: argparse.Namespace) -> int:
         print_table(runs)
         if args.out:
             print(f"results in {args.out}/ (results.json, results.csv, report.md, latency_vs_macs.png)")
-    warning = unsteady_warning([m for r in runs for m in r.measurements], args.rounds)
+    warning = unsteady_warning([m for r in runs for m in r.measurements], rounds=args.rounds,
+                               side_by_side=args.side_by_side)
     if warning:
         print(warning, file=sys.stderr)
     flagged = [m for r in runs for m in r.measurements if m.outputs_finite is False]

@@ -5,6 +5,11 @@ Standalone on purpose (standard library + numpy + the format's runtime): it must
 torch. It loads one artifact, runs `--warmup` untimed passes and then exactly `--runs` timed passes on a
 fixed-seed random input, and prints one JSON object: load time, every pass in ms, peak RSS, whether the
 outputs were finite, and the machine it ran on.
+
+With several `--model` (all of one format and input shape) it times them side by side: each model's warm-up,
+then `--runs` turns in which every model runs one pass, in a new random order each turn, so that all of them
+see the same machine state. It then prints {"models": [one object per model, in the given order], ...}; peak
+RSS is then the process's, with every model loaded.
 """
 
 import argparse
@@ -12,6 +17,7 @@ import ctypes
 import importlib
 import json
 import platform
+import random
 import resource
 import sys
 import time
@@ -70,7 +76,7 @@ RUNTIME_MODULES = {"onnx": "onnxruntime", "tflite": "ai_edge_litert.interpreter"
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", required=True, action="append", help="repeat to time models side by side")
     parser.add_argument("--format", required=True, choices=sorted(LOADERS))
     parser.add_argument("--input-shape", required=True, help="comma-separated, e.g. 1,3,224,224")
     parser.add_argument("--runs", type=int, default=10)
@@ -96,28 +102,33 @@ def main(argv=None):
         if args.format == "pte":
             importlib.import_module("executorch.extension.pybindings.portable_lib")
         ctypes.CDLL(args.kernel_library, mode=ctypes.RTLD_GLOBAL)
-    start = time.perf_counter()
-    run, runtime = LOADERS[args.format](args.model, args.threads, args.kernel_library)
-    load_ms = (time.perf_counter() - start) * 1e3
-    finite = True
-    for i in range(args.warmup):
-        mark(f"warm-up pass {i + 1} of {args.warmup}")
-        finite &= bool(np.isfinite(run(x)).all())
-    times = []
-    for i in range(args.runs):
-        mark(f"timed pass {i + 1} of {args.runs}")
+    models = []
+    for path in args.model:
         start = time.perf_counter()
-        y = run(x)
-        times.append((time.perf_counter() - start) * 1e3)
-        finite &= bool(np.isfinite(y).all())
-        print(f"pass {i + 1} of {args.runs}: {times[-1]:.3f} ms", file=sys.stderr, flush=True)
+        run, runtime = LOADERS[args.format](path, args.threads, args.kernel_library)
+        models.append({"path": path, "run": run, "runtime": runtime, "load_ms": (time.perf_counter() - start) * 1e3,
+                       "times_ms": [], "outputs_finite": True})
+    several = len(models) > 1
+    for model in models:
+        for i in range(args.warmup):
+            mark(f"warm-up pass {i + 1} of {args.warmup}" + (f" of {model['path']}" if several else ""))
+            model["outputs_finite"] &= bool(np.isfinite(model["run"](x)).all())
+    order = random.Random(1)  # a fixed seed: the same orders on every run
+    for i in range(args.runs):
+        turn = order.sample(models, len(models)) if several else models
+        for model in turn:
+            mark(f"timed pass {i + 1} of {args.runs}" + (f" of {model['path']}" if several else ""))
+            start = time.perf_counter()
+            y = model["run"](x)
+            model["times_ms"].append((time.perf_counter() - start) * 1e3)
+            model["outputs_finite"] &= bool(np.isfinite(y).all())
+            print(f"pass {i + 1} of {args.runs}: {model['times_ms'][-1]:.3f} ms"
+                  + (f" ({model['path']})" if several else ""), file=sys.stderr, flush=True)
     mark("done")
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({
-        "runtime": runtime, "load_ms": load_ms, "times_ms": times, "peak_rss_mb": peak_kb / 1024.0,
-        "outputs_finite": finite, "machine": platform.machine(), "python": platform.python_version(),
-    }))
-
+    process = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+               "machine": platform.machine(), "python": platform.python_version()}
+    results = [{key: m[key] for key in ("runtime", "load_ms", "times_ms", "outputs_finite")} for m in models]
+    print(json.dumps({"models": results, **process} if several else {**results[0], **process}))
 
 if __name__ == "__main__":
     main()

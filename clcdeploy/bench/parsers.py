@@ -46,17 +46,29 @@ def parse_executor_runner(text: str) -> RunnerOutput:
     return RunnerOutput(None, total_ms / count, load, aggregate_only=True)
 
 
-def parse_pte_runner_models(text: str) -> dict[str, RunnerOutput]:
-    """clcdeploy's pte_runner with several --model_path: model path -> its executor_runner lines' result.
+def pte_runner_sections(text: str) -> dict[str, str]:
+    """clcdeploy's pte_runner with several --model_path: model path -> the lines it printed for that model.
 
-    Each model's lines follow a `== Model k of n: PATH` line; a single-model run has none and maps its one
-    result to the empty path.
+    Each model's lines follow a `== Model k of n: PATH` line; a single-model run has none and maps all of its
+    text to the empty path.
     """
     headers = list(re.finditer(r"^== Model \d+ of \d+: (.*)$", text, flags=re.MULTILINE))
     if not headers:
-        return {"": parse_executor_runner(text)}
+        return {"": text}
     ends = [h.start() for h in headers[1:]] + [len(text)]
-    return {h.group(1): parse_executor_runner(text[h.end():end]) for h, end in zip(headers, ends)}
+    return {h.group(1): text[h.end():end] for h, end in zip(headers, ends)}
+
+
+def parse_pte_runner_models(text: str) -> dict[str, RunnerOutput]:
+    """clcdeploy's pte_runner with several --model_path: model path -> its executor_runner lines' result."""
+    return {path: parse_executor_runner(section) for path, section in pte_runner_sections(text).items()}
+
+
+def outputs_finite(text: str) -> bool | None:
+    """From `Output i: ... finite=0|1` lines (clcdeploy's pte_runner): False if any output had a NaN or an
+    infinity, None if the runner printed no such line."""
+    flags = re.findall(r"\bfinite=([01])\b", text)
+    return None if not flags else "0" not in flags
 
 
 def parse_benchmark_model(text: str) -> RunnerOutput:

@@ -138,7 +138,7 @@ def _csv(runs: list[DeviceRun]) -> str:
     return buffer.getvalue()
 
 
-def _markdown(runs: list[DeviceRun], command: list[str], rounds: int) -> str:
+def _markdown(runs: list[DeviceRun], command: list[str], options: dict) -> str:
     lines = ["# clcdeploy benchmark", "", f"Command: `{' '.join(command)}`", ""]
     for run in runs:
         lines += [line.strip() + "  " for line in facts_lines(run)]
@@ -150,7 +150,11 @@ def _markdown(runs: list[DeviceRun], command: list[str], rounds: int) -> str:
               "--rounds, of all rounds' passes (round means: the lowest and highest round's average); "
               "(agg.): the runner reported only an aggregate. Paper column: clcNet paper Table 6, BLU Advance "
               "5.2 (MT6580, Cortex-A7), Caffe2."]
-    warning = unsteady_warning([m for run in runs for m in run.measurements], rounds)
+    if options.get("side_by_side"):
+        lines += ["", "Side by side: the models of each format ran in one runner process, one pass of each per "
+                  "turn in a new order every turn (warm-up first); peak memory is then not per model."]
+    warning = unsteady_warning([m for run in runs for m in run.measurements], rounds=options.get("rounds", 1),
+                               side_by_side=bool(options.get("side_by_side")))
     lines += ["", warning] if warning else []
     lines += [f"\n**Incomplete:** {run.error}" for run in runs if run.error]
     return "\n".join(lines) + "\n"
@@ -187,5 +191,5 @@ def write_outputs(out_dir: Path, runs: list[DeviceRun], options: dict, command: 
     document = results_document(runs, options, command, tools)
     write_atomic(out_dir / "results.json", json.dumps(document, indent=2) + "\n")
     write_atomic(out_dir / "results.csv", _csv(runs))
-    write_atomic(out_dir / "report.md", _markdown(runs, command, options.get("rounds", 1)))
+    write_atomic(out_dir / "report.md", _markdown(runs, command, options))
     write_atomic(out_dir / "latency_vs_macs.png", _plot(runs))

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from clcdeploy.bench import app_protocol
 from clcdeploy.bench.parsers import (
-    RunnerOutput, parse_benchmark_model, parse_executor_runner, parse_onnxruntime_perf_test,
+    RunnerOutput, outputs_finite, parse_benchmark_model, parse_executor_runner, parse_onnxruntime_perf_test,
+    pte_runner_sections,
 )
 from clcdeploy.device import Device
 from clcdeploy.errors import BenchError
@@ -53,16 +54,25 @@ def _pinned(command: str, cpu_mask: str | None) -> str:
     return f"taskset {cpu_mask} {command}" if cpu_mask else command
 
 
-def _check_exit(result, request: RunRequest, runner: str) -> None:
+def _names(requests: list[RunRequest]) -> str:
+    return ", ".join(f"{r.model}/{r.fmt}" for r in requests)
+
+
+def _check_exit(result, requests: list[RunRequest], runner: str) -> None:
     if result.exit_code != 0:
         tail = " | ".join((result.stderr.strip() or result.stdout.strip()).splitlines()[-4:]) or "no output"
-        raise RunnerCrashed(f"{runner} crashed on {request.model}/{request.fmt} with exit status "
-                            f"{result.exit_code}: {tail}")
+        raise RunnerCrashed(f"{runner} crashed on {_names(requests)} with exit status {result.exit_code}: {tail}")
 
 
 class Runner(ABC):
     name: str
     formats: tuple[str, ...]
+    side_by_side = False  # whether run_side_by_side can time several models in one process
+
+    def run_side_by_side(self, device: Device, requests: list[RunRequest]) -> list[RunnerOutput]:
+        """Time the models of `requests` (one format, same passes and threads) in one process, each turn one
+        pass of every model in a new order; one output per request, in order."""
+        raise BenchError(f"the {self.name} runner times one model at a time")
 
     def prepare(self, device: Device) -> None:
         """Put whatever the runner needs on the device (once per device)."""
@@ -90,34 +100,52 @@ def push_if_changed(device: Device, local: Path, remote: str) -> bool:
 class PythonRunner(Runner):
     name = "python"
     formats = ("onnx", "tflite", "pte")
+    side_by_side = True
 
     def prepare(self, device: Device) -> None:
         self.script = f"{device.work_dir}/clcdeploy_runner.py"
         push_if_changed(device, RUNNER_SCRIPT, self.script)
 
     @staticmethod
-    def progress_file(device: Device, request: RunRequest) -> str:
+    def progress_file(device: Device, requests: list[RunRequest]) -> str:
         """Where the runner records the pass it is on: readable after a dropped connection."""
-        return f"{device.work_dir}/progress-{request.model}-{request.fmt}.txt"
+        first = requests[0]
+        which = f"{first.model}-{first.fmt}" if len(requests) == 1 else f"side-by-side-{first.fmt}"
+        return f"{device.work_dir}/progress-{which}.txt"
 
     def run(self, device: Device, request: RunRequest) -> RunnerOutput:
+        report = self._report(device, [request])
+        return self._output(report, report)
+
+    def run_side_by_side(self, device: Device, requests: list[RunRequest]) -> list[RunnerOutput]:
+        report = self._report(device, requests)
+        return [self._output(model, report, side_by_side=True) for model in report["models"]]
+
+    def _report(self, device: Device, requests: list[RunRequest]) -> dict:
+        first = requests[0]
+        models = " ".join(f"--model {shlex.quote(r.artifact)}" for r in requests)
+        library = next((r.kernel_library for r in requests if r.kernel_library), None)  # one per format
         command = _pinned(
-            f"{device_python(device)} {shlex.quote(self.script)} --model {shlex.quote(request.artifact)} "
-            f"--format {request.fmt} --input-shape {','.join(map(str, request.input_shape))} "
-            f"--runs {request.runs} --warmup {request.warmup} --threads {request.threads} "
-            f"--progress {shlex.quote(self.progress_file(device, request))}"
-            + (f" --kernel-library {shlex.quote(request.kernel_library)}" if request.kernel_library else ""),
-            request.cpu_mask)
-        result = device.shell(command, timeout_s=request.timeout_s)
-        _check_exit(result, request, "the python runner")
+            f"{device_python(device)} {shlex.quote(self.script)} {models} "
+            f"--format {first.fmt} --input-shape {','.join(map(str, first.input_shape))} "
+            f"--runs {first.runs} --warmup {first.warmup} --threads {first.threads} "
+            f"--progress {shlex.quote(self.progress_file(device, requests))}"
+            + (f" --kernel-library {shlex.quote(library)}" if library else ""),
+            first.cpu_mask)
+        result = device.shell(command, timeout_s=sum(r.timeout_s for r in requests))
+        _check_exit(result, requests, "the python runner")
         try:
-            report = json.loads(result.stdout.strip().splitlines()[-1])
+            return json.loads(result.stdout.strip().splitlines()[-1])
         except (IndexError, ValueError):
-            raise BenchError(f"the python runner printed no result for {request.model}/{request.fmt}: "
+            raise BenchError(f"the python runner printed no result for {_names(requests)}: "
                              f"{result.stdout[-200:]!r}") from None
-        return RunnerOutput(report["times_ms"], sum(report["times_ms"]) / len(report["times_ms"]),
-                            report["load_ms"], report["peak_rss_mb"],
-                            extra={"outputs_finite": report["outputs_finite"], "runtime": report["runtime"],
+
+    @staticmethod
+    def _output(model: dict, report: dict, side_by_side: bool = False) -> RunnerOutput:
+        """One model's output; with every model in one process its peak memory is not its own."""
+        return RunnerOutput(model["times_ms"], sum(model["times_ms"]) / len(model["times_ms"]), model["load_ms"],
+                            None if side_by_side else report["peak_rss_mb"],
+                            extra={"outputs_finite": model["outputs_finite"], "runtime": model["runtime"],
                                    "machine": report["machine"]})
 
 
@@ -136,6 +164,7 @@ class NativeRunner(Runner):
     def __init__(self, name: str, binary: Path | None = None) -> None:
         self.name, self.binary = name, binary
         self.formats, self.parse = NATIVE_RUNNERS[name]
+        self.side_by_side = name == "pte_runner"  # clcdeploy's own runner takes several --model_path
 
     def prepare(self, device: Device) -> None:
         if self.binary is None:
@@ -163,17 +192,36 @@ class NativeRunner(Runner):
 
     def run(self, device: Device, request: RunRequest) -> RunnerOutput:
         result = device.shell(_pinned(self.command(request), request.cpu_mask), timeout_s=request.timeout_s)
-        _check_exit(result, request, self.name)
+        _check_exit(result, [request], self.name)
         text = result.stdout + "\n" + result.stderr
         output = self.parse(text)
         if self.name == "executor_runner" and output.times_ms is not None:
             output.times_ms = output.times_ms[request.warmup:]
             output.mean_ms = sum(output.times_ms) / max(len(output.times_ms), 1)
-        if "finite=0" in text:
-            output.extra["outputs_finite"] = False
-        elif "finite=1" in text:
-            output.extra["outputs_finite"] = True
+        finite = outputs_finite(text)
+        if finite is not None:
+            output.extra["outputs_finite"] = finite
         return output
+
+    def run_side_by_side(self, device: Device, requests: list[RunRequest]) -> list[RunnerOutput]:
+        if not self.side_by_side:
+            return super().run_side_by_side(device, requests)
+        first = requests[0]
+        models = " ".join(f"--model_path={shlex.quote(r.artifact)}" for r in requests)
+        command = (f"{shlex.quote(self.remote)} {models} --num_executions={first.runs} --warmup={first.warmup} "
+                   f"--cpu_threads={first.threads or -1} --order_seed=1")
+        result = device.shell(_pinned(command, first.cpu_mask), timeout_s=sum(r.timeout_s for r in requests))
+        _check_exit(result, requests, self.name)
+        sections = pte_runner_sections(result.stdout)
+        missing = [r.artifact for r in requests if r.artifact not in sections]
+        if missing:
+            raise BenchError(f"{self.name} printed no result for {', '.join(missing)}")
+        outputs = []
+        for request in requests:
+            output = parse_executor_runner(sections[request.artifact])
+            output.extra["outputs_finite"] = outputs_finite(sections[request.artifact])
+            outputs.append(output)
+        return outputs
 
 
 class AppRunner(Runner):
@@ -238,22 +286,30 @@ def _has_executorch_python(device: Device) -> bool:
 def auto_runner_for(device: Device, fmt: str, python: PythonRunner, needs_kernel_library: bool = False) -> Runner:
     """`--runner auto`: the Python runner, except .pte on devices without ExecuTorch's Python bindings, and
     .pte calling clcdeploy's fused IGC kernel, which clcdeploy's native pte_runner runs (kernel compiled in):
-    on this host a build of it, elsewhere the one on the device's PATH (the virtual device has it)."""
+    on this host a build of it, elsewhere the one on the device's PATH (the virtual device has it). One runner
+    object per device and kind, so that --side-by-side can give it several models at once."""
     if fmt != "pte":
         return python
     if needs_kernel_library and device.serial == "local":
         # Not the Python runtime: its Module API places planned memory 16 bytes past a cache line, which costs
         # the fused program 6-8% here (BENCHMARKS.md, section 3); pte_runner aligns it, as on a device.
-        from clcdeploy.device.native import build_pte_runner
-
-        runner = NativeRunner("pte_runner", build_pte_runner("host", log=lambda _: None))
-        runner.prepare(device)
-        return runner
+        return _pte_runner(device, on_path=False)
     if _has_executorch_python(device) and not needs_kernel_library:
         return python
     if device.shell("command -v pte_runner >/dev/null", timeout_s=30).exit_code == 0:
-        runner = NativeRunner("pte_runner")
-        runner.prepare(device)
-        return runner
+        return _pte_runner(device, on_path=True)
     raise BenchError("the device has no ExecuTorch runner: pass --runner executor_runner --runner-bin PATH "
                      "(ExecuTorch's executor_runner built for the device)")
+
+
+@functools.lru_cache(maxsize=None)
+def _pte_runner(device: Device, on_path: bool) -> NativeRunner:
+    """clcdeploy's pte_runner, prepared: the device's own (on its PATH), or this host's build."""
+    if on_path:
+        runner = NativeRunner("pte_runner")
+    else:
+        from clcdeploy.device.native import build_pte_runner
+
+        runner = NativeRunner("pte_runner", build_pte_runner("host", log=lambda _: None))
+    runner.prepare(device)
+    return runner

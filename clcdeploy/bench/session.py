@@ -3,6 +3,8 @@ model and format, and collect measurements. What was measured before a failure i
 
 With several rounds every artifact is run once per round, in the given order in odd rounds and in reverse in
 even ones (so no artifact always follows the same one), and its rounds' passes are pooled into one measurement.
+Side by side (`--side-by-side`), the models of each format run in one runner process, one pass of each per turn
+in a new order every turn, so that a machine whose speed drifts slows them all alike and their ratios hold.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from clcdeploy.bench.artifacts import Artifact
+from clcdeploy.bench.parsers import RunnerOutput
 from clcdeploy.bench.runners import PythonRunner, Runner, RunRequest, auto_runner_for, push_if_changed
 from clcdeploy.bench.stats import summarize
 from clcdeploy.device import Device, open_device
@@ -31,6 +34,7 @@ class BenchOptions:
     cooldown_s: float = 0.0
     timeout_s: float = 3600.0
     rounds: int = 1
+    side_by_side: bool = False
 
 
 @dataclass
@@ -134,7 +138,21 @@ def _request(artifact: Artifact, remote: str, options: BenchOptions, runner: Run
 
 
 def _measure(device: Device, runner: Runner, artifact: Artifact, request: RunRequest) -> Measurement:
-    output = runner.run(device, request)
+    return _measurement(device, runner, artifact, request, runner.run(device, request))
+
+
+def _measure_side_by_side(device: Device, runner: Runner, artifacts: list[Artifact],
+                          requests: list[RunRequest]) -> list[Measurement]:
+    outputs = runner.run_side_by_side(device, requests)
+    side_by_side = [f"{a.model}/{a.fmt}" for a in artifacts]
+    measurements = [_measurement(device, runner, a, r, o) for a, r, o in zip(artifacts, requests, outputs)]
+    for measurement in measurements:
+        measurement.extra["side_by_side_with"] = side_by_side
+    return measurements
+
+
+def _measurement(device: Device, runner: Runner, artifact: Artifact, request: RunRequest,
+                 output: RunnerOutput) -> Measurement:
     if output.times_ms is not None and len(output.times_ms) != request.runs:
         raise BenchError(f"{runner.name} reported {len(output.times_ms)} passes of {artifact.model}/"
                          f"{artifact.fmt}, not the {request.runs} asked for")
@@ -177,26 +195,28 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
             python.prepare(device)
             if runner is not None and runner is not python:
                 runner.prepare(device)
-            order = [(model, fmt) for model in options.models for fmt in options.formats]
+            # What runs together: each artifact alone, or side by side every model of one format
+            steps = ([[(model, fmt) for model in options.models] for fmt in options.formats] if options.side_by_side
+                     else [[(model, fmt)] for model in options.models for fmt in options.formats])
             requests: dict[tuple[str, str], tuple[Runner, RunRequest]] = {}
             for index in range(options.rounds):
                 tag = f" (round {index + 1} of {options.rounds})" if options.rounds > 1 else ""
-                for model, fmt in order if index % 2 == 0 else order[::-1]:
-                    artifact = artifacts[(model, fmt)]
-                    if (model, fmt) not in requests:
-                        current = f"{model}/{fmt} (pushing {artifact.path.name})"
-                        requests[(model, fmt)] = _prepare(device, run.facts, artifact, options, runner, python)
-                    current = f"{model}/{fmt}{tag}"
-                    chosen, request = requests[(model, fmt)]
-                    if options.cooldown_s:
-                        time.sleep(options.cooldown_s)
-                    progress_path = chosen.progress_file(device, request) if isinstance(chosen, PythonRunner) else None
-                    log(f"[{run.serial}] {model} {fmt}{tag}: {options.warmup} warm-up + {options.runs} timed "
-                        f"passes ({chosen.name} runner)")
-                    measurement = _measure(device, chosen, artifact, request)
-                    progress_path = None
-                    rounds.setdefault((model, fmt), []).append(measurement)
-                    log(f"[{run.serial}] {model} {fmt}{tag}: {measurement.mean_ms:.2f} ms average")
+                for step in steps if index % 2 == 0 else steps[::-1]:
+                    for key in step:
+                        if key not in requests:
+                            current = f"{key[0]}/{key[1]} (pushing {artifacts[key].path.name})"
+                            requests[key] = _prepare(device, run.facts, artifacts[key], options, runner, python)
+                    for chosen, keys in _by_runner(step, requests):
+                        if options.cooldown_s:
+                            time.sleep(options.cooldown_s)
+                        current = ", ".join(f"{model}/{fmt}" for model, fmt in keys) + tag
+                        progress_path = (chosen.progress_file(device, [requests[k][1] for k in keys])
+                                         if isinstance(chosen, PythonRunner) else None)
+                        measured = _run_group(device, chosen, [artifacts[k] for k in keys],
+                                              [requests[k][1] for k in keys], tag, log)
+                        progress_path = None
+                        for key, measurement in zip(keys, measured):
+                            rounds.setdefault(key, []).append(measurement)
             run.thermal_after = device.thermal()
     except DeviceError as exc:
         stage = _last_recorded_stage(serial, progress_path, device_options)
@@ -205,6 +225,36 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
         run.error = f"device {run.serial} during {current}: {exc}"
     run.measurements = [pool_rounds(measured) for measured in rounds.values()]
     return run
+
+
+def _run_group(device: Device, runner: Runner, artifacts: list[Artifact], requests: list[RunRequest], tag: str,
+               log: Callable[[str], None]) -> list[Measurement]:
+    """Run one artifact, or several side by side in one process, logging the start and each average."""
+    first, together = requests[0], len(requests) > 1
+    label = ", ".join(f"{a.model}/{a.fmt}" for a in artifacts) if together else f"{first.model} {first.fmt}"
+    log(f"[{device.serial}] {label}{tag}: {first.warmup} warm-up + {first.runs} timed passes"
+        f"{' each, side by side' if together else ''} ({runner.name} runner)")
+    if together:
+        measured = _measure_side_by_side(device, runner, artifacts, requests)
+    else:
+        measured = [_measure(device, runner, artifacts[0], first)]
+    for measurement in measured:
+        log(f"[{device.serial}] {measurement.model} {measurement.format}{tag}: {measurement.mean_ms:.2f} ms average")
+    return measured
+
+
+def _by_runner(step: list[tuple[str, str]], requests: dict) -> list[tuple[Runner, list[tuple[str, str]]]]:
+    """The step's artifacts grouped by the runner chosen for each (in order); a runner that cannot time
+    several models in one process gets one group per artifact."""
+    groups: list[tuple[Runner, list[tuple[str, str]]]] = []
+    for key in step:
+        chosen = requests[key][0]
+        together = next((keys for runner, keys in groups if runner is chosen and runner.side_by_side), None)
+        if together is None:
+            groups.append((chosen, [key]))
+        else:
+            together.append(key)
+    return groups
 
 
 def _prepare(device: Device, facts: dict, artifact: Artifact, options: BenchOptions, runner: Runner | None,

@@ -24,7 +24,7 @@ def unsteadiness(m: Measurement) -> str | None:
     return " and ".join(reasons) or None
 
 
-def unsteady_warning(measurements: list[Measurement], rounds: int) -> str | None:
+def unsteady_warning(measurements: list[Measurement], *, rounds: int, side_by_side: bool) -> str | None:
     """One line naming every unsteady measurement and what to do about it, or None when all are steady."""
     flagged = [(m, reason) for m in measurements if (reason := unsteadiness(m))]
     if not flagged:
@@ -32,7 +32,8 @@ def unsteady_warning(measurements: list[Measurement], rounds: int) -> str | None
     several_devices = len({m.device for m in measurements}) > 1
     names = "; ".join(f"{m.model}/{m.format}{f' on {m.device}' if several_devices else ''} ({reason})"
                       for m, reason in flagged)
-    advice = "--rounds 3 shows whether it repeats, " if rounds == 1 else ""
+    advice = ("--rounds 3 shows whether it repeats, " if rounds == 1 else "") + (
+        "--side-by-side keeps the ratios between models fair, " if not side_by_side else "")
     return (f"warning: unsteady timings, so ratios involving them are unreliable: {names}. The device was busy, "
             f"throttled or changed speed: {advice}--cooldown S lets a phone cool between models, and on a shared "
             f"host --threads 1 is steadier")
