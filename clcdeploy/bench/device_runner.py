@@ -23,13 +23,17 @@ import sys
 import time
 
 
-def _onnx(path, threads, kernel_library=None):
+def _onnx(path, threads, kernel_library=None, side_by_side=False):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     if threads > 0:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    if side_by_side:
+        # Every session has its own worker threads, which by default go on spinning after a run and would take
+        # the cores from the next model's session. Spinning within a run stays on, as in an app.
+        options.add_session_config_entry("session.force_spinning_stop", "1")
     if kernel_library:  # the model calls clcdeploy's custom op clcdeploy.IGC2
         options.register_custom_ops_library(kernel_library)
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
@@ -37,7 +41,7 @@ def _onnx(path, threads, kernel_library=None):
     return lambda x: session.run(None, {name: x})[0], "onnxruntime " + ort.__version__
 
 
-def _tflite(path, threads, kernel_library=None):
+def _tflite(path, threads, kernel_library=None, side_by_side=False):
     from ai_edge_litert.interpreter import Interpreter, load_delegate
 
     # kernel_library: clcdeploy's delegate for its custom op custom_call.CLCDEPLOY_IGC2 (XNNPACK takes the rest)
@@ -55,7 +59,7 @@ def _tflite(path, threads, kernel_library=None):
     return run, "ai-edge-litert"
 
 
-def _pte(path, threads, kernel_library=None):  # the kernel library is loaded before (main)
+def _pte(path, threads, kernel_library=None, side_by_side=False):  # the kernel library is loaded before (main)
     from executorch.runtime import Runtime  # needs the executorch Python bindings (host only)
     import torch
 
@@ -102,13 +106,12 @@ def main(argv=None):
         if args.format == "pte":
             importlib.import_module("executorch.extension.pybindings.portable_lib")
         ctypes.CDLL(args.kernel_library, mode=ctypes.RTLD_GLOBAL)
-    models = []
+    models, several = [], len(args.model) > 1
     for path in args.model:
         start = time.perf_counter()
-        run, runtime = LOADERS[args.format](path, args.threads, args.kernel_library)
+        run, runtime = LOADERS[args.format](path, args.threads, args.kernel_library, several)
         models.append({"path": path, "run": run, "runtime": runtime, "load_ms": (time.perf_counter() - start) * 1e3,
                        "times_ms": [], "outputs_finite": True})
-    several = len(models) > 1
     for model in models:
         for i in range(args.warmup):
             mark(f"warm-up pass {i + 1} of {args.warmup}" + (f" of {model['path']}" if several else ""))
