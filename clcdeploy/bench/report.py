@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 
 from clcdeploy.bench.session import DeviceRun, Measurement
@@ -91,7 +92,8 @@ def print_table(runs: list[DeviceRun], console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    # Into a pipe or a log, rich would assume 80 columns and cut the table's cells short: give it room instead.
+    console = console or (Console() if sys.stdout.isatty() else Console(width=240))
     for run in runs:
         for line in facts_lines(run):
             console.print(line, markup=False, highlight=False)
