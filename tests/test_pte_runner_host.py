@@ -107,6 +107,24 @@ def test_fused_kernel_on_misaligned_planned_memory(runner_and_models, tmp_path, 
     assert got.size == expected.size and np.abs(got - expected).max() < 1e-4
 
 
+def test_the_fused_kernel_uses_the_runtime_thread_pool(runner_and_models, tmp_path):
+    """Built with ET_USE_THREADPOOL, the kernel calls ExecuTorch's parallel_for, not the header's serial
+    fallback (which had kept it on one thread at any --cpu_threads), and 1, 2 and 3 threads agree exactly."""
+    runner, folder, expected = runner_and_models
+    undefined = subprocess.run(["nm", "-DC", "--undefined-only", runner], capture_output=True, text=True).stdout
+    assert "executorch::extension::parallel_for(" in undefined
+    outputs = []
+    for threads in ("1", "2", "3"):
+        out = tmp_path / f"threads{threads}.bin"
+        done = _run(runner, "--model_path", str(folder / "fused.pte"), "--cpu_threads", threads,
+                    "--output_path", str(out), "--num_executions", "2")
+        assert done.returncode == 0, done.stderr
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1] == outputs[2]
+    got = np.frombuffer(outputs[0], dtype=np.float32)
+    assert np.abs(got - expected).max() < 1e-4
+
+
 @pytest.mark.parametrize("args,message", [
     (["--model_path", "a.pte", "--model_path", "b.pte", "--output_path", "o.bin"], "--output_path takes one"),
     (["--model_path", "a.pte", "--planned_offset", "64"], "--planned_offset must be in"),

@@ -23,6 +23,9 @@ KERNEL_SOURCES = (KERNEL_DIR / "igc2_core.cpp", KERNEL_DIR / "igc2_executorch.cp
 COMPILERS = {"host": "g++", "aarch64": "aarch64-linux-gnu-g++"}
 # Libraries that register kernels/backends in static initialisers: must stay linked though unreferenced.
 LIBS = ("executorch_backend_xnnpack", "executorch_kernels_optimized", "executorch_threadpool", "executorch")
+# The wheel's CMake config gives its users ET_USE_THREADPOOL; without it `executorch::extension::parallel_for`
+# (the fused kernel's) compiles to a serial loop, so the kernel ran on one thread whatever --cpu_threads said.
+DEFINES = ("-DET_USE_THREADPOOL",)
 # Where the runtime libraries are looked up on the device: next to the runner, then the rootfs install.
 DEVICE_RPATH = "$ORIGIN:$ORIGIN/lib:/opt/executorch/lib"
 
@@ -79,7 +82,7 @@ def build_pte_runner(target: Target = "host", *, log: Callable[[str], None] = pr
         raise VirtualDeviceError(f"{compiler} not found: apt-get install {pkg}")
     et = executorch_dir(target, log)
     sources = b"".join(p.read_bytes() for p in (SOURCE, *KERNEL_SOURCES, KERNEL_DIR / "igc2.h"))
-    key = hashlib.sha256(sources + str(et).encode() + target.encode()).hexdigest()[:16]
+    key = hashlib.sha256(sources + str(et).encode() + target.encode() + " ".join(DEFINES).encode()).hexdigest()[:16]
     out = cache_dir() / "native" / f"pte_runner-{target}-{key}"
     if out.exists() and not force:
         return out
@@ -88,7 +91,7 @@ def build_pte_runner(target: Target = "host", *, log: Callable[[str], None] = pr
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".")
     os.close(fd)
     tuning = ["-march=native"] if target == "host" else []  # the host binary only runs on this machine
-    argv = [compiler, "-std=c++17", "-O3", "-fno-math-errno", *tuning, "-o", tmp,
+    argv = [compiler, "-std=c++17", "-O3", "-fno-math-errno", *tuning, *DEFINES, "-o", tmp,
             str(SOURCE), *map(str, KERNEL_SOURCES),
             f"-I{et / 'include'}", f"-I{_c10_macros_include()}", f"-I{KERNEL_DIR}",
             f"-L{et / 'lib'}", "-Wl,--no-as-needed", *[f"-l{lib}" for lib in LIBS], "-Wl,--as-needed",
