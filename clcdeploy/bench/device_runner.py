@@ -133,5 +133,6 @@ def main(argv=None):
     results = [{key: m[key] for key in ("runtime", "load_ms", "times_ms", "outputs_finite")} for m in models]
     print(json.dumps({"models": results, **process} if several else {**results[0], **process}))
 
+
 if __name__ == "__main__":
     main()

@@ -144,6 +144,8 @@ def _measure(device: Device, runner: Runner, artifact: Artifact, request: RunReq
 def _measure_side_by_side(device: Device, runner: Runner, artifacts: list[Artifact],
                           requests: list[RunRequest]) -> list[Measurement]:
     outputs = runner.run_side_by_side(device, requests)
+    if len(outputs) != len(requests):
+        raise BenchError(f"{runner.name} reported {len(outputs)} models, not the {len(requests)} it was given")
     side_by_side = [f"{a.model}/{a.fmt}" for a in artifacts]
     measurements = [_measurement(device, runner, a, r, o) for a, r, o in zip(artifacts, requests, outputs)]
     for measurement in measurements:
