@@ -8,12 +8,13 @@ with another build of the delegate (e.g. an older commit's), so two versions are
     .venv/bin/clcdeploy export clcnet_a --formats tflite --out bench_models/std
     .venv/bin/clcdeploy export clcnet_a --formats tflite --fused-igc --out bench_models/fused
     .venv/bin/python scripts/bench_litert_delegate_threads.py --models-dir bench_models --threads 2 \
-        [--baseline-library OLD.so] [--runs 60] [--rounds 3]
+        [--baseline-library OLD.so] [--runs 60] [--rounds 3] [--reference mobilenet_v1] [--model clcnet_a]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -31,29 +32,38 @@ def interpreter(path: Path, threads: int, library: str | None, delegate_threads:
     return loaded
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models-dir", type=Path, required=True, help="holds std/ and fused/ exports")
+    parser.add_argument("--reference", default="mobilenet_v1", help="the model ratios are taken to (std/ only)")
+    parser.add_argument("--model", default="clcnet_a", help="the clcNet exported to std/ and fused/")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--baseline-library", help="another build of libclcdeploy_igc_litert_delegate.so")
     parser.add_argument("--runs", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=1)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    std, fused = args.models_dir / "std", args.models_dir / "fused" / args.model / f"{args.model}.tflite"
+    reference, standard = (std / name / f"{name}.tflite" for name in (args.reference, args.model))
+    missing = [str(path) for path in (reference, standard, fused) if not path.is_file()]
+    if missing or args.threads < 1 or args.runs < 1 or args.rounds < 1 or args.warmup < 0:
+        problem = (f"no {', '.join(missing)}: export them as the docstring shows" if missing
+                   else "--threads, --runs and --rounds must be at least 1, --warmup not negative")
+        print(f"bench_litert_delegate_threads: error: {problem}", file=sys.stderr)
+        return 2
 
     from clcdeploy.kernels.build import build_litert_kernels
 
     library, t = str(build_litert_kernels()), args.threads
-    std, fused = args.models_dir / "std", args.models_dir / "fused" / "clcnet_a" / "clcnet_a.tflite"
     programs = {
-        "MobileNet-v1": (std / "mobilenet_v1" / "mobilenet_v1.tflite", None, 0),
-        "clcNet-A, standard operators": (std / "clcnet_a" / "clcnet_a.tflite", None, 0),
-        "clcNet-A fused, delegate 1 thread": (fused, library, 1),
-        f"clcNet-A fused, delegate {t} threads": (fused, library, t),
+        args.reference: (reference, None, 0),
+        f"{args.model}, standard operators": (standard, None, 0),
+        f"{args.model} fused, delegate 1 thread": (fused, library, 1),
+        f"{args.model} fused, delegate {t} threads": (fused, library, t),
     }
     if args.baseline_library:
-        programs["clcNet-A fused, baseline delegate 1 thread"] = (fused, args.baseline_library, 1)
-        programs[f"clcNet-A fused, baseline delegate {t} threads"] = (fused, args.baseline_library, t)
+        programs[f"{args.model} fused, baseline delegate 1 thread"] = (fused, args.baseline_library, 1)
+        programs[f"{args.model} fused, baseline delegate {t} threads"] = (fused, args.baseline_library, t)
     loaded = {name: interpreter(path, t, lib, d) for name, (path, lib, d) in programs.items()}
     names, rng = list(loaded), np.random.default_rng(1)
     medians: dict[str, list[float]] = {name: [] for name in names}
@@ -68,13 +78,15 @@ def main() -> None:
         for name in names:
             medians[name].append(float(np.median(times[name])))
     print(f"LiteRT XNNPACK, interpreter at {t} thread(s); per round: median of {args.runs} passes, ratio to "
-          f"MobileNet-v1 in that round\n")
+          f"{args.reference} in that round\n")
     print("| program | " + " | ".join(f"round {i + 1}" for i in range(args.rounds)) + " |")
     print("| --- |" + " --- |" * args.rounds)
-    base = medians["MobileNet-v1"]
+    base = medians[args.reference]
     for name in names:
         print(f"| {name} | " + " | ".join(f"{ms:.2f} ms = {ms / b:.2f}x" for ms, b in zip(medians[name], base))
               + " |")
+    return 0
+
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

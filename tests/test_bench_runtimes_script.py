@@ -1,5 +1,6 @@
 """scripts/bench_runtimes.py: bad input is refused up front with one line and exit code 2; a tiny real run
-writes its table; models are loaded and run in new random orders."""
+writes its table; models are loaded and run in new random orders. Also scripts/bench_litert_delegate_threads.py
+on tiny exports."""
 
 from __future__ import annotations
 
@@ -91,3 +92,32 @@ def test_models_are_loaded_and_run_in_a_new_order_every_round(bench_runtimes, tm
     assert all(sorted(o) == sorted(paths) for o in load_orders + run_orders)
     assert len(set(load_orders)) > 1 and len(set(run_orders)) > 1
     assert all(len(e.times[("onnx", 1)]) == 12 for e in entries)  # 4 runs x 3 rounds, each kept by its model
+
+
+LITERT_THREADS_SCRIPT = SCRIPT.with_name("bench_litert_delegate_threads.py")
+
+
+def test_litert_delegate_threads_script_times_every_program_side_by_side(tmp_path):
+    """scripts/bench_litert_delegate_threads.py on tiny exports: reference, standard, and the fused .tflite with
+    this delegate and a 'baseline' build (here the same library) at 1 and 2 threads; then a missing export."""
+    import subprocess
+
+    from clcdeploy.export.pipeline import export_model
+    from clcdeploy.kernels.build import build_litert_kernels
+
+    for name in ("mobilenet_v1_tiny", "clcnet_tiny"):
+        export_model(name, formats=("tflite",), out_dir=tmp_path / "std")
+    export_model("clcnet_tiny", formats=("tflite",), out_dir=tmp_path / "fused", fused_igc=("tflite",))
+    args = [sys.executable, str(LITERT_THREADS_SCRIPT), "--models-dir", str(tmp_path), "--reference",
+            "mobilenet_v1_tiny", "--model", "clcnet_tiny", "--runs", "3", "--warmup", "1", "--rounds", "2"]
+    done = subprocess.run([*args, "--baseline-library", str(build_litert_kernels())], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and " ms = " in line]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| mobilenet_v1_tiny", "| clcnet_tiny, standard operators", "| clcnet_tiny fused, delegate 1 thread",
+        "| clcnet_tiny fused, delegate 2 threads", "| clcnet_tiny fused, baseline delegate 1 thread",
+        "| clcnet_tiny fused, baseline delegate 2 threads"]
+    assert all(row.count(" ms = ") == 2 for row in rows) and "= 1.00x" in rows[0]
+    missing = subprocess.run([*args[:6], "--model", "clcnet_b"], capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "clcnet_b.tflite" in missing.stderr
