@@ -174,15 +174,18 @@ class NativeRunner(Runner):
         push_if_changed(device, self.binary, self.remote)
         device.shell(f"chmod 755 {shlex.quote(self.remote)}", timeout_s=30).check(f"chmod {self.remote}")
 
-    def command(self, request: RunRequest) -> str:
+    def command(self, requests: list[RunRequest]) -> str:
+        """The command line for one request, or for several side by side (pte_runner only)."""
+        request = requests[0]
         model, runs, warmup, threads = shlex.quote(request.artifact), request.runs, request.warmup, request.threads
         binary = shlex.quote(self.remote)
         if self.name in ("executor_runner", "pte_runner"):
             # Upstream executor_runner has no warm-up flag: it runs warm-up + runs and we drop the first ones.
             flags = f" --warmup={warmup}" if self.name == "pte_runner" else ""
+            flags += " --order_seed=1" if len(requests) > 1 else ""  # a new model order every turn
             total = runs if self.name == "pte_runner" else runs + warmup
-            return (f"{binary} --model_path={model} --num_executions={total} "
-                    f"--cpu_threads={threads or -1}{flags}")
+            models = " ".join(f"--model_path={shlex.quote(r.artifact)}" for r in requests)
+            return f"{binary} {models} --num_executions={total} --cpu_threads={threads or -1}{flags}"
         if self.name == "benchmark_model":
             # --min_secs=0 and --warmup_min_secs=0: exactly the requested number of passes.
             return (f"{binary} --graph={model} --num_threads={threads or -1} --warmup_runs={warmup} "
@@ -191,7 +194,7 @@ class NativeRunner(Runner):
         return f"{binary} -e cpu -m times -r {runs} -x {threads or 0} -I -s {model}"
 
     def run(self, device: Device, request: RunRequest) -> RunnerOutput:
-        result = device.shell(_pinned(self.command(request), request.cpu_mask), timeout_s=request.timeout_s)
+        result = device.shell(_pinned(self.command([request]), request.cpu_mask), timeout_s=request.timeout_s)
         _check_exit(result, [request], self.name)
         text = result.stdout + "\n" + result.stderr
         output = self.parse(text)
@@ -206,11 +209,8 @@ class NativeRunner(Runner):
     def run_side_by_side(self, device: Device, requests: list[RunRequest]) -> list[RunnerOutput]:
         if not self.side_by_side:
             return super().run_side_by_side(device, requests)
-        first = requests[0]
-        models = " ".join(f"--model_path={shlex.quote(r.artifact)}" for r in requests)
-        command = (f"{shlex.quote(self.remote)} {models} --num_executions={first.runs} --warmup={first.warmup} "
-                   f"--cpu_threads={first.threads or -1} --order_seed=1")
-        result = device.shell(_pinned(command, first.cpu_mask), timeout_s=sum(r.timeout_s for r in requests))
+        result = device.shell(_pinned(self.command(requests), requests[0].cpu_mask),
+                              timeout_s=sum(r.timeout_s for r in requests))
         _check_exit(result, requests, self.name)
         sections = pte_runner_sections(result.stdout)
         missing = [r.artifact for r in requests if r.artifact not in sections]

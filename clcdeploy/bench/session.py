@@ -212,10 +212,10 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
                         if options.cooldown_s:
                             time.sleep(options.cooldown_s)
                         current = ", ".join(f"{model}/{fmt}" for model, fmt in keys) + tag
-                        progress_path = (chosen.progress_file(device, [requests[k][1] for k in keys])
-                                         if isinstance(chosen, PythonRunner) else None)
-                        measured = _run_group(device, chosen, [artifacts[k] for k in keys],
-                                              [requests[k][1] for k in keys], tag, log)
+                        group = [requests[k][1] for k in keys]
+                        progress_path = (chosen.progress_file(device, group) if isinstance(chosen, PythonRunner)
+                                         else None)
+                        measured = _run_group(device, chosen, [artifacts[k] for k in keys], group, tag, log)
                         progress_path = None
                         for key, measurement in zip(keys, measured):
                             rounds.setdefault(key, []).append(measurement)
