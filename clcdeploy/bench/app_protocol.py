@@ -152,6 +152,16 @@ def install_command(remote_apk: str = APK_REMOTE_PATH) -> str:
     return f"pm install -r -t {shlex.quote(remote_apk)}"
 
 
+def installed_command() -> str:
+    """Device-shell command that prints the app's APK path if it is installed (`package:/data/app/...`)."""
+    return f"pm path {PACKAGE}"
+
+
+def is_installed(output: str) -> bool:
+    """Whether `installed_command()`'s output names an installed APK."""
+    return any(line.startswith("package:") and line.endswith(".apk") for line in output.split())
+
+
 def _run_as_problem(text: str) -> str | None:
     if "not debuggable" in text:
         return f"{PACKAGE} is not debuggable, so run-as cannot read its result: install the debug APK"

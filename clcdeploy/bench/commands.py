@@ -71,6 +71,9 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
         raise BenchError("--models is empty")
     if args.runner_bin is not None and not (args.runner_bin.is_file() and args.runner_bin.stat().st_mode & 0o444):
         raise BenchError(f"runner binary {args.runner_bin} is not a readable file")
+    if args.apk is not None and args.runner != "app":
+        raise BenchError(f"--apk installs the demo app for --runner app, not for --runner {args.runner}: add "
+                         f"--runner app (the app runs .pte and .tflite)")
     if args.apk is not None and not args.apk.is_file():
         raise BenchError(f"APK {args.apk} is not a readable file")
     return models, formats

@@ -7,7 +7,8 @@
 - `pte_runner`: clcdeploy's native ExecuTorch runner with the fused IGC kernel compiled in, preinstalled on
   the virtual device (executor_runner output format); used for .pte where the device has no ExecuTorch
   Python bindings or the .pte calls the fused kernel.
-- `app`: the bundled Android demo app's BenchmarkActivity (app_protocol.py).
+- `app`: the bundled Android demo app's BenchmarkActivity (app_protocol.py); auto picks it for .pte and
+  .tflite on a device without python3 (an Android phone) where the app is installed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clcdeploy.bench import app_protocol
+from clcdeploy.bench.device_runner import RUNTIME_MODULES
 from clcdeploy.bench.parsers import (
     RunnerOutput, outputs_finite, parse_benchmark_model, parse_executor_runner, parse_onnxruntime_perf_test,
     pte_runner_sections,
@@ -277,29 +279,79 @@ def make_runner(name: str, binary: Path | None = None, apk: Path | None = None) 
     raise BenchError(f"unknown runner {name!r}; choose one of {', '.join(RUNNER_NAMES)}")
 
 
+# A native runner for each format, for devices where clcdeploy's own runners cannot run it.
+NATIVE_RUNNER_FOR = {"pte": "executor_runner", "tflite": "benchmark_model", "onnx": "onnxruntime_perf_test"}
+
+
 @functools.lru_cache(maxsize=None)
-def _has_executorch_python(device: Device) -> bool:
-    probe = f"{device_python(device)} -c 'import executorch.runtime' 2>/dev/null"
+def python_runs(device: Device, fmt: str) -> bool:
+    """Whether the device's python3 has the runtime that clcdeploy's runner script needs for `fmt`. ExecuTorch's
+    bindings are imported, since they also need torch; the other runtimes are only located, which is quicker
+    (an emulated device takes seconds to import them)."""
+    module = RUNTIME_MODULES[fmt]
+    check = (f"import {module}" if fmt == "pte"
+             else f"import importlib.util as u, sys; sys.exit(u.find_spec({module!r}) is None)")
+    probe = f"{device_python(device)} -c {shlex.quote(check)} >/dev/null 2>&1"
     return device.shell(probe, timeout_s=120).exit_code == 0
 
 
+@functools.lru_cache(maxsize=None)
+def _on_path(device: Device, program: str) -> bool:
+    return device.shell(f"command -v {shlex.quote(program)} >/dev/null", timeout_s=30).exit_code == 0
+
+
+@functools.lru_cache(maxsize=None)
+def demo_app_installed(device: Device) -> bool:
+    """Whether the bundled demo app is installed (only Android has `pm`)."""
+    result = device.shell(app_protocol.installed_command(), timeout_s=60)
+    return result.exit_code == 0 and app_protocol.is_installed(result.stdout)
+
+
 def auto_runner_for(device: Device, fmt: str, python: PythonRunner, needs_kernel_library: bool = False) -> Runner:
-    """`--runner auto`: the Python runner, except .pte on devices without ExecuTorch's Python bindings, and
-    .pte calling clcdeploy's fused IGC kernel, which clcdeploy's native pte_runner runs (kernel compiled in):
-    on this host a build of it, elsewhere the one on the device's PATH (the virtual device has it). One runner
-    object per device and kind, so that --side-by-side can give it several models at once."""
-    if fmt != "pte":
-        return python
-    if needs_kernel_library and device.serial == "local":
+    """`--runner auto`: the Python runner where the device's python3 has the format's runtime (hosts, ARM Linux
+    boards, the virtual device); for a .pte without ExecuTorch's Python bindings, or one calling clcdeploy's
+    fused IGC kernel, clcdeploy's pte_runner (kernel compiled in): on this host a build of it, elsewhere the one
+    on the device's PATH; for a .pte or .tflite on an Android phone without python3, the demo app if installed.
+    One runner object per device and kind, so that --side-by-side can give it several models at once."""
+    fused_pte = fmt == "pte" and needs_kernel_library
+    if fused_pte and device.serial == "local":
         # Not the Python runtime: its Module API places planned memory 16 bytes past a cache line, which costs
         # the fused program 6-8% here (BENCHMARKS.md, section 3); pte_runner aligns it, as on a device.
         return _pte_runner(device, on_path=False)
-    if _has_executorch_python(device) and not needs_kernel_library:
+    if not fused_pte and python_runs(device, fmt):
         return python
-    if device.shell("command -v pte_runner >/dev/null", timeout_s=30).exit_code == 0:
+    if fmt == "pte" and _on_path(device, "pte_runner"):
         return _pte_runner(device, on_path=True)
-    raise BenchError("the device has no ExecuTorch runner: pass --runner executor_runner --runner-bin PATH "
-                     "(ExecuTorch's executor_runner built for the device)")
+    if fmt in AppRunner.formats and not needs_kernel_library and demo_app_installed(device):
+        return _demo_app(device)
+    raise BenchError(no_runner_message(fmt, needs_kernel_library, _on_path(device, "python3")))
+
+
+def no_runner_message(fmt: str, needs_kernel_library: bool, has_python3: bool) -> str:
+    """What to do on a device where `--runner auto` finds nothing that runs `fmt` (one line)."""
+    runtime = RUNTIME_MODULES[fmt].split(".")[0]
+    if needs_kernel_library:
+        loader = ("clcdeploy's pte_runner (on the device's PATH, as on the virtual device)" if fmt == "pte"
+                  else f"clcdeploy's runner script with python3 and {runtime} on an aarch64 Linux device")
+        return (f"no runner for .{fmt} artifacts calling clcdeploy's fused IGC kernel: only {loader} runs them; "
+                f"on an Android phone build clcdeploy/kernels/csrc into the app with the NDK, or export without "
+                f"--fused-igc")
+    python = (f"the device's python3 lacks {runtime}" if has_python3
+              else "the device has no python3 (an Android phone has none)")
+    native = f"--runner {NATIVE_RUNNER_FOR[fmt]} --runner-bin PATH (built for the device)"
+    app_formats = ",".join(AppRunner.formats)
+    if fmt not in AppRunner.formats:
+        return (f"no runner for .{fmt}: {python}, and the demo app runs only {app_formats}: pass --formats "
+                f"{app_formats}, or {native}")
+    return (f"no runner for .{fmt}: {python} and the demo app is not installed: install it (build android_app/, "
+            f"then --runner app --apk PATH --formats {app_formats}), or pass {native}")
+
+
+@functools.lru_cache(maxsize=None)
+def _demo_app(device: Device) -> AppRunner:
+    runner = AppRunner()
+    runner.prepare(device)
+    return runner
 
 
 @functools.lru_cache(maxsize=None)

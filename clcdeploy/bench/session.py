@@ -200,6 +200,12 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
             # What runs together: each artifact alone, or side by side every model of one format
             steps = ([[(model, fmt) for model in options.models] for fmt in options.formats] if options.side_by_side
                      else [[(model, fmt)] for model in options.models for fmt in options.formats])
+            # Every runner chosen before anything is pushed or timed: an artifact the device cannot run ends the
+            # session at once. Each artifact is pushed when it is first needed.
+            chosen_runners = {}
+            for key in (key for step in steps for key in step):
+                current = f"{key[0]}/{key[1]} (choosing a runner)"
+                chosen_runners[key] = _choose_runner(device, artifacts[key], runner, python)
             requests: dict[tuple[str, str], tuple[Runner, RunRequest]] = {}
             for index in range(options.rounds):
                 tag = f" (round {index + 1} of {options.rounds})" if options.rounds > 1 else ""
@@ -207,7 +213,7 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
                     for key in step:
                         if key not in requests:
                             current = f"{key[0]}/{key[1]} (pushing {artifacts[key].path.name})"
-                            requests[key] = _prepare(device, run.facts, artifacts[key], options, runner, python)
+                            requests[key] = _prepare(device, run.facts, artifacts[key], options, chosen_runners[key])
                     for chosen, keys in _by_runner(step, requests):
                         if options.cooldown_s:
                             time.sleep(options.cooldown_s)
@@ -259,12 +265,17 @@ def _by_runner(step: list[tuple[str, str]], requests: dict) -> list[tuple[Runner
     return groups
 
 
-def _prepare(device: Device, facts: dict, artifact: Artifact, options: BenchOptions, runner: Runner | None,
-             python: PythonRunner) -> tuple[Runner, RunRequest]:
-    """Choose the runner for `artifact`, push it (and the kernel library it may need): once per session."""
+def _choose_runner(device: Device, artifact: Artifact, runner: Runner | None, python: PythonRunner) -> Runner:
+    """The runner given with --runner, or auto's choice for this device and artifact."""
     chosen = runner or auto_runner_for(device, artifact.fmt, python, artifact.needs_kernel_library)
     if artifact.fmt not in chosen.formats:
         raise BenchError(f"runner {chosen.name} cannot run {artifact.fmt} artifacts")
+    return chosen
+
+
+def _prepare(device: Device, facts: dict, artifact: Artifact, options: BenchOptions,
+             chosen: Runner) -> tuple[Runner, RunRequest]:
+    """Push `artifact` (and the kernel library it may need) for its runner: once per session."""
     remote = f"{device.work_dir}/{artifact.path.name}"
     push_if_changed(device, artifact.path, remote)
     return chosen, _request(artifact, remote, options, chosen, _kernel_library(device, facts, artifact, chosen))
