@@ -12,6 +12,7 @@ from pathlib import Path
 from clcdeploy.bench.session import DeviceRun, Measurement
 from clcdeploy.bench.stability import unsteadiness, unsteady_warning
 from clcdeploy.files import write_atomic
+from clcdeploy.units import millions
 
 # clcNet paper, Table 6: BLU Advance 5.2 (MediaTek MT6580, 4x Cortex-A7 1.3 GHz), ONNX -> Caffe2, average of
 # ten passes. Reference figures printed beside ours, never used in any computation.
@@ -48,7 +49,7 @@ def table_rows(runs: list[DeviceRun], *, full: bool = True) -> list[dict]:
         row = {"device": m.device} if full or len(runs) > 1 else {}
         row |= {
             "model": m.model, "format": m.format + (" (fused IGC)" if m.extra.get("fused_igc_kernel") else ""),
-            "mult-adds": (f"{m.macs / 1e6:.0f}M" if m.macs >= 1e8 else f"{m.macs / 1e6:.2f}M") if m.macs else "?",
+            "mult-adds": millions(m.macs) if m.macs else "?",
             "params": f"{m.params / 1e6:.2f}M" if m.params else "?",
             "size": f"{m.file_bytes / 1e6:.1f} MB",
             "latency ms": latency,

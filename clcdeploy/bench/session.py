@@ -164,7 +164,8 @@ def _measurement(device: Device, runner: Runner, artifact: Artifact, request: Ru
         file_bytes=artifact.bytes, macs=artifact.macs, params=artifact.params, times_ms=output.times_ms,
         **stats, load_ms=output.load_ms, peak_memory_mb=output.peak_memory_mb,
         aggregate_only=output.aggregate_only, outputs_finite=output.extra.pop("outputs_finite", None),
-        extra=output.extra | ({"fused_igc_kernel": True} if artifact.needs_kernel_library else {}),
+        extra=output.extra | ({"fused_igc_kernel": True} if artifact.needs_kernel_library else {})
+        | ({"computed_mult_adds": artifact.computed_macs} if artifact.computed_macs else {}),
     )
 
 

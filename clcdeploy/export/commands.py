@@ -8,6 +8,7 @@ import sys
 FORMAT_NAMES = ("onnx", "pte", "tflite")  # mirrors pipeline.FORMATS without importing torch at startup
 # mirrors passes.IGC_LOWERINGS (default: None, each format's measured fastest, passes.DEFAULT_IGC_LOWERINGS)
 IGC_LOWERING_NAMES = ("split-late", "split", "split-k", "split-dw", "split-gc", "split-k-gc", "swap", "grouped")
+TOPOLOGICAL_NAMES = ("dense", "gather")  # mirrors passes.TOPOLOGICAL_LOWERINGS
 # mirror clcdeploy.kernels.build.LIBRARY_NAME, ONNXRUNTIME_LIBRARY_NAME, LITERT_LIBRARY_NAME
 KERNEL_LIBRARIES = {"pte": "libclcdeploy_igc_executorch.so", "onnx": "libclcdeploy_igc_onnxruntime.so",
                     "tflite": "libclcdeploy_igc_litert_delegate.so, as a delegate"}
@@ -30,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-validate", action="store_true", help="keep artifacts even if outputs differ")
     parser.add_argument("--igc-lowering", default=None, choices=IGC_LOWERING_NAMES,
                         help=argparse.SUPPRESS)  # internal: lets benchmarks compare lowering variants
+    parser.add_argument("--topological", default="dense", choices=TOPOLOGICAL_NAMES,
+                        help="SIC models F, G, I: each topologically subdivided convolution as one dense convolution "
+                             "with zeros outside its neighbourhoods (default; more mult-adds, far faster on every "
+                             "runtime) or as written, a channel gather plus a grouped convolution (gather)")
     parser.add_argument("--fused-igc", action="store_true",
                         help="compute each CRF-2 IGC with clcdeploy's fused kernel in the .pte and the .tflite "
                              "(where it is faster); such artifacts need clcdeploy's kernel library at run time "
@@ -50,6 +55,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     from clcdeploy.errors import ConfigurationError
     from clcdeploy.export.pipeline import export_model, parse_formats, parse_fused_igc
+    from clcdeploy.units import millions
     from clcdeploy.zoo import list_models, model_spec
 
     if bool(args.all) == bool(args.name):
@@ -69,10 +75,17 @@ def run_export(args: argparse.Namespace) -> int:
         console.print(f"[bold]{name}[/bold]")
         manifest = export_model(
             name, formats, args.out, weights=args.weights, input_size=args.input_size,
-            validate_outputs=not args.no_validate, igc_lowering=args.igc_lowering,
+            validate_outputs=not args.no_validate, igc_lowering=args.igc_lowering, topological=args.topological,
             fused_igc=fused_igc,
             progress=progress,
         )
+        dense = next((e.extra["topological_layers"] for e in manifest.formats.values()
+                      if e.extra.get("topological_layers", {}).get("lowering") == "dense"), None)
+        if dense:
+            console.print(f"  [bold]note:[/bold] its topologically subdivided convolutions run as dense convolutions "
+                          f"(exact): the artifacts compute {millions(dense['computed_mult_adds'])} mult-adds, not "
+                          f"the model's {millions(manifest.mult_adds)}, and run far faster "
+                          f"(--topological gather keeps them as written)")
         for fmt, entry in manifest.formats.items():
             for failure in entry.delegation_failures:
                 console.print(f"  [yellow]warning:[/yellow] {failure}")

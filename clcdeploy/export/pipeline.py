@@ -24,11 +24,15 @@ from clcdeploy.export.manifest import (
     tool_versions,
     write_manifest,
 )
-from clcdeploy.export.passes import DEFAULT_IGC_LOWERINGS, IGC_LOWERINGS, deployment_passes, fused_igc_passes
+from clcdeploy.export.passes import (
+    DEFAULT_IGC_LOWERINGS, IGC_LOWERINGS, TOPOLOGICAL_LOWERINGS, deployment_passes, densify_topological,
+    fused_igc_passes,
+)
 from clcdeploy.export.quiet import quiet_output
 from clcdeploy.export.weights import load_weights, random_weights
 from clcdeploy.files import sha256_file, temp_path
 from clcdeploy.zoo import create_model, model_spec
+from clcdeploy.zoo.sic import TopologicalConv
 
 # format name -> module defining NAME, SUFFIX, RUNTIME, export(model, example, path) -> dict, run(path, x)
 FORMAT_MODULES = {
@@ -73,6 +77,7 @@ def export_model(
     input_size: int | None = None,
     validate_outputs: bool = True,
     igc_lowering: str | None = None,
+    topological: str = "dense",
     fused_igc: bool | Sequence[str] = False,
     rewrite: Rewrite | None = None,
     progress: Progress | None = None,
@@ -83,6 +88,9 @@ def export_model(
     `rewrite` replaces the deployment passes (tests use it to check that a wrong rewrite is caught);
     `igc_lowering` (one of IGC_LOWERINGS) applies to every format; None picks each format's measured fastest
     (`DEFAULT_IGC_LOWERINGS`), recorded per artifact in `extra["igc_lowering"]`.
+    `topological` ("dense" or "gather", TOPOLOGICAL_LOWERINGS): how topologically subdivided convolutions (SIC
+    models F, G, I) are written; "dense" computes each as one dense convolution, recorded per artifact in
+    `extra["topological_layers"]` with the mult-adds the artifact computes.
     `model_kwargs` are builder overrides for `create_model` (e.g. a clcNet configuration).
     `fused_igc` (opt-in; True means those of `FUSED_IGC_DEFAULT` being exported) names the formats in which
     each CRF-2 IGC is one call of clcdeploy's fused kernel (`FUSED_IGC_LAYOUTS`: the .pte's `clcdeploy::igc2`
@@ -94,6 +102,9 @@ def export_model(
     formats = parse_formats(formats)
     if igc_lowering is not None and igc_lowering not in IGC_LOWERINGS:
         raise ConfigurationError(f"unknown IGC lowering {igc_lowering!r}; choose from {', '.join(IGC_LOWERINGS)}")
+    if topological not in TOPOLOGICAL_LOWERINGS:
+        raise ConfigurationError(f"unknown topological lowering {topological!r}; choose from "
+                                 f"{', '.join(TOPOLOGICAL_LOWERINGS)}")
     fused = parse_fused_igc(fused_igc, formats)
     spec = model_spec(name)
     report = progress or (lambda stage, seconds: None)
@@ -112,18 +123,21 @@ def export_model(
         lowerings = {f: igc_lowering or DEFAULT_IGC_LOWERINGS[f] for f in formats if f not in fused}
         deploys: dict[str, nn.Module] = {}
         for lowering in dict.fromkeys(lowerings.values()):
-            deploy = _rewrite(name, model, example, rewrite or partial(deployment_passes, igc_lowering=lowering))
+            deploy = _rewrite(name, model, example,
+                              rewrite or partial(deployment_passes, igc_lowering=lowering, topological=topological))
             deploys.update({f: deploy for f, low in lowerings.items() if low == lowering})
         for fmt in fused:
             # Only ExecuTorch needs the network itself in channels-last memory (litert-torch makes its own NHWC).
             deploys[fmt] = _rewrite(name, model, example,
-                                    rewrite or partial(fused_igc_passes, channels_last=fmt == "pte"))
+                                    rewrite or partial(fused_igc_passes, channels_last=fmt == "pte",
+                                                       topological=topological))
         report("rewrite passes", time.perf_counter() - start)
 
         staged: dict[str, Path] = {}
         entries: dict[str, FormatEntry] = {}
         checks: list[validate.Check] = []
         igc_lowered = _lowers_to_depthwise(spec.family, model)
+        topological_layers = _topological_layers(model, size, topological)
         try:
             for fmt in formats:
                 module = importlib.import_module(FORMAT_MODULES[fmt])
@@ -136,6 +150,8 @@ def export_model(
                 entry.extra["igc_lowering"] = lowerings.get(fmt) or (
                     f"fused-igc2-{FUSED_IGC_LAYOUTS[fmt]}" if entry.extra["needs_kernel_library"]
                     else "none (no fusable IGC)")
+                if topological_layers:
+                    entry.extra["topological_layers"] = topological_layers
                 entry.delegation_failures = delegation.delegation_failures(fmt, entry.op_histogram, entry.delegation,
                                                                            igc_lowered=igc_lowered)
                 entries[fmt] = entry
@@ -284,6 +300,15 @@ def _costs(model: nn.Module, size: int) -> tuple[int | None, int]:
         return None, params
     report = count_costs(model, size)
     return int(report.macs), int(report.params)
+
+
+def _topological_layers(model: nn.Module, size: int, topological: str) -> dict | None:
+    """How the model's topologically subdivided convolutions are exported, and the mult-adds the artifact then
+    computes (dense: n/c times those layers' own); None for models without such layers."""
+    if not any(isinstance(m, TopologicalConv) for m in model.modules()):
+        return None
+    computed = _costs(densify_topological(model), size)[0] if topological == "dense" else _costs(model, size)[0]
+    return {"lowering": topological, "computed_mult_adds": computed}
 
 
 def _lowers_to_depthwise(family: str, model: nn.Module) -> bool:

@@ -1,9 +1,9 @@
 """Deployment rewrites: each pass maps an eval-mode module to an exactly equivalent `fx.GraphModule`.
 
-`deployment_passes` applies them in order: batch-norm folding, IGC lowering, permutation elimination and
-concat placement; `fused_igc_passes` is the opt-in alternative with clcdeploy's fused IGC kernel (ExecuTorch,
-LiteRT, ONNX Runtime). `explicit_pool_padding` puts padded pools in the form a format's delegate takes; each
-format's `export` applies it.
+`deployment_passes` applies them in order: dense topological layers, batch-norm folding, IGC lowering,
+permutation elimination and concat placement; `fused_igc_passes` is the opt-in alternative with clcdeploy's
+fused IGC kernel (ExecuTorch, LiteRT, ONNX Runtime). `explicit_pool_padding` puts padded pools in the form a
+format's delegate takes; each format's `export` applies it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import copy
 import torch
 from torch import nn
 
+from clcdeploy.export.passes.densify_topological import densify_topological
 from clcdeploy.export.passes.eliminate_permutations import eliminate_permutations
 from clcdeploy.export.passes.explicit_pool_padding import POOL_REWRITES, explicit_pool_padding, pool_padding_for
 from clcdeploy.export.passes.fold_batchnorm import fold_batchnorm
@@ -23,14 +24,21 @@ from clcdeploy.export.passes.sink_concats import sink_concats
 from clcdeploy.export.passes.trace import UntraceableError
 from clcdeploy.zoo.layers import IGC
 
-__all__ = ["DEFAULT_IGC_LOWERING", "DEFAULT_IGC_LOWERINGS", "IGC_LOWERINGS", "POOL_REWRITES", "deployment_passes",
-           "eliminate_permutations", "explicit_pool_padding", "fold_batchnorm", "fused_igc_passes", "lower_igc",
-           "pool_padding_for", "sink_concats"]
+__all__ = ["DEFAULT_IGC_LOWERING", "DEFAULT_IGC_LOWERINGS", "IGC_LOWERINGS", "POOL_REWRITES",
+           "TOPOLOGICAL_LOWERINGS", "deployment_passes", "densify_topological", "eliminate_permutations",
+           "explicit_pool_padding", "fold_batchnorm", "fused_igc_passes", "lower_igc", "pool_padding_for",
+           "sink_concats"]
 
 
-def deployment_passes(model: nn.Module, example: torch.Tensor, *,
-                      igc_lowering: str = DEFAULT_IGC_LOWERING) -> nn.Module:
-    """Fold BN, lower IGC (`igc_lowering` in IGC_LOWERINGS), remove channel permutations, place concats.
+# How topologically subdivided convolutions (SIC models F, G, I) are exported: as one dense convolution each
+# (the default, measured faster on every runtime), or as written (a channel gather and a grouped convolution).
+TOPOLOGICAL_LOWERINGS = ("dense", "gather")
+
+
+def deployment_passes(model: nn.Module, example: torch.Tensor, *, igc_lowering: str = DEFAULT_IGC_LOWERING,
+                      topological: str = "dense") -> nn.Module:
+    """Densify topological layers (`topological` in TOPOLOGICAL_LOWERINGS), fold BN, lower IGC (`igc_lowering`
+    in IGC_LOWERINGS), remove channel permutations, place concats.
 
     Padded pools are rewritten later, per format (`explicit_pool_padding`, applied by each format's export).
 
@@ -38,10 +46,14 @@ def deployment_passes(model: nn.Module, example: torch.Tensor, *,
     A model that fx cannot trace as a whole is rewritten child by child (each on the input it receives),
     so only the untraceable modules themselves stay unrewritten.
     """
+    if topological not in TOPOLOGICAL_LOWERINGS:
+        raise ValueError(f"unknown topological lowering {topological!r}; choose from {TOPOLOGICAL_LOWERINGS}")
+    if topological == "dense":
+        model = densify_topological(model)
     try:
         return _rewrite(model, example, igc_lowering)
     except UntraceableError:
-        return _rewrite_children(model, example, igc_lowering)
+        return _rewrite_children(model, example, igc_lowering, topological)
 
 
 def _rewrite(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.Module:
@@ -59,7 +71,8 @@ def _rewrite(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.M
     return gm
 
 
-def _rewrite_children(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.Module:
+def _rewrite_children(model: nn.Module, example: torch.Tensor, igc_lowering: str,
+                      topological: str) -> nn.Module:
     """A copy of `model` whose direct children are rewritten separately (recursively if needed)."""
     model = copy.deepcopy(model).eval()
     inputs: dict[str, list] = {}
@@ -83,12 +96,15 @@ def _rewrite_children(model: nn.Module, example: torch.Tensor, igc_lowering: str
         if not any(True for _ in child.children()) and not isinstance(child, IGC):
             continue  # a leaf layer: nothing to rewrite on its own
         wrapped = nn.Sequential(child) if isinstance(child, IGC) else child
-        setattr(model, name, deployment_passes(wrapped, calls[0][0], igc_lowering=igc_lowering))
+        setattr(model, name, deployment_passes(wrapped, calls[0][0], igc_lowering=igc_lowering,
+                                               topological=topological))
     return model
 
 
-def fused_igc_passes(model: nn.Module, example: torch.Tensor, *, channels_last: bool = True) -> nn.Module:
-    """Fold BN, then replace each CRF-2 IGC by clcdeploy's fused op `clcdeploy::igc2`.
+def fused_igc_passes(model: nn.Module, example: torch.Tensor, *, channels_last: bool = True,
+                     topological: str = "dense") -> nn.Module:
+    """Densify topological layers (unless `topological` is "gather"), fold BN, then replace each CRF-2 IGC by
+    clcdeploy's fused op `clcdeploy::igc2`.
 
     `channels_last` (for ExecuTorch): the network runs on a channels-last copy of its input, so the XNNPACK
     partitions around each fused op hand NHWC tensors over with no layout conversion (measured: NCHW hand-over
@@ -99,11 +115,13 @@ def fused_igc_passes(model: nn.Module, example: torch.Tensor, *, channels_last: 
     """
     from clcdeploy.kernels.fuse import ChannelsLast, fuse_igc
 
+    if topological == "dense":
+        model = densify_topological(model)
     try:
         folded = fold_batchnorm(model)
     except UntraceableError:
         folded = copy.deepcopy(model).eval()  # BN stays a separate op; the fused op is still exact
     fused = fuse_igc(folded)
     if any(isinstance(m, IGC) and m.crf <= 2 for m in fused.modules()):
-        fused = deployment_passes(fused, example)  # lower what the kernel does not cover
+        fused = deployment_passes(fused, example, topological=topological)  # what the kernel does not cover
     return (ChannelsLast(fused) if channels_last else fused).eval()
