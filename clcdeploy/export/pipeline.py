@@ -25,13 +25,14 @@ from clcdeploy.export.manifest import (
     write_manifest,
 )
 from clcdeploy.export.passes import (
-    DEFAULT_IGC_LOWERINGS, IGC_LOWERINGS, TOPOLOGICAL_LOWERINGS, deployment_passes, densify_topological,
-    fused_igc_passes,
+    DEFAULT_CHANNELWISE, DEFAULT_IGC_LOWERINGS, IGC_LOWERINGS, TOPOLOGICAL_LOWERINGS, deployment_passes,
+    densify_topological, fused_igc_passes,
 )
 from clcdeploy.export.quiet import quiet_output
 from clcdeploy.export.weights import load_weights, random_weights
 from clcdeploy.files import sha256_file, temp_path
 from clcdeploy.zoo import create_model, model_spec
+from clcdeploy.zoo.channelnet import ChannelWiseConv, ConvClassifier
 from clcdeploy.zoo.sic import TopologicalConv
 
 # format name -> module defining NAME, SUFFIX, RUNTIME, export(model, example, path) -> dict, run(path, x)
@@ -90,7 +91,8 @@ def export_model(
     (`DEFAULT_IGC_LOWERINGS`), recorded per artifact in `extra["igc_lowering"]`.
     `topological` ("dense" or "gather", TOPOLOGICAL_LOWERINGS): how topologically subdivided convolutions (SIC
     models F, G, I) are written; "dense" computes each as one dense convolution, recorded per artifact in
-    `extra["topological_layers"]` with the mult-adds the artifact computes.
+    `extra["topological_layers"]` with the mult-adds the artifact computes. ChannelNets' channel-wise layers take
+    each format's faster form (`DEFAULT_CHANNELWISE`), recorded in `extra["channelwise_layers"]`.
     `model_kwargs` are builder overrides for `create_model` (e.g. a clcNet configuration).
     `fused_igc` (opt-in; True means those of `FUSED_IGC_DEFAULT` being exported) names the formats in which
     each CRF-2 IGC is one call of clcdeploy's fused kernel (`FUSED_IGC_LAYOUTS`: the .pte's `clcdeploy::igc2`
@@ -121,16 +123,19 @@ def export_model(
 
         start = time.perf_counter()
         lowerings = {f: igc_lowering or DEFAULT_IGC_LOWERINGS[f] for f in formats if f not in fused}
+        # formats that share their IGC and channel-wise lowerings share one rewritten module
+        passes = {f: (low, DEFAULT_CHANNELWISE[f]) for f, low in lowerings.items()}
         deploys: dict[str, nn.Module] = {}
-        for lowering in dict.fromkeys(lowerings.values()):
-            deploy = _rewrite(name, model, example,
-                              rewrite or partial(deployment_passes, igc_lowering=lowering, topological=topological))
-            deploys.update({f: deploy for f, low in lowerings.items() if low == lowering})
+        for lowering, channelwise in dict.fromkeys(passes.values()):
+            deploy = _rewrite(name, model, example, rewrite or partial(
+                deployment_passes, igc_lowering=lowering, topological=topological, channelwise=channelwise))
+            deploys.update({f: deploy for f, key in passes.items() if key == (lowering, channelwise)})
         for fmt in fused:
             # Only ExecuTorch needs the network itself in channels-last memory (litert-torch makes its own NHWC).
             deploys[fmt] = _rewrite(name, model, example,
                                     rewrite or partial(fused_igc_passes, channels_last=fmt == "pte",
-                                                       topological=topological))
+                                                       topological=topological,
+                                                       channelwise=DEFAULT_CHANNELWISE[fmt]))
         report("rewrite passes", time.perf_counter() - start)
 
         staged: dict[str, Path] = {}
@@ -138,6 +143,7 @@ def export_model(
         checks: list[validate.Check] = []
         igc_lowered = _lowers_to_depthwise(spec.family, model)
         topological_layers = _topological_layers(model, size, topological)
+        has_channelwise = any(isinstance(m, (ChannelWiseConv, ConvClassifier)) for m in model.modules())
         try:
             for fmt in formats:
                 module = importlib.import_module(FORMAT_MODULES[fmt])
@@ -152,6 +158,8 @@ def export_model(
                     else "none (no fusable IGC)")
                 if topological_layers:
                     entry.extra["topological_layers"] = topological_layers
+                if has_channelwise:
+                    entry.extra["channelwise_layers"] = DEFAULT_CHANNELWISE[fmt]
                 entry.delegation_failures = delegation.delegation_failures(fmt, entry.op_histogram, entry.delegation,
                                                                            igc_lowered=igc_lowered)
                 entries[fmt] = entry

@@ -13,6 +13,7 @@ import copy
 import torch
 from torch import nn
 
+from clcdeploy.export.passes.channelwise_on_pixels import channelwise_on_pixels
 from clcdeploy.export.passes.densify_topological import densify_topological
 from clcdeploy.export.passes.eliminate_permutations import eliminate_permutations
 from clcdeploy.export.passes.explicit_pool_padding import POOL_REWRITES, explicit_pool_padding, pool_padding_for
@@ -24,21 +25,28 @@ from clcdeploy.export.passes.sink_concats import sink_concats
 from clcdeploy.export.passes.trace import UntraceableError
 from clcdeploy.zoo.layers import IGC
 
-__all__ = ["DEFAULT_IGC_LOWERING", "DEFAULT_IGC_LOWERINGS", "IGC_LOWERINGS", "POOL_REWRITES",
-           "TOPOLOGICAL_LOWERINGS", "deployment_passes", "densify_topological", "eliminate_permutations",
-           "explicit_pool_padding", "fold_batchnorm", "fused_igc_passes", "lower_igc", "pool_padding_for",
-           "sink_concats"]
+__all__ = ["CHANNELWISE_LOWERINGS", "DEFAULT_CHANNELWISE", "DEFAULT_IGC_LOWERING", "DEFAULT_IGC_LOWERINGS",
+           "IGC_LOWERINGS", "POOL_REWRITES", "TOPOLOGICAL_LOWERINGS", "channelwise_on_pixels", "deployment_passes",
+           "densify_topological", "eliminate_permutations", "explicit_pool_padding", "fold_batchnorm",
+           "fused_igc_passes", "lower_igc", "pool_padding_for", "sink_concats"]
 
 
 # How topologically subdivided convolutions (SIC models F, G, I) are exported: as one dense convolution each
 # (the default, measured faster on every runtime), or as written (a channel gather and a grouped convolution).
 TOPOLOGICAL_LOWERINGS = ("dense", "gather")
+# ChannelNets' channel-wise convolutions and convolutional classifier: with the pixels as the channels of a
+# depthwise convolution ("pixels"), or as written, one-channel convolutions over the (channels, pixels) plane
+# ("plane"). Per format, the faster (BENCHMARKS.md section 5): ONNX Runtime runs the plane form well and
+# the pixel form slowly (transposes around its NCHWc convolutions), XNNPACK the other way round.
+CHANNELWISE_LOWERINGS = ("pixels", "plane")
+DEFAULT_CHANNELWISE = {"onnx": "plane", "pte": "pixels", "tflite": "pixels"}
 
 
 def deployment_passes(model: nn.Module, example: torch.Tensor, *, igc_lowering: str = DEFAULT_IGC_LOWERING,
-                      topological: str = "dense") -> nn.Module:
-    """Densify topological layers (`topological` in TOPOLOGICAL_LOWERINGS), fold BN, lower IGC (`igc_lowering`
-    in IGC_LOWERINGS), remove channel permutations, place concats.
+                      topological: str = "dense", channelwise: str = "pixels") -> nn.Module:
+    """Densify topological layers (`topological` in TOPOLOGICAL_LOWERINGS), put channel-wise convolutions on
+    the pixels (`channelwise` in CHANNELWISE_LOWERINGS), fold BN, lower IGC (`igc_lowering` in IGC_LOWERINGS),
+    remove channel permutations, place concats.
 
     Padded pools are rewritten later, per format (`explicit_pool_padding`, applied by each format's export).
 
@@ -46,14 +54,27 @@ def deployment_passes(model: nn.Module, example: torch.Tensor, *, igc_lowering: 
     A model that fx cannot trace as a whole is rewritten child by child (each on the input it receives),
     so only the untraceable modules themselves stay unrewritten.
     """
+    return _traced_rewrites(_layer_rewrites(model, example, topological, channelwise), example, igc_lowering)
+
+
+def _layer_rewrites(model: nn.Module, example: torch.Tensor, topological: str, channelwise: str) -> nn.Module:
+    """The module-level rewrites of zoo layers, before tracing."""
     if topological not in TOPOLOGICAL_LOWERINGS:
         raise ValueError(f"unknown topological lowering {topological!r}; choose from {TOPOLOGICAL_LOWERINGS}")
+    if channelwise not in CHANNELWISE_LOWERINGS:
+        raise ValueError(f"unknown channel-wise lowering {channelwise!r}; choose from {CHANNELWISE_LOWERINGS}")
     if topological == "dense":
         model = densify_topological(model)
+    if channelwise == "pixels":
+        model = channelwise_on_pixels(model, example)
+    return model
+
+
+def _traced_rewrites(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.Module:
     try:
         return _rewrite(model, example, igc_lowering)
     except UntraceableError:
-        return _rewrite_children(model, example, igc_lowering, topological)
+        return _rewrite_children(model, example, igc_lowering)
 
 
 def _rewrite(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.Module:
@@ -71,8 +92,7 @@ def _rewrite(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.M
     return gm
 
 
-def _rewrite_children(model: nn.Module, example: torch.Tensor, igc_lowering: str,
-                      topological: str) -> nn.Module:
+def _rewrite_children(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.Module:
     """A copy of `model` whose direct children are rewritten separately (recursively if needed)."""
     model = copy.deepcopy(model).eval()
     inputs: dict[str, list] = {}
@@ -96,15 +116,14 @@ def _rewrite_children(model: nn.Module, example: torch.Tensor, igc_lowering: str
         if not any(True for _ in child.children()) and not isinstance(child, IGC):
             continue  # a leaf layer: nothing to rewrite on its own
         wrapped = nn.Sequential(child) if isinstance(child, IGC) else child
-        setattr(model, name, deployment_passes(wrapped, calls[0][0], igc_lowering=igc_lowering,
-                                               topological=topological))
+        setattr(model, name, _traced_rewrites(wrapped, calls[0][0], igc_lowering))
     return model
 
 
 def fused_igc_passes(model: nn.Module, example: torch.Tensor, *, channels_last: bool = True,
-                     topological: str = "dense") -> nn.Module:
-    """Densify topological layers (unless `topological` is "gather"), fold BN, then replace each CRF-2 IGC by
-    clcdeploy's fused op `clcdeploy::igc2`.
+                     topological: str = "dense", channelwise: str = "pixels") -> nn.Module:
+    """The layer rewrites of `deployment_passes` (`topological`, `channelwise`), fold BN, then replace each
+    CRF-2 IGC by clcdeploy's fused op `clcdeploy::igc2`.
 
     `channels_last` (for ExecuTorch): the network runs on a channels-last copy of its input, so the XNNPACK
     partitions around each fused op hand NHWC tensors over with no layout conversion (measured: NCHW hand-over
@@ -115,13 +134,12 @@ def fused_igc_passes(model: nn.Module, example: torch.Tensor, *, channels_last: 
     """
     from clcdeploy.kernels.fuse import ChannelsLast, fuse_igc
 
-    if topological == "dense":
-        model = densify_topological(model)
+    model = _layer_rewrites(model, example, topological, channelwise)
     try:
         folded = fold_batchnorm(model)
     except UntraceableError:
         folded = copy.deepcopy(model).eval()  # BN stays a separate op; the fused op is still exact
     fused = fuse_igc(folded)
     if any(isinstance(m, IGC) and m.crf <= 2 for m in fused.modules()):
-        fused = deployment_passes(fused, example, topological=topological)  # what the kernel does not cover
+        fused = _traced_rewrites(fused, example, DEFAULT_IGC_LOWERING)  # lower what the kernel does not cover
     return (ChannelsLast(fused) if channels_last else fused).eval()

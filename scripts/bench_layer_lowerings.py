@@ -1,11 +1,18 @@
 #!/usr/bin/env python
-"""SIC models with topologically subdivided convolutions (F, G, I; seed 003), exported both ways: each such
-layer as one dense convolution (`clcdeploy export`'s default) and as written, a channel gather plus a grouped
-convolution with one output per group (`--topological gather`). Per runtime, every artifact is loaded in one
-process and timed pass by pass in a new random order every pass; each round reports dense / gather.
+"""Zoo layers that `clcdeploy export` rewrites for speed, timed in both forms side by side:
 
-    .venv/bin/python scripts/bench_topological.py [--models sic_f,sic_g,sic_i] [--runtimes onnx,pte,tflite]
-        [--runs 10] [--warmup 2] [--repeat 2] [--threads 1] [--size N] [--out FILE.md]
+- `--kind topological`: SIC models F, G, I (seed 003). Each topologically subdivided convolution as one dense
+  convolution (the export default) or as written, a channel gather plus a grouped convolution with one output
+  per group (`--topological gather`).
+- `--kind channelwise`: ChannelNets (seed 002). Channel-wise convolutions and the convolutional classifier
+  with the pixels as the channels of a depthwise convolution, or as written, one-channel convolutions over the
+  (channels, pixels) plane (the export picks per format).
+
+Per runtime, every artifact is loaded in one process and timed pass by pass in a new random order every pass;
+each round gives the ratio of the first form to the second.
+
+    .venv/bin/python scripts/bench_layer_lowerings.py --kind topological|channelwise [--models a,b]
+        [--runtimes onnx,pte,tflite] [--runs 10] [--warmup 2] [--repeat 2] [--threads 1] [--size N] [--out FILE.md]
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,40 +33,57 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_runtimes import FORMAT_MODULES, RUNTIME_LABELS, Session, set_executorch_threads  # noqa: E402
 
 import clcdeploy  # noqa: E402
-from clcdeploy.errors import ClcDeployError  # noqa: E402
 from clcdeploy.analysis.cost import count_costs  # noqa: E402
-from clcdeploy.export.passes import TOPOLOGICAL_LOWERINGS, deployment_passes, densify_topological  # noqa: E402
+from clcdeploy.errors import ClcDeployError  # noqa: E402
+from clcdeploy.export.passes import deployment_passes, densify_topological  # noqa: E402
 from clcdeploy.export.quiet import quiet_output  # noqa: E402
 from clcdeploy.export.weights import random_weights  # noqa: E402
 from clcdeploy.files import write_atomic  # noqa: E402
 from clcdeploy.units import millions  # noqa: E402
 from clcdeploy.zoo import model_spec  # noqa: E402
+from clcdeploy.zoo.channelnet import ChannelWiseConv, ConvClassifier  # noqa: E402
 from clcdeploy.zoo.sic import TopologicalConv  # noqa: E402
 
-FORMS = TOPOLOGICAL_LOWERINGS  # ("dense", "gather")
+
+@dataclass(frozen=True)
+class Kind:
+    option: str  # the deployment_passes keyword
+    forms: tuple[str, str]  # (rewritten, as written)
+    layers: tuple[type, ...]
+    description: str
+    models: str
+
+
+KINDS = {
+    "topological": Kind("topological", ("dense", "gather"), (TopologicalConv,),
+                        "topologically subdivided convolution", "sic_f,sic_g,sic_i"),
+    "channelwise": Kind("channelwise", ("pixels", "plane"), (ChannelWiseConv, ConvClassifier),
+                        "channel-wise convolution", "channelnet_v1,channelnet_v2,channelnet_v3"),
+}
 
 
 def usage_error(message: str) -> int:
-    print(f"bench_topological: error: {message}", file=sys.stderr)
+    print(f"bench_layer_lowerings: error: {message}", file=sys.stderr)
     return 2
 
 
-def export_forms(name: str, runtimes: list[str], size: int | None, folder: Path) -> dict:
+def export_forms(kind: Kind, name: str, runtimes: list[str], size: int | None, folder: Path) -> dict:
     """Both forms of `name` in every runtime's format: paths, max abs diffs to eager PyTorch, mult-adds."""
     model = clcdeploy.create_model(name)
-    if not any(isinstance(m, TopologicalConv) for m in model.modules()):
-        raise ValueError(f"{name} has no topologically subdivided convolution")
+    if not any(isinstance(m, kind.layers) for m in model.modules()):
+        raise ValueError(f"{name} has no {kind.description}")
     size = size or model_spec(name).input_size
     random_weights(model, input_size=size)
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, size, size), dtype=np.float32))
     with torch.no_grad():
         expected = model(x).numpy()
-    result = {"size": size, "macs": {"gather": count_costs(model, size).macs,
-                                     "dense": count_costs(densify_topological(model), size).macs},
+    computed = densify_topological(model) if kind.option == "topological" else model
+    result = {"size": size, "macs": {kind.forms[0]: count_costs(computed, size).macs,
+                                     kind.forms[1]: count_costs(model, size).macs},
               "paths": {}, "diffs": {}}
-    for form in FORMS:
+    for form in kind.forms:
         with torch.no_grad(), quiet_output():
-            deploy = deployment_passes(model, x, topological=form)
+            deploy = deployment_passes(model, x, **{kind.option: form})
         for fmt in runtimes:
             module = importlib.import_module(FORMAT_MODULES[fmt])
             path = folder / f"{name}_{form}{module.SUFFIX}"
@@ -72,7 +97,7 @@ def export_forms(name: str, runtimes: list[str], size: int | None, folder: Path)
     return result
 
 
-def time_forms(exports: dict[str, dict], runtimes: list[str], threads: int, runs: int, warmup: int,
+def time_forms(kind: Kind, exports: dict[str, dict], runtimes: list[str], threads: int, runs: int, warmup: int,
                repeat: int) -> dict[tuple[str, str, str, int], list[float]]:
     """Per (model, form, runtime, round), the pass times in ms; all artifacts of a runtime interleaved."""
     times: dict[tuple[str, str, str, int], list[float]] = {}
@@ -81,7 +106,7 @@ def time_forms(exports: dict[str, dict], runtimes: list[str], threads: int, runs
         for fmt in runtimes:
             if fmt == "pte":
                 set_executorch_threads(threads)
-            keys = [(name, form) for name in exports for form in FORMS]
+            keys = [(name, form) for name in exports for form in kind.forms]
             live = [(key, Session(fmt, exports[key[0]]["paths"][key[1], fmt], threads,
                                   np.random.default_rng(1).standard_normal(
                                       (1, 3, exports[key[0]]["size"], exports[key[0]]["size"]), dtype=np.float32)))
@@ -99,27 +124,30 @@ def time_forms(exports: dict[str, dict], runtimes: list[str], threads: int, runs
     return times
 
 
-def markdown(exports: dict[str, dict], times: dict, runtimes: list[str], repeat: int, command: str) -> str:
+def markdown(kind: Kind, exports: dict[str, dict], times: dict, runtimes: list[str], repeat: int,
+             command: str) -> str:
+    new, old = kind.forms
     lines = [f"`{command}`", "",
-             "| model | mult-adds: model (gather) / computed dense | runtime | gather ms | dense ms | dense / gather "
-             "(rounds) | max abs diff gather / dense |", "| --- | --- | --- | --- | --- | --- | --- |"]
+             f"| model | mult-adds computed: {old} / {new} | runtime | {old} ms | {new} ms | {new} / {old} (rounds) "
+             f"| max abs diff {old} / {new} |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, export in exports.items():
-        macs = export["macs"]
+        macs, diffs = export["macs"], export["diffs"]
         for fmt in runtimes:
-            medians = {form: [statistics.median(times[name, form, fmt, r]) for r in range(repeat)] for form in FORMS}
-            ratios = [d / g for d, g in zip(medians["dense"], medians["gather"])]
+            rounds = [{form: statistics.median(times[name, form, fmt, r]) for form in kind.forms}
+                      for r in range(repeat)]
+            ratios = [medians[new] / medians[old] for medians in rounds]
             pooled = {form: statistics.median(t for r in range(repeat) for t in times[name, form, fmt, r])
-                      for form in FORMS}
-            lines.append(f"| {name} | {millions(macs['gather'])} / {millions(macs['dense'])} | "
-                         f"{RUNTIME_LABELS[fmt]} | {pooled['gather']:.4g} | {pooled['dense']:.4g} | "
-                         f"{pooled['dense'] / pooled['gather']:.3f} ({min(ratios):.3f}-{max(ratios):.3f}) | "
-                         f"{export['diffs']['gather', fmt]:.1e} / {export['diffs']['dense', fmt]:.1e} |")
+                      for form in kind.forms}
+            lines.append(f"| {name} | {millions(macs[old])} / {millions(macs[new])} | {RUNTIME_LABELS[fmt]} | "
+                         f"{pooled[old]:.4g} | {pooled[new]:.4g} | {pooled[new] / pooled[old]:.3f} "
+                         f"({min(ratios):.3f}-{max(ratios):.3f}) | {diffs[old, fmt]:.1e} / {diffs[new, fmt]:.1e} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default="sic_f,sic_g,sic_i")
+    parser.add_argument("--kind", required=True, choices=sorted(KINDS))
+    parser.add_argument("--models", help="comma-separated (default: the kind's paper models)")
     parser.add_argument("--runtimes", default="onnx,pte,tflite")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
@@ -128,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, help="input resolution (default: each model's)")
     parser.add_argument("--out", type=Path, help="also write the table to this markdown file")
     args = parser.parse_args(argv)
-    models = [m for m in args.models.split(",") if m]
+    kind = KINDS[args.kind]
+    models = [m for m in (args.models or kind.models).split(",") if m]
     runtimes = [r for r in args.runtimes.split(",") if r]
     if min(args.runs, args.repeat, args.threads) < 1 or args.warmup < 0:
         return usage_error("--runs, --repeat and --threads must be at least 1, --warmup at least 0")
@@ -137,14 +166,14 @@ def main(argv: list[str] | None = None) -> int:
         return usage_error(f"unknown runtime {', '.join(unknown) or '(none)'}; choose from "
                            f"{', '.join(FORMAT_MODULES)}")
     torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory(prefix="bench_topological_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench_layer_lowerings_") as tmp:
         try:
-            exports = {name: export_forms(name, runtimes, args.size, Path(tmp)) for name in models}
+            exports = {name: export_forms(kind, name, runtimes, args.size, Path(tmp)) for name in models}
         except (ValueError, ClcDeployError) as exc:
             return usage_error(str(exc).splitlines()[0])
-        times = time_forms(exports, runtimes, args.threads, args.runs, args.warmup, args.repeat)
-    command = "python scripts/bench_topological.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    table = markdown(exports, times, runtimes, args.repeat, command.strip())
+        times = time_forms(kind, exports, runtimes, args.threads, args.runs, args.warmup, args.repeat)
+    command = "python scripts/bench_layer_lowerings.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    table = markdown(kind, exports, times, runtimes, args.repeat, command.strip())
     print(table)
     if args.out:
         write_atomic(args.out, table)

@@ -1,0 +1,59 @@
+"""scripts/bench_layer_lowerings.py: one line and exit code 2 for bad input; a tiny real run writes its table."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_layer_lowerings.py"
+
+
+@pytest.fixture(scope="module")
+def bench_layer_lowerings():
+    spec = importlib.util.spec_from_file_location("bench_layer_lowerings", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--kind", "topological", "--runtimes", "onnx,coreml"], "unknown runtime coreml"),
+    (["--kind", "channelwise", "--runs", "0"], "--runs, --repeat and --threads must be at least 1"),
+    (["--kind", "topological", "--models", "sic_c_tiny", "--runtimes", "onnx"],
+     "sic_c_tiny has no topologically subdivided convolution"),
+    (["--kind", "channelwise", "--models", "sic_i_tiny", "--runtimes", "onnx"],
+     "sic_i_tiny has no channel-wise convolution"),
+    (["--kind", "topological", "--models", "sic_zz", "--runtimes", "onnx"], "sic_zz"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(bench_layer_lowerings, capsys, argv, message):
+    assert bench_layer_lowerings.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("bench_layer_lowerings: error: ") and message in err
+
+
+@pytest.mark.parametrize("kind, model, header", [
+    ("topological", "sic_i_tiny", "| model | mult-adds computed: gather / dense | runtime | gather ms | dense ms |"),
+    ("channelwise", "channelnet_tiny",
+     "| model | mult-adds computed: plane / pixels | runtime | plane ms | pixels ms |"),
+])
+def test_a_tiny_run_times_both_forms_side_by_side(bench_layer_lowerings, tmp_path, capsys, kind, model, header):
+    out = tmp_path / f"{kind}.md"
+    argv = ["--kind", kind, "--models", model, "--runtimes", "onnx,tflite", "--runs", "2", "--warmup", "0",
+            "--repeat", "2", "--out", str(out)]
+    assert bench_layer_lowerings.main(argv) == 0
+    table = out.read_text()
+    assert table == capsys.readouterr().out.rstrip("\n") + "\n"
+    assert table.splitlines()[2].startswith(header)
+    rows = [line for line in table.splitlines() if line.startswith(f"| {model} ")]
+    assert [row.split(" | ")[2] for row in rows] == ["ORT CPU", "LiteRT XNNPACK"]
+    for row in rows:
+        cells = row.strip("| ").split(" | ")
+        old, new = float(cells[3]), float(cells[4])
+        ratio, low, high = map(float, re.fullmatch(r"([\d.]+) \(([\d.]+)-([\d.]+)\)", cells[5]).groups())
+        assert ratio == pytest.approx(new / old, rel=5e-3, abs=2e-3) and 0 < low <= high
+        assert all(float(diff) < 1e-4 for diff in cells[6].split(" / "))
