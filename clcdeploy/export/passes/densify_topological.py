@@ -4,8 +4,8 @@
 a grouped conv with one output channel per group. No runtime runs that well: the gather stays outside the
 XNNPACK delegate (a partition break per layer) and the grouped conv is as many tiny GEMMs as there are
 channels. The same linear map as a dense conv, with zero weights outside each neighbourhood, costs n/c times
-the layer's mult-adds but runs as one delegated GEMM (measured: BENCHMARKS.md, section 5, "Topological
-layers"). Exact: every output still sums exactly its neighbourhood's terms.
+the layer's mult-adds but runs as one delegated GEMM (measured: BENCHMARKS.md, section 5, "Zoo layers
+rewritten for speed"). Exact: every output still sums exactly its neighbourhood's terms.
 """
 
 from __future__ import annotations
