@@ -22,7 +22,7 @@ from clcdeploy.export.passes.lower_igc import (
     DEFAULT_IGC_LOWERING, DEFAULT_IGC_LOWERINGS, IGC_LOWERINGS, SPLIT_K_MIN_PIXELS, lower_igc,
 )
 from clcdeploy.export.passes.sink_concats import sink_concats
-from clcdeploy.export.passes.trace import UntraceableError
+from clcdeploy.export.passes.trace import UntraceableError, recorded_calls
 from clcdeploy.zoo.layers import IGC
 
 __all__ = ["CHANNELWISE_LOWERINGS", "DEFAULT_CHANNELWISE", "DEFAULT_IGC_LOWERING", "DEFAULT_IGC_LOWERINGS",
@@ -95,22 +95,9 @@ def _rewrite(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.M
 def _rewrite_children(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.Module:
     """A copy of `model` whose direct children are rewritten separately (recursively if needed)."""
     model = copy.deepcopy(model).eval()
-    inputs: dict[str, list] = {}
-
-    def recorder(name: str):
-        def hook(module: nn.Module, args: tuple) -> None:
-            inputs.setdefault(name, []).append(args)
-        return hook
-
-    handles = [child.register_forward_pre_hook(recorder(name)) for name, child in model.named_children()]
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for handle in handles:
-            handle.remove()
+    inputs = recorded_calls(model, example, [name for name, _ in model.named_children()])
     for name, child in list(model.named_children()):
-        calls = inputs.get(name, [])
+        calls = inputs[name]
         if len(calls) != 1 or len(calls[0]) != 1 or not isinstance(calls[0][0], torch.Tensor):
             continue  # called never, several times, or with other arguments: leave as is
         if not any(True for _ in child.children()) and not isinstance(child, IGC):

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from clcdeploy.export.passes.trace import recorded_calls
 from clcdeploy.zoo.channelnet import ChannelWiseConv, ConvClassifier
 
 
@@ -77,25 +78,11 @@ def channelwise_on_pixels(model: nn.Module, example: torch.Tensor) -> nn.Module:
     if not targets:
         return model
     model = copy.deepcopy(model).eval()
-    pixels: dict[str, int] = {}
-
-    def recorder(name: str):
-        def hook(_module: nn.Module, args: tuple) -> None:
-            pixels.setdefault(name, args[0].shape[2] * args[0].shape[3])
-        return hook
-
-    hooks = [model.get_submodule(name).register_forward_pre_hook(recorder(name)) for name in targets]
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    for name in targets:
-        layer = model.get_submodule(name)
-        if name not in pixels:
+    for name, calls in recorded_calls(model, example, targets).items():
+        if not calls:
             continue  # not called on this input: nothing to size it by
-        replacement = (ChannelWiseOnPixels(layer, pixels[name]) if isinstance(layer, ChannelWiseConv)
+        layer, (x, *_) = model.get_submodule(name), calls[0]
+        replacement = (ChannelWiseOnPixels(layer, x.shape[2] * x.shape[3]) if isinstance(layer, ChannelWiseConv)
                        else ConvClassifierOnPixels(layer))
         parent_name, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, child, replacement)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import torch
 from torch import fx, nn
 
 from clcdeploy.errors import ExportError
@@ -69,3 +70,22 @@ def _has_path(gm: fx.GraphModule, path: str) -> bool:
         return True
     except AttributeError:
         return False
+
+
+def recorded_calls(model: nn.Module, example: torch.Tensor, names: list[str]) -> dict[str, list[tuple]]:
+    """The positional arguments of every call of the submodules `names` while `model` runs on `example`."""
+    calls: dict[str, list[tuple]] = {name: [] for name in names}
+
+    def recorder(name: str):
+        def hook(_module: nn.Module, args: tuple) -> None:
+            calls[name].append(args)
+        return hook
+
+    handles = [model.get_submodule(name).register_forward_pre_hook(recorder(name)) for name in names]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return calls
