@@ -4,6 +4,8 @@
 - `--kind topological`: SIC models F, G, I (seed 003). Each topologically subdivided convolution as one dense
   convolution (the export default) or as written, a channel gather plus a grouped convolution with one output
   per group (`--topological gather`).
+- `--kind handwritten-igc`: sparse-kernel nets (seed 004) that write clcNet's IGC as a grouped convolution with
+  2 channels per group and a channel shuffle: lowered like an IGC (the export default) or as written.
 - `--kind channelwise`: ChannelNets (seed 002). Channel-wise convolutions and the convolutional classifier
   with the pixels as the channels of a depthwise convolution, or as written, one-channel convolutions over the
   (channels, pixels) plane (the export picks per format).
@@ -11,8 +13,9 @@
 Per runtime, every artifact is loaded in one process and timed pass by pass in a new random order every pass;
 each round gives the ratio of the first form to the second.
 
-    .venv/bin/python scripts/bench_layer_lowerings.py --kind topological|channelwise [--models a,b]
-        [--runtimes onnx,pte,tflite] [--runs 10] [--warmup 2] [--repeat 2] [--threads 1] [--size N] [--out FILE.md]
+    .venv/bin/python scripts/bench_layer_lowerings.py --kind topological|channelwise|handwritten-igc
+        [--models a,b] [--runtimes onnx,pte,tflite] [--runs 10] [--warmup 2] [--repeat 2] [--threads 1] [--size N]
+        [--out FILE.md]
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from clcdeploy.files import write_atomic  # noqa: E402
 from clcdeploy.units import millions  # noqa: E402
 from clcdeploy.zoo import model_spec  # noqa: E402
 from clcdeploy.zoo.channelnet import ChannelWiseConv, ConvClassifier  # noqa: E402
+from clcdeploy.zoo.layers import ChannelShuffle  # noqa: E402
 from clcdeploy.zoo.sic import TopologicalConv  # noqa: E402
 
 
@@ -59,6 +63,8 @@ KINDS = {
                         "topologically subdivided convolution", "sic_f,sic_g,sic_i"),
     "channelwise": Kind("channelwise", ("pixels", "plane"), (ChannelWiseConv, ConvClassifier),
                         "channel-wise convolution", "channelnet_v1,channelnet_v2,channelnet_v3"),
+    "handwritten-igc": Kind("handwritten_igc", ("lowered", "grouped"), (ChannelShuffle,), "channel shuffle",
+                            "sk_t4_gconv100_pwgconv2_w200"),
 }
 
 

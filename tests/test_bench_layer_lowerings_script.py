@@ -29,6 +29,8 @@ def bench_layer_lowerings():
     (["--kind", "channelwise", "--models", "sic_i_tiny", "--runtimes", "onnx"],
      "sic_i_tiny has no channel-wise convolution"),
     (["--kind", "topological", "--models", "sic_zz", "--runtimes", "onnx"], "sic_zz"),
+    (["--kind", "handwritten-igc", "--models", "mobilenet_v1_tiny", "--runtimes", "onnx"],
+     "mobilenet_v1_tiny has no channel shuffle"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(bench_layer_lowerings, capsys, argv, message):
     assert bench_layer_lowerings.main(argv) == 2

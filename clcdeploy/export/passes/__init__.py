@@ -21,14 +21,16 @@ from clcdeploy.export.passes.fold_batchnorm import fold_batchnorm
 from clcdeploy.export.passes.lower_igc import (
     DEFAULT_IGC_LOWERING, DEFAULT_IGC_LOWERINGS, IGC_LOWERINGS, SPLIT_K_MIN_PIXELS, lower_igc,
 )
+from clcdeploy.export.passes.recognise_igc import recognise_igc
 from clcdeploy.export.passes.sink_concats import sink_concats
 from clcdeploy.export.passes.trace import UntraceableError, recorded_calls
 from clcdeploy.zoo.layers import IGC
 
 __all__ = ["CHANNELWISE_LOWERINGS", "DEFAULT_CHANNELWISE", "DEFAULT_IGC_LOWERING", "DEFAULT_IGC_LOWERINGS",
-           "IGC_LOWERINGS", "POOL_REWRITES", "TOPOLOGICAL_LOWERINGS", "channelwise_on_pixels", "deployment_passes",
-           "densify_topological", "eliminate_permutations", "explicit_pool_padding", "fold_batchnorm",
-           "fused_igc_passes", "lower_igc", "pool_padding_for", "sink_concats"]
+           "HANDWRITTEN_IGC_LOWERINGS", "IGC_LOWERINGS", "POOL_REWRITES", "TOPOLOGICAL_LOWERINGS",
+           "channelwise_on_pixels", "deployment_passes", "densify_topological", "eliminate_permutations",
+           "explicit_pool_padding", "fold_batchnorm", "fused_igc_passes", "lower_igc", "pool_padding_for",
+           "recognise_igc", "sink_concats"]
 
 
 # How topologically subdivided convolutions (SIC models F, G, I) are exported: as one dense convolution each
@@ -40,13 +42,19 @@ TOPOLOGICAL_LOWERINGS = ("dense", "gather")
 # the pixel form slowly (transposes around its NCHWc convolutions), XNNPACK the other way round.
 CHANNELWISE_LOWERINGS = ("pixels", "plane")
 DEFAULT_CHANNELWISE = {"onnx": "plane", "pte": "pixels", "tflite": "pixels"}
+# A grouped convolution with groups of <= 2 channels followed by a channel shuffle with as many groups, as the
+# sparse-kernel nets write clcNet's block: recognised as an IGC and lowered like one ("lowered", faster on
+# every runtime), or left as written ("grouped").
+HANDWRITTEN_IGC_LOWERINGS = ("lowered", "grouped")
 
 
 def deployment_passes(model: nn.Module, example: torch.Tensor, *, igc_lowering: str = DEFAULT_IGC_LOWERING,
-                      topological: str = "dense", channelwise: str = "pixels") -> nn.Module:
+                      topological: str = "dense", channelwise: str = "pixels",
+                      handwritten_igc: str = "lowered") -> nn.Module:
     """Densify topological layers (`topological` in TOPOLOGICAL_LOWERINGS), put channel-wise convolutions on
-    the pixels (`channelwise` in CHANNELWISE_LOWERINGS), fold BN, lower IGC (`igc_lowering` in IGC_LOWERINGS),
-    remove channel permutations, place concats.
+    the pixels (`channelwise` in CHANNELWISE_LOWERINGS), recognise hand-written IGCs (`handwritten_igc` in
+    HANDWRITTEN_IGC_LOWERINGS), fold BN, lower IGC (`igc_lowering` in IGC_LOWERINGS), remove channel
+    permutations, place concats.
 
     Padded pools are rewritten later, per format (`explicit_pool_padding`, applied by each format's export).
 
@@ -54,7 +62,11 @@ def deployment_passes(model: nn.Module, example: torch.Tensor, *, igc_lowering: 
     A model that fx cannot trace as a whole is rewritten child by child (each on the input it receives),
     so only the untraceable modules themselves stay unrewritten.
     """
-    return _traced_rewrites(_layer_rewrites(model, example, topological, channelwise), example, igc_lowering)
+    if handwritten_igc not in HANDWRITTEN_IGC_LOWERINGS:
+        raise ValueError(f"unknown hand-written IGC lowering {handwritten_igc!r}; choose from "
+                         f"{HANDWRITTEN_IGC_LOWERINGS}")
+    model = _layer_rewrites(model, example, topological, channelwise)
+    return _traced_rewrites(model, example, igc_lowering, recognise=handwritten_igc == "lowered")
 
 
 def _layer_rewrites(model: nn.Module, example: torch.Tensor, topological: str, channelwise: str) -> nn.Module:
@@ -70,15 +82,16 @@ def _layer_rewrites(model: nn.Module, example: torch.Tensor, topological: str, c
     return model
 
 
-def _traced_rewrites(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.Module:
+def _traced_rewrites(model: nn.Module, example: torch.Tensor, igc_lowering: str,
+                     recognise: bool = True) -> nn.Module:
     try:
-        return _rewrite(model, example, igc_lowering)
+        return _rewrite(model, example, igc_lowering, recognise)
     except UntraceableError:
-        return _rewrite_children(model, example, igc_lowering)
+        return _rewrite_children(model, example, igc_lowering, recognise)
 
 
-def _rewrite(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.Module:
-    gm = fold_batchnorm(model)
+def _rewrite(model: nn.Module, example: torch.Tensor, igc_lowering: str, recognise: bool) -> nn.Module:
+    gm = fold_batchnorm(recognise_igc(model) if recognise else model)
     gm = lower_igc(gm, variant=igc_lowering)
     if igc_lowering.startswith("split"):
         gm = eliminate_permutations(gm, example)
@@ -92,7 +105,7 @@ def _rewrite(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.M
     return gm
 
 
-def _rewrite_children(model: nn.Module, example: torch.Tensor, igc_lowering: str) -> nn.Module:
+def _rewrite_children(model: nn.Module, example: torch.Tensor, igc_lowering: str, recognise: bool) -> nn.Module:
     """A copy of `model` whose direct children are rewritten separately (recursively if needed)."""
     model = copy.deepcopy(model).eval()
     inputs = recorded_calls(model, example, [name for name, _ in model.named_children()])
@@ -103,7 +116,7 @@ def _rewrite_children(model: nn.Module, example: torch.Tensor, igc_lowering: str
         if not any(True for _ in child.children()) and not isinstance(child, IGC):
             continue  # a leaf layer: nothing to rewrite on its own
         wrapped = nn.Sequential(child) if isinstance(child, IGC) else child
-        setattr(model, name, _traced_rewrites(wrapped, calls[0][0], igc_lowering))
+        setattr(model, name, _traced_rewrites(wrapped, calls[0][0], igc_lowering, recognise))
     return model
 
 

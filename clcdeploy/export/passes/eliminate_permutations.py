@@ -6,7 +6,11 @@ Rewrites, applied until none matches (channel counts come from shape propagation
   applied per slice, a concat is sliced piecewise;
 - a grouped (not depthwise) convolution reading a concat whose pieces align with its groups becomes one
   convolution per piece (the GC group reading `z_lo` is a dense conv on `z_lo`), concatenated;
-- a per-channel activation of a concat used only there moves into the pieces (so runtimes fuse conv+ReLU).
+- a per-channel activation of a concat used only there moves into the pieces (so runtimes fuse conv+ReLU);
+- a tensor read both in strided slices and whole (a residual stream: the next lowered IGC and the shortcut
+  add) is read whole through an interleave of its slices, so the slices can move on; the slices of an
+  interleave are its parts, so the stream runs as slices and an interleave stays only where a reader needs
+  the whole tensor.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ def eliminate_permutations(model: nn.Module, example: torch.Tensor) -> fx.GraphM
         for node in list(gm.graph.nodes):
             if getattr(node, "_erased", False) or (not node.users and node.op != "output"):
                 continue
-            changed |= _push_slices(gm, node) or _split_grouped_conv(gm, node) or _unary_into_cat(gm, node)
+            changed |= (_push_slices(gm, node) or _slice_for_mixed_users(gm, node) or _slice_of_interleave(node)
+                        or _split_grouped_conv(gm, node) or _unary_into_cat(gm, node))
         finish(gm)
         if not changed:
             break
@@ -220,3 +225,47 @@ def _unary_into_cat(gm: fx.GraphModule, node: fx.Node) -> bool:
     node.replace_all_uses_with(out)
     gm.graph.erase_node(node)
     return True
+
+
+@fx.wrap
+def interleave_channels(parts: list[torch.Tensor]) -> torch.Tensor:
+    """The inverse of taking the strided slices `x[:, j::k]`, j < k = len(parts)."""
+    return torch.stack(parts, dim=2).flatten(1, 2)
+
+
+def _slice_for_mixed_users(gm: fx.GraphModule, node: fx.Node) -> bool:
+    """`node` read both through strided slices (step k) and whole (e.g. a residual stream: the next block's
+    lowered IGC and its shortcut add): the whole reads get `interleave(node[:, 0::k], ...)`, so that every
+    user is a slice and the slices move on towards the producers; `_slice_of_interleave` undoes the
+    interleave wherever its own users end up slicing it again."""
+    slices = [_channel_slice(u) for u in node.users if u.args and u.args[0] is node]
+    steps = {s[1] for s in slices if s is not None}
+    whole = [u for u in node.users if _channel_slice(u) is None or u.args[0] is not node]
+    if len(steps) != 1 or not whole:
+        return False
+    (k,) = steps
+    channels = _channels(node)
+    if channels is None or channels % k or _slice_builder(gm, node, k) is None:
+        return False
+    first = next(n for n in gm.graph.nodes if n in whole)
+    with gm.graph.inserting_before(first):
+        parts = [gm.graph.call_function(operator.getitem, (node, (slice(None), slice(j, None, k))))
+                 for j in range(k)]
+        full = gm.graph.call_function(interleave_channels, (parts,))
+    for user in whole:
+        user.replace_input_with(node, full)
+    return True
+
+
+def _slice_of_interleave(node: fx.Node) -> bool:
+    """`interleave_channels(parts)[:, j::k]` with k = len(parts) -> parts[j]."""
+    if not (node.op == "call_function" and node.target is interleave_channels):
+        return False
+    changed = False
+    parts = node.args[0]
+    for user in list(node.users):
+        s = _channel_slice(user)
+        if s is not None and user.args[0] is node and s[1] == len(parts) and s[0] < len(parts):
+            user.replace_all_uses_with(parts[s[0]])
+            changed = True
+    return changed
