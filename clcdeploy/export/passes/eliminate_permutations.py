@@ -23,7 +23,7 @@ from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.passes.shape_prop import ShapeProp
 
-from clcdeploy.export.passes.trace import finish, to_graph_module, unique_name
+from clcdeploy.export.passes.trace import add_submodule, finish, to_graph_module
 
 # Modules that act on each channel separately, so they commute with any channel selection.
 _UNARY_MODULES = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Hardswish, nn.SiLU, nn.Sigmoid, nn.Identity,
@@ -170,9 +170,7 @@ def _bias_rows(conv: nn.Conv2d, rows: slice) -> torch.Tensor | None:
 
 
 def _register(gm: fx.GraphModule, target: str, tag: int | str, module: nn.Module) -> str:
-    name = unique_name(gm, f"{target}_p{tag}")
-    gm.add_submodule(name, module)
-    return name
+    return add_submodule(gm, f"{target}_p{tag}", module)
 
 
 def _split_grouped_conv(gm: fx.GraphModule, node: fx.Node) -> bool:

@@ -27,7 +27,7 @@ from torch import fx, nn
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.passes.shape_prop import ShapeProp
 
-from clcdeploy.export.passes.trace import UntraceableError, finish, to_graph_module, unique_name
+from clcdeploy.export.passes.trace import UntraceableError, add_submodule, finish, to_graph_module, unique_name
 
 POOL_REWRITES = ("zero-pad-counting-average", "count-average-padding", "zero-pad-max-of-relu")
 _FORMAT_POOL_REWRITES = {"onnx": (), "pte": ("zero-pad-counting-average",),
@@ -111,14 +111,12 @@ def _rewrite(gm: fx.GraphModule, node: fx.Node, form: str) -> None:
         inputs = node.args
     else:
         pad_h, pad_w = nn.modules.utils._pair(pool.padding)
-        pad_name = unique_name(gm, base + "_pad")
-        gm.add_submodule(pad_name, nn.ZeroPad2d((pad_w, pad_w, pad_h, pad_h)))
+        pad_name = add_submodule(gm, base + "_pad", nn.ZeroPad2d((pad_w, pad_w, pad_h, pad_h)))
         with gm.graph.inserting_before(node):
             inputs = (gm.graph.call_module(pad_name, node.args),)
         replacement = (nn.AvgPool2d(kernel, pool.stride, 0) if isinstance(pool, nn.AvgPool2d)
                        else nn.MaxPool2d(kernel, pool.stride, 0))
-    pool_name = unique_name(gm, base + "_rewritten")
-    gm.add_submodule(pool_name, replacement)
+    pool_name = add_submodule(gm, base + "_rewritten", replacement)
     with gm.graph.inserting_before(node):
         result = gm.graph.call_module(pool_name, inputs)
         if form == "count-average-padding":

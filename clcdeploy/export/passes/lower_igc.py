@@ -18,7 +18,7 @@ import operator
 import torch
 from torch import fx, nn
 
-from clcdeploy.export.passes.trace import finish, to_graph_module, unique_name
+from clcdeploy.export.passes.trace import add_submodule, finish, to_graph_module
 from clcdeploy.zoo.layers import IGC, interlace
 
 # "split-k" / "split-late": the split lowering followed by `sink_concats` (the block's quarter-tensor concats
@@ -76,12 +76,6 @@ def _depthwise(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor | None)
     return dw.eval()
 
 
-def _add_module(gm: fx.GraphModule, base: str, module: nn.Module) -> str:
-    name = unique_name(gm, base)
-    gm.add_submodule(name, module)
-    return name
-
-
 def _split_lowering(gm: fx.GraphModule, node: fx.Node, conv: nn.Conv2d) -> fx.Node:
     graph, x = gm.graph, node.args[0]
     k = conv.in_channels // conv.groups
@@ -96,7 +90,7 @@ def _split_lowering(gm: fx.GraphModule, node: fx.Node, conv: nn.Conv2d) -> fx.No
         for j in range(k):
             bias = conv.bias.detach()[f::per_group] if (conv.bias is not None and j == 0) else None
             dw = _depthwise(conv, w[f::per_group, j:j + 1], bias)
-            terms.append(graph.call_module(_add_module(gm, f"{node.target}_dw{f}_{j}", dw), (parts[j],)))
+            terms.append(graph.call_module(add_submodule(gm, f"{node.target}_dw{f}_{j}", dw), (parts[j],)))
         field = terms[0]
         for term in terms[1:]:
             field = graph.call_function(operator.add, (field, term))
@@ -110,7 +104,7 @@ def _swap_lowering(gm: fx.GraphModule, node: fx.Node, conv: nn.Conv2d) -> fx.Nod
     channel = torch.arange(conv.out_channels)
     direct = _depthwise(conv, w[channel, channel % 2].unsqueeze(1), None if conv.bias is None else conv.bias.detach())
     swapped = _depthwise(conv, w[channel, 1 - channel % 2].unsqueeze(1), None)
-    a = graph.call_module(_add_module(gm, f"{node.target}_dw_direct", direct), (x,))
+    a = graph.call_module(add_submodule(gm, f"{node.target}_dw_direct", direct), (x,))
     b_in = graph.call_function(swap_pairs, (x,))
-    b = graph.call_module(_add_module(gm, f"{node.target}_dw_swapped", swapped), (b_in,))
+    b = graph.call_module(add_submodule(gm, f"{node.target}_dw_swapped", swapped), (b_in,))
     return graph.call_function(interlace, (graph.call_function(operator.add, (a, b)), conv.groups))

@@ -14,7 +14,7 @@ import copy
 import torch
 from torch import fx, nn
 
-from clcdeploy.export.passes.trace import finish, to_graph_module, unique_name
+from clcdeploy.export.passes.trace import add_submodule, finish, to_graph_module
 from clcdeploy.zoo.layers import IGC, ChannelShuffle
 
 MAX_CRF = 2  # the lowerings that remove tiny grouped convolutions cover CRF <= 2
@@ -36,10 +36,10 @@ def recognise_igc(model: nn.Module) -> fx.GraphModule:
         igc = IGC(conv.in_channels, conv.out_channels, conv.groups)
         igc.conv = copy.deepcopy(conv)
         with gm.graph.inserting_before(node):
-            out = gm.graph.call_module(_add(gm, f"{conv_node.target}_igc", igc), (conv_node.args[0],))
+            out = gm.graph.call_module(add_submodule(gm, f"{conv_node.target}_igc", igc), (conv_node.args[0],))
             if bn_node is not None:
                 bn = _permuted(gm.get_submodule(bn_node.target), igc.channel_permutation())
-                out = gm.graph.call_module(_add(gm, f"{bn_node.target}_interlaced", bn), (out,))
+                out = gm.graph.call_module(add_submodule(gm, f"{bn_node.target}_interlaced", bn), (out,))
         node.replace_all_uses_with(out)
         for dead in (node, bn_node, conv_node):
             if dead is not None:
@@ -69,9 +69,3 @@ def _permuted(bn: nn.BatchNorm2d, perm: list[int]) -> nn.BatchNorm2d:
             if tensor is not None:
                 tensor.copy_(getattr(bn, name)[index])
     return moved
-
-
-def _add(gm: fx.GraphModule, base: str, module: nn.Module) -> str:
-    name = unique_name(gm, base.replace(".", "_"))
-    gm.add_submodule(name, module)
-    return name

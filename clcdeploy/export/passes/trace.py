@@ -64,6 +64,13 @@ def unique_name(gm: fx.GraphModule, base: str) -> str:
     return name
 
 
+def add_submodule(gm: fx.GraphModule, base: str, module: nn.Module) -> str:
+    """Add `module` to `gm` under a new path derived from `base` (dots nest it); returns the path."""
+    name = unique_name(gm, base)
+    gm.add_submodule(name, module)
+    return name
+
+
 def _has_path(gm: fx.GraphModule, path: str) -> bool:
     try:
         gm.get_submodule(path)
