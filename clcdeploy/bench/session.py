@@ -203,11 +203,11 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
                      else [[(model, fmt)] for model in options.models for fmt in options.formats])
             # Every runner chosen before anything is pushed or timed: an artifact the device cannot run ends the
             # session at once. Each artifact is pushed when it is first needed.
-            chosen_runners = {}
+            chosen_runners: dict[tuple[str, str], Runner] = {}
             for key in (key for step in steps for key in step):
                 current = f"{key[0]}/{key[1]} (choosing a runner)"
                 chosen_runners[key] = _choose_runner(device, artifacts[key], runner, python)
-            requests: dict[tuple[str, str], tuple[Runner, RunRequest]] = {}
+            requests: dict[tuple[str, str], RunRequest] = {}
             for index in range(options.rounds):
                 tag = f" (round {index + 1} of {options.rounds})" if options.rounds > 1 else ""
                 for step in steps if index % 2 == 0 else steps[::-1]:
@@ -215,11 +215,11 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
                         if key not in requests:
                             current = f"{key[0]}/{key[1]} (pushing {artifacts[key].path.name})"
                             requests[key] = _prepare(device, run.facts, artifacts[key], options, chosen_runners[key])
-                    for chosen, keys in _by_runner(step, requests):
+                    for chosen, keys in _by_runner(step, chosen_runners):
                         if options.cooldown_s:
                             time.sleep(options.cooldown_s)
                         current = ", ".join(f"{model}/{fmt}" for model, fmt in keys) + tag
-                        group = [requests[k][1] for k in keys]
+                        group = [requests[k] for k in keys]
                         progress_path = (chosen.progress_file(device, group) if isinstance(chosen, PythonRunner)
                                          else None)
                         measured = _run_group(device, chosen, [artifacts[k] for k in keys], group, tag, log)
@@ -252,12 +252,13 @@ def _run_group(device: Device, runner: Runner, artifacts: list[Artifact], reques
     return measured
 
 
-def _by_runner(step: list[tuple[str, str]], requests: dict) -> list[tuple[Runner, list[tuple[str, str]]]]:
+def _by_runner(step: list[tuple[str, str]],
+               chosen_runners: dict[tuple[str, str], Runner]) -> list[tuple[Runner, list[tuple[str, str]]]]:
     """The step's artifacts grouped by the runner chosen for each (in order); a runner that cannot time
     several models in one process gets one group per artifact."""
     groups: list[tuple[Runner, list[tuple[str, str]]]] = []
     for key in step:
-        chosen = requests[key][0]
+        chosen = chosen_runners[key]
         together = next((keys for runner, keys in groups if runner is chosen and runner.side_by_side), None)
         if together is None:
             groups.append((chosen, [key]))
@@ -274,12 +275,11 @@ def _choose_runner(device: Device, artifact: Artifact, runner: Runner | None, py
     return chosen
 
 
-def _prepare(device: Device, facts: dict, artifact: Artifact, options: BenchOptions,
-             chosen: Runner) -> tuple[Runner, RunRequest]:
+def _prepare(device: Device, facts: dict, artifact: Artifact, options: BenchOptions, chosen: Runner) -> RunRequest:
     """Push `artifact` (and the kernel library it may need) for its runner: once per session."""
     remote = f"{device.work_dir}/{artifact.path.name}"
     push_if_changed(device, artifact.path, remote)
-    return chosen, _request(artifact, remote, options, chosen, _kernel_library(device, facts, artifact, chosen))
+    return _request(artifact, remote, options, chosen, _kernel_library(device, facts, artifact, chosen))
 
 
 def pool_rounds(measured: list[Measurement]) -> Measurement:
