@@ -6,6 +6,8 @@
   per group (`--topological gather`).
 - `--kind handwritten-igc`: sparse-kernel nets (seed 004) that write clcNet's IGC as a grouped convolution with
   2 channels per group and a channel shuffle: lowered like an IGC (the export default) or as written.
+- `--kind small-groups`: sparse-kernel nets (seed 004) whose pw-gconv-pw blocks have 3x3 grouped convolutions
+  with 2-4 channels per group: as depthwise convolutions (the export default) or as written.
 - `--kind channelwise`: ChannelNets (seed 002). Channel-wise convolutions and the convolutional classifier
   with the pixels as the channels of a depthwise convolution, or as written, one-channel convolutions over the
   (channels, pixels) plane (the export picks per format).
@@ -13,7 +15,7 @@
 Per runtime, every artifact is loaded in one process and timed pass by pass in a new random order every pass;
 each round gives the ratio of the first form to the second.
 
-    .venv/bin/python scripts/bench_layer_lowerings.py --kind topological|channelwise|handwritten-igc
+    .venv/bin/python scripts/bench_layer_lowerings.py --kind topological|channelwise|handwritten-igc|small-groups
         [--models a,b] [--runtimes onnx,pte,tflite] [--runs 10] [--warmup 2] [--repeat 2] [--threads 1] [--size N]
         [--out FILE.md]
 """
@@ -26,11 +28,13 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_runtimes import FORMAT_MODULES, RUNTIME_LABELS, Session, set_executorch_threads  # noqa: E402
@@ -39,6 +43,7 @@ import clcdeploy  # noqa: E402
 from clcdeploy.analysis.cost import count_costs  # noqa: E402
 from clcdeploy.errors import ClcDeployError  # noqa: E402
 from clcdeploy.export.passes import deployment_passes, densify_topological  # noqa: E402
+from clcdeploy.export.passes.lower_grouped import is_small_group_conv  # noqa: E402
 from clcdeploy.export.quiet import quiet_output  # noqa: E402
 from clcdeploy.export.weights import random_weights  # noqa: E402
 from clcdeploy.files import write_atomic  # noqa: E402
@@ -53,18 +58,22 @@ from clcdeploy.zoo.sic import TopologicalConv  # noqa: E402
 class Kind:
     option: str  # the deployment_passes keyword
     forms: tuple[str, str]  # (rewritten, as written)
-    layers: tuple[type, ...]
+    has_layer: Callable[[nn.Module], bool]  # whether a module is a layer this kind rewrites
     description: str
     models: str
 
 
 KINDS = {
-    "topological": Kind("topological", ("dense", "gather"), (TopologicalConv,),
+    "topological": Kind("topological", ("dense", "gather"), lambda m: isinstance(m, TopologicalConv),
                         "topologically subdivided convolution", "sic_f,sic_g,sic_i"),
-    "channelwise": Kind("channelwise", ("pixels", "plane"), (ChannelWiseConv, ConvClassifier),
+    "channelwise": Kind("channelwise", ("pixels", "plane"),
+                        lambda m: isinstance(m, (ChannelWiseConv, ConvClassifier)),
                         "channel-wise convolution", "channelnet_v1,channelnet_v2,channelnet_v3"),
-    "handwritten-igc": Kind("handwritten_igc", ("lowered", "grouped"), (ChannelShuffle,), "channel shuffle",
-                            "sk_t4_gconv100_pwgconv2_w200"),
+    "handwritten-igc": Kind("handwritten_igc", ("lowered", "grouped"), lambda m: isinstance(m, ChannelShuffle),
+                            "channel shuffle", "sk_t4_gconv100_pwgconv2_w200"),
+    "small-groups": Kind("small_groups", ("depthwise", "grouped"), is_small_group_conv,
+                         "grouped convolution with 2-4 channels per group",
+                         "sk_t2_pw_gconv32_pw_w256,sk_t2_pw_gconv64_pw_w512"),
 }
 
 
@@ -76,7 +85,7 @@ def usage_error(message: str) -> int:
 def export_forms(kind: Kind, name: str, runtimes: list[str], size: int | None, folder: Path) -> dict:
     """Both forms of `name` in every runtime's format: paths, max abs diffs to eager PyTorch, mult-adds."""
     model = clcdeploy.create_model(name)
-    if not any(isinstance(m, kind.layers) for m in model.modules()):
+    if not any(kind.has_layer(m) for m in model.modules()):
         raise ValueError(f"{name} has no {kind.description}")
     size = size or model_spec(name).input_size
     random_weights(model, input_size=size)

@@ -31,6 +31,8 @@ def bench_layer_lowerings():
     (["--kind", "topological", "--models", "sic_zz", "--runtimes", "onnx"], "sic_zz"),
     (["--kind", "handwritten-igc", "--models", "mobilenet_v1_tiny", "--runtimes", "onnx"],
      "mobilenet_v1_tiny has no channel shuffle"),
+    (["--kind", "small-groups", "--models", "mobilenet_v1_tiny", "--runtimes", "onnx"],
+     "mobilenet_v1_tiny has no grouped convolution with 2-4 channels per group"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(bench_layer_lowerings, capsys, argv, message):
     assert bench_layer_lowerings.main(argv) == 2
@@ -42,6 +44,8 @@ def test_bad_input_is_one_line_and_exit_code_2(bench_layer_lowerings, capsys, ar
     ("topological", "sic_i_tiny", "| model | mult-adds computed: gather / dense | runtime | gather ms | dense ms |"),
     ("channelwise", "channelnet_tiny",
      "| model | mult-adds computed: plane / pixels | runtime | plane ms | pixels ms |"),
+    ("small-groups", "sk_pw_gconv_pw_tiny",
+     "| model | mult-adds computed: grouped / depthwise | runtime | grouped ms | depthwise ms |"),
 ])
 def test_a_tiny_run_times_both_forms_side_by_side(bench_layer_lowerings, tmp_path, capsys, kind, model, header):
     out = tmp_path / f"{kind}.md"

@@ -258,6 +258,13 @@ def sk_pwgconv_dw_pwgconv_tiny(**kwargs) -> SparseKernelNet:
 
 
 @register_model(paper=SEED_SPARSE_KERNEL, family="sparse_kernel", tiny=True, input_size=32,
+                description="tiny PW+GConv(8)+PW net for tests (width 32: 1, 2, 4, 8 channels per group)")
+def sk_pw_gconv_pw_tiny(**kwargs) -> SparseKernelNet:
+    return SparseKernelNet(**{"design": "pw_gconv_pw", "width": 32, "blocks": 1, "groups": 8, "num_classes": 10,
+                              **kwargs})
+
+
+@register_model(paper=SEED_SPARSE_KERNEL, family="sparse_kernel", tiny=True, input_size=32,
                 description="tiny GConv(4)+PWGConv(4) net for tests (width 16, 1 block per stage)")
 def sk_gconv_pwgconv_tiny(**kwargs) -> SparseKernelNet:
     return SparseKernelNet(**{"design": "gconv_pwgconv", "width": 16, "blocks": 1, "groups": 4, "groups2": 4,

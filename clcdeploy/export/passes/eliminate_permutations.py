@@ -44,7 +44,8 @@ def eliminate_permutations(model: nn.Module, example: torch.Tensor) -> fx.GraphM
             if getattr(node, "_erased", False) or (not node.users and node.op != "output"):
                 continue
             changed |= (_push_slices(gm, node) or _slice_for_mixed_users(gm, node) or _slice_of_interleave(node)
-                        or _split_grouped_conv(gm, node) or _unary_into_cat(gm, node))
+                        or _split_grouped_conv(gm, node) or _unary_into_cat(gm, node)
+                        or _dense_conv_of_interleave(gm, node))
         finish(gm)
         if not changed:
             break
@@ -210,16 +211,16 @@ def _split_conv_over_pieces(gm: fx.GraphModule, node: fx.Node, conv: nn.Conv2d, 
 
 
 def _unary_into_cat(gm: fx.GraphModule, node: fx.Node) -> bool:
-    """act(cat(pieces)) with the cat used only there -> cat(act(piece))."""
-    if not _is_unary(gm, node) or not isinstance(node.args[0], fx.Node) or not _is_cat(node.args[0]):
+    """act(cat(pieces)) with the cat used only there -> cat(act(piece)); the same for an interleave."""
+    if not _is_unary(gm, node) or not isinstance(node.args[0], fx.Node):
         return False
     cat = node.args[0]
-    if len(cat.users) != 1:
+    if not (_is_cat(cat) or _is_interleave(cat)) or len(cat.users) != 1:
         return False
     with gm.graph.inserting_before(node):
         acts = [gm.graph.create_node(node.op, node.target, (p, *node.args[1:]), dict(node.kwargs))
                 for p in cat.args[0]]
-        out = gm.graph.call_function(torch.cat, (acts, 1))
+        out = gm.graph.call_function(cat.target, (acts, *cat.args[1:]))
     node.replace_all_uses_with(out)
     gm.graph.erase_node(node)
     return True
@@ -255,9 +256,13 @@ def _slice_for_mixed_users(gm: fx.GraphModule, node: fx.Node) -> bool:
     return True
 
 
+def _is_interleave(node: fx.Node) -> bool:
+    return node.op == "call_function" and node.target is interleave_channels
+
+
 def _slice_of_interleave(node: fx.Node) -> bool:
     """`interleave_channels(parts)[:, j::k]` with k = len(parts) -> parts[j]."""
-    if not (node.op == "call_function" and node.target is interleave_channels):
+    if not _is_interleave(node):
         return False
     changed = False
     parts = node.args[0]
@@ -267,3 +272,22 @@ def _slice_of_interleave(node: fx.Node) -> bool:
             user.replace_all_uses_with(parts[s[0]])
             changed = True
     return changed
+
+
+def _dense_conv_of_interleave(gm: fx.GraphModule, node: fx.Node) -> bool:
+    """dense conv(interleave(parts)) -> the conv with its input columns in part order, on cat(parts)."""
+    conv = _conv(gm, node)
+    source = node.args[0] if conv is not None else None
+    if conv is None or conv.groups != 1 or not isinstance(source, fx.Node) or not _is_interleave(source):
+        return False
+    parts = source.args[0]
+    k = len(parts)
+    order = torch.arange(conv.in_channels).view(-1, k).t().flatten()  # cat position -> interleaved channel
+    part = _conv_like(conv, conv.in_channels, conv.out_channels, 1, conv.weight.detach()[:, order],
+                      _bias_rows(conv, slice(None)))
+    with gm.graph.inserting_before(node):
+        cat = gm.graph.call_function(torch.cat, (parts, 1))
+        out = gm.graph.call_module(_register(gm, node.target, "i", part), (cat,))
+    node.replace_all_uses_with(out)
+    gm.graph.erase_node(node)
+    return True

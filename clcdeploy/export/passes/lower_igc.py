@@ -18,6 +18,7 @@ import operator
 import torch
 from torch import fx, nn
 
+from clcdeploy.export.passes.eliminate_permutations import interleave_channels
 from clcdeploy.export.passes.trace import add_submodule, finish, to_graph_module
 from clcdeploy.zoo.layers import IGC, interlace
 
@@ -59,7 +60,7 @@ def lower_igc(model: nn.Module, *, variant: str = "split") -> fx.GraphModule:
             if variant == "swap" and igc.crf == 2 and per_group == 2:
                 out = _swap_lowering(gm, node, igc.conv)
             else:
-                out = _split_lowering(gm, node, igc.conv)
+                out = split_lowering(gm, node, igc.conv)
         node.replace_all_uses_with(out)
         gm.graph.erase_node(node)
     return finish(gm)
@@ -76,7 +77,9 @@ def _depthwise(conv: nn.Conv2d, weight: torch.Tensor, bias: torch.Tensor | None)
     return dw.eval()
 
 
-def _split_lowering(gm: fx.GraphModule, node: fx.Node, conv: nn.Conv2d) -> fx.Node:
+def split_lowering(gm: fx.GraphModule, node: fx.Node, conv: nn.Conv2d, *, interlaced: bool = True) -> fx.Node:
+    """The fields `z_f` of the grouped conv `conv` applied to node's input, joined as the IGC's interlaced
+    output (a concat) or, with `interlaced=False`, as the grouped conv's own output (an interleave)."""
     graph, x = gm.graph, node.args[0]
     k = conv.in_channels // conv.groups
     per_group = conv.out_channels // conv.groups
@@ -95,7 +98,11 @@ def _split_lowering(gm: fx.GraphModule, node: fx.Node, conv: nn.Conv2d) -> fx.No
         for term in terms[1:]:
             field = graph.call_function(operator.add, (field, term))
         fields.append(field)
-    return fields[0] if len(fields) == 1 else graph.call_function(torch.cat, (fields, 1))
+    if len(fields) == 1:
+        return fields[0]
+    if interlaced:
+        return graph.call_function(torch.cat, (fields, 1))
+    return graph.call_function(interleave_channels, (fields,))
 
 
 def _swap_lowering(gm: fx.GraphModule, node: fx.Node, conv: nn.Conv2d) -> fx.Node:
