@@ -8,6 +8,9 @@
   2 channels per group and a channel shuffle: lowered like an IGC (the export default) or as written.
 - `--kind small-groups`: sparse-kernel nets (seed 004) whose pw-gconv-pw blocks have 3x3 grouped convolutions
   with 2-4 channels per group: as depthwise convolutions (the export default) or as written.
+- `--kind merged-groups`: grouped convolutions with fewer than 8 outputs per group (seed 004's
+  `sk_t4_pwgconv100_dw_pwgconv2_w700`, `sk_t3_gconv4_pwgconv32_w128`) with their groups merged into
+  block-diagonal ones (the `.pte` and `.tflite` export default) or as written (the `.onnx` default).
 - `--kind channelwise`: ChannelNets (seed 002). Channel-wise convolutions and the convolutional classifier
   with the pixels as the channels of a depthwise convolution, or as written, one-channel convolutions over the
   (channels, pixels) plane (the export picks per format).
@@ -15,7 +18,8 @@
 Per runtime, every artifact is loaded in one process and timed pass by pass in a new random order every pass;
 each round gives the ratio of the first form to the second.
 
-    .venv/bin/python scripts/bench_layer_lowerings.py --kind topological|channelwise|handwritten-igc|small-groups
+    .venv/bin/python scripts/bench_layer_lowerings.py
+        --kind topological|channelwise|handwritten-igc|small-groups|merged-groups
         [--models a,b] [--runtimes onnx,pte,tflite] [--runs 10] [--warmup 2] [--repeat 2] [--threads 1] [--size N]
         [--out FILE.md]
 """
@@ -44,6 +48,7 @@ from clcdeploy.analysis.cost import count_costs  # noqa: E402
 from clcdeploy.errors import ClcDeployError  # noqa: E402
 from clcdeploy.export.passes import deployment_passes, densify_topological  # noqa: E402
 from clcdeploy.export.passes.lower_grouped import is_small_group_conv  # noqa: E402
+from clcdeploy.export.passes.merge_groups import is_mergeable_conv, merge_small_groups  # noqa: E402
 from clcdeploy.export.quiet import quiet_output  # noqa: E402
 from clcdeploy.export.weights import random_weights  # noqa: E402
 from clcdeploy.files import write_atomic  # noqa: E402
@@ -56,16 +61,18 @@ from clcdeploy.zoo.sic import TopologicalConv  # noqa: E402
 
 @dataclass(frozen=True)
 class Kind:
-    option: str  # the deployment_passes keyword
+    option: str  # the deployment_passes keyword, or with `at_export` the format exports' flag (on for forms[0])
     forms: tuple[str, str]  # (rewritten, as written)
     has_layer: Callable[[nn.Module], bool]  # whether a module is a layer this kind rewrites
     description: str
     models: str
+    computed: Callable[[nn.Module], nn.Module] = lambda model: model  # the model as forms[0] computes it
+    at_export: bool = False
 
 
 KINDS = {
     "topological": Kind("topological", ("dense", "gather"), lambda m: isinstance(m, TopologicalConv),
-                        "topologically subdivided convolution", "sic_f,sic_g,sic_i"),
+                        "topologically subdivided convolution", "sic_f,sic_g,sic_i", densify_topological),
     "channelwise": Kind("channelwise", ("pixels", "plane"),
                         lambda m: isinstance(m, (ChannelWiseConv, ConvClassifier)),
                         "channel-wise convolution", "channelnet_v1,channelnet_v2,channelnet_v3"),
@@ -74,6 +81,10 @@ KINDS = {
     "small-groups": Kind("small_groups", ("depthwise", "grouped"), is_small_group_conv,
                          "grouped convolution with 2-4 channels per group",
                          "sk_t2_pw_gconv32_pw_w256,sk_t2_pw_gconv64_pw_w512"),
+    "merged-groups": Kind("merge_groups", ("merged", "separate"), is_mergeable_conv,
+                          "grouped convolution with fewer than 8 outputs per group",
+                          "sk_t4_pwgconv100_dw_pwgconv2_w700,sk_t3_gconv4_pwgconv32_w128", merge_small_groups,
+                          at_export=True),
 }
 
 
@@ -92,18 +103,19 @@ def export_forms(kind: Kind, name: str, runtimes: list[str], size: int | None, f
     x = torch.from_numpy(np.random.default_rng(0).standard_normal((1, 3, size, size), dtype=np.float32))
     with torch.no_grad():
         expected = model(x).numpy()
-    computed = densify_topological(model) if kind.option == "topological" else model
-    result = {"size": size, "macs": {kind.forms[0]: count_costs(computed, size).macs,
+    result = {"size": size, "macs": {kind.forms[0]: count_costs(kind.computed(model), size).macs,
                                      kind.forms[1]: count_costs(model, size).macs},
               "paths": {}, "diffs": {}}
     for form in kind.forms:
+        passes_options = {} if kind.at_export else {kind.option: form}
+        export_options = {kind.option: form == kind.forms[0]} if kind.at_export else {}
         with torch.no_grad(), quiet_output():
-            deploy = deployment_passes(model, x, **{kind.option: form})
+            deploy = deployment_passes(model, x, **passes_options)
         for fmt in runtimes:
             module = importlib.import_module(FORMAT_MODULES[fmt])
             path = folder / f"{name}_{form}{module.SUFFIX}"
             with torch.no_grad(), quiet_output():
-                module.export(deploy, x, path)
+                module.export(deploy, x, path, **export_options)
                 got = module.run(path, x.numpy())
             result["paths"][form, fmt] = path
             result["diffs"][form, fmt] = float(np.abs(got - expected).max())

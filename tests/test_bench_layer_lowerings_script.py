@@ -46,6 +46,8 @@ def test_bad_input_is_one_line_and_exit_code_2(bench_layer_lowerings, capsys, ar
      "| model | mult-adds computed: plane / pixels | runtime | plane ms | pixels ms |"),
     ("small-groups", "sk_pw_gconv_pw_tiny",
      "| model | mult-adds computed: grouped / depthwise | runtime | grouped ms | depthwise ms |"),
+    ("merged-groups", "sk_pwgconv_dw_pwgconv_tiny",
+     "| model | mult-adds computed: separate / merged | runtime | separate ms | merged ms |"),
 ])
 def test_a_tiny_run_times_both_forms_side_by_side(bench_layer_lowerings, tmp_path, capsys, kind, model, header):
     out = tmp_path / f"{kind}.md"

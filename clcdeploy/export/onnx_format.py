@@ -13,11 +13,14 @@ import torch
 from torch import nn
 
 NAME, SUFFIX, RUNTIME = "onnx", ".onnx", "onnxruntime"
+# merged groups (`merge_small_groups`) measured slower in ONNX Runtime
+MERGES_GROUPS = False
 OPSET = 17
 CUSTOM_OPSET_VERSION = 1
 
 
-def export(model: nn.Module, example: torch.Tensor, path: Path) -> dict:
+def export(model: nn.Module, example: torch.Tensor, path: Path, *,
+           merge_groups: bool = MERGES_GROUPS) -> dict:
     """Write `model` as a simplified, checked ONNX file at `path`; return layout facts for the manifest."""
     import io
     import warnings
@@ -25,11 +28,14 @@ def export(model: nn.Module, example: torch.Tensor, path: Path) -> dict:
     import onnx
     import onnxsim
 
+    from clcdeploy.export.passes import merge_small_groups
     from clcdeploy.kernels.build import build_onnxruntime_kernels
     from clcdeploy.kernels.fuse import FusedIGC2
     from clcdeploy.kernels.ops import ONNX_DOMAIN
 
     _register_igc2_symbolic()
+    if merge_groups:
+        model = merge_small_groups(model)
     fused = any(isinstance(m, FusedIGC2) for m in model.modules())
     buffer = io.BytesIO()
     with warnings.catch_warnings():

@@ -26,7 +26,7 @@ from clcdeploy.export.manifest import (
 )
 from clcdeploy.export.passes import (
     DEFAULT_CHANNELWISE, DEFAULT_IGC_LOWERINGS, IGC_LOWERINGS, TOPOLOGICAL_LOWERINGS, deployment_passes,
-    densify_topological, fused_igc_passes,
+    densify_topological, fused_igc_passes, mergeable_convs,
 )
 from clcdeploy.export.quiet import quiet_output
 from clcdeploy.export.weights import load_weights, random_weights
@@ -93,6 +93,8 @@ def export_model(
     models F, G, I) are written; "dense" computes each as one dense convolution, recorded per artifact in
     `extra["topological_layers"]` with the mult-adds the artifact computes. ChannelNets' channel-wise layers take
     each format's faster form (`DEFAULT_CHANNELWISE`), recorded in `extra["channelwise_layers"]`.
+    Grouped convolutions with fewer than 8 outputs per group are written with merged groups in the formats whose
+    export does so (`MERGES_GROUPS`: .pte and .tflite), counted in `extra["merged_group_convs"]`.
     `model_kwargs` are builder overrides for `create_model` (e.g. a clcNet configuration).
     `fused_igc` (opt-in; True means those of `FUSED_IGC_DEFAULT` being exported) names the formats in which
     each CRF-2 IGC is one call of clcdeploy's fused kernel (`FUSED_IGC_LAYOUTS`: the .pte's `clcdeploy::igc2`
@@ -160,6 +162,8 @@ def export_model(
                     entry.extra["topological_layers"] = topological_layers
                 if has_channelwise:
                     entry.extra["channelwise_layers"] = DEFAULT_CHANNELWISE[fmt]
+                if module.MERGES_GROUPS and (merged := mergeable_convs(deploys[fmt])):
+                    entry.extra["merged_group_convs"] = merged
                 entry.delegation_failures = delegation.delegation_failures(fmt, entry.op_histogram, entry.delegation,
                                                                            igc_lowered=igc_lowered)
                 entries[fmt] = entry

@@ -3,7 +3,8 @@
 `deployment_passes` applies them in order: dense topological layers, batch-norm folding, IGC lowering,
 small-group lowering, permutation elimination and concat placement; `fused_igc_passes` is the opt-in
 alternative with clcdeploy's fused IGC kernel (ExecuTorch, LiteRT, ONNX Runtime). `explicit_pool_padding`
-puts padded pools in the form a format's delegate takes; each format's `export` applies it.
+puts padded pools in the form a format's delegate takes and `merge_small_groups` widens groups with few outputs
+for XNNPACK; each format's `export` applies them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from clcdeploy.export.passes.lower_igc import (
     DEFAULT_IGC_LOWERING, DEFAULT_IGC_LOWERINGS, IGC_LOWERINGS, SPLIT_K_MIN_PIXELS, lower_igc,
 )
 from clcdeploy.export.passes.lower_grouped import is_small_group_conv, lower_grouped_convs
+from clcdeploy.export.passes.merge_groups import merge_small_groups, mergeable_convs
 from clcdeploy.export.passes.recognise_igc import recognise_igc
 from clcdeploy.export.passes.sink_concats import sink_concats
 from clcdeploy.export.passes.trace import UntraceableError, recorded_calls
@@ -33,7 +35,7 @@ __all__ = ["CHANNELWISE_LOWERINGS", "DEFAULT_CHANNELWISE", "DEFAULT_IGC_LOWERING
            "TOPOLOGICAL_LOWERINGS",
            "channelwise_on_pixels", "deployment_passes", "densify_topological", "eliminate_permutations",
            "explicit_pool_padding", "fold_batchnorm", "fused_igc_passes", "lower_grouped_convs", "lower_igc",
-           "pool_padding_for", "recognise_igc", "sink_concats"]
+           "merge_small_groups", "mergeable_convs", "pool_padding_for", "recognise_igc", "sink_concats"]
 
 
 # How topologically subdivided convolutions (SIC models F, G, I) are exported: as one dense convolution each

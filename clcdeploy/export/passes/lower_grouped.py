@@ -34,7 +34,7 @@ def lower_grouped_convs(model: nn.Module, *, max_group_channels: int = MAX_GROUP
     gm = to_graph_module(model)
     for node in list(gm.graph.nodes):
         conv = _conv(gm, node)
-        if conv is None or not _small_groups(conv, max_group_channels) or not _between_convs(gm, node):
+        if conv is None or not _small_groups(conv, max_group_channels) or not _between_convs(gm, node, conv):
             continue
         with gm.graph.inserting_before(node):
             out = split_lowering(gm, node, conv, interlaced=False)
@@ -53,12 +53,18 @@ def _small_groups(conv: nn.Conv2d, max_group_channels: int) -> bool:
     return conv.groups > 1 and 2 <= per_group <= max_group_channels and conv.kernel_size != (1, 1)
 
 
-def _between_convs(gm: fx.GraphModule, node: fx.Node) -> bool:
+def _between_convs(gm: fx.GraphModule, node: fx.Node, conv: nn.Conv2d) -> bool:
+    """Whether `node` (applying `conv`) reads a convolution that can emit its slices as separate outputs
+    (through per-channel ops used only here) and feeds only dense convolutions."""
     source = node.args[0]
     while isinstance(source, fx.Node) and _is_unary(gm, source) and len(source.users) == 1:
         source = source.args[0]
-    if not isinstance(source, fx.Node) or _conv(gm, source) is None or len(source.users) != 1:
+    producer = _conv(gm, source) if isinstance(source, fx.Node) else None
+    if producer is None or len(source.users) != 1:
         return False
+    step = conv.in_channels // conv.groups
+    if producer.groups > 1 and (producer.out_channels // producer.groups) % step:
+        return False  # a group of the producer would have to be split across slices
     return _reaches_only_dense_convs(gm, node)
 
 
