@@ -7,10 +7,10 @@
 - `--kind handwritten-igc`: sparse-kernel nets (seed 004) that write clcNet's IGC as a grouped convolution with
   2 channels per group and a channel shuffle: lowered like an IGC (the export default) or as written.
 - `--kind small-groups`: sparse-kernel nets (seed 004) whose pw-gconv-pw blocks have 3x3 grouped convolutions
-  with 2-4 channels per group: as depthwise convolutions (the export default) or as written.
+  with 2-4 channels per group, and clcNet-Ap: as depthwise convolutions (the export default) or as written.
 - `--kind merged-groups`: grouped convolutions with fewer than 8 outputs per group (seed 004's
-  `sk_t4_pwgconv100_dw_pwgconv2_w700`, `sk_t3_gconv4_pwgconv32_w128`) with their groups merged into
-  block-diagonal ones (the `.pte` and `.tflite` export default) or as written (the `.onnx` default).
+  `sk_t4_pwgconv100_dw_pwgconv2_w700` and others) with their groups merged into block-diagonal ones (the `.pte`
+  and `.tflite` export default) or as written (the `.onnx` default).
 - `--kind channelwise`: ChannelNets (seed 002). Channel-wise convolutions and the convolutional classifier
   with the pixels as the channels of a depthwise convolution, or as written, one-channel convolutions over the
   (channels, pixels) plane (the export picks per format).
@@ -80,10 +80,11 @@ KINDS = {
                             "channel shuffle", "sk_t4_gconv100_pwgconv2_w200"),
     "small-groups": Kind("small_groups", ("depthwise", "grouped"), is_small_group_conv,
                          "grouped convolution with 2-4 channels per group",
-                         "sk_t2_pw_gconv32_pw_w256,sk_t2_pw_gconv64_pw_w512"),
+                         "sk_t2_pw_gconv32_pw_w256,sk_t2_pw_gconv64_pw_w512,clcnet_ap"),
     "merged-groups": Kind("merge_groups", ("merged", "separate"), is_mergeable_conv,
                           "grouped convolution with fewer than 8 outputs per group",
-                          "sk_t4_pwgconv100_dw_pwgconv2_w700,sk_t3_gconv4_pwgconv32_w128", merge_small_groups,
+                          "sk_t4_pwgconv100_dw_pwgconv2_w700,sk_t3_gconv4_pwgconv32_w128,sk_t4_gconv100_pwgconv2_w200",
+                          merge_small_groups,
                           at_export=True),
 }
 

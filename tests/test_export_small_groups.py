@@ -1,9 +1,11 @@
 """Spatial grouped convolutions with 2-4 channels per group between dense convolutions (seed 004's pw-gconv-pw
-blocks) are exported as depthwise convolutions: exact, no small groups, slice or interleave left, one XNNPACK
-partition; elsewhere (a shuffle behind, a residual stream in front, more channels per group) they stay."""
+blocks, and clcNet-Ap's paths) are exported as depthwise convolutions: exact, no small groups, slice or
+interleave left, one XNNPACK partition; elsewhere (a shuffle behind, a residual stream in front, more channels
+per group) they stay."""
 
 from __future__ import annotations
 
+import copy
 import operator
 from pathlib import Path
 
@@ -106,3 +108,24 @@ def test_the_lowered_sparse_kernel_net_runs_in_one_xnnpack_partition(tmp_path: P
     assert np.abs(executorch_format.run(pte, x.numpy()) - expected).max() < 1e-4
     tflite_format.export(deployed, x, tflite)
     assert np.abs(tflite_format.run(tflite, x.numpy()) - expected).max() < 1e-4
+
+
+def test_clcnet_ap_runs_as_two_parallel_paths_without_small_groups(tmp_path: Path):
+    """clcNet-Ap (no interlace): each grouped 3x3 conv with 2-channel groups feeds a 2-group 1x1 conv, so the
+    network splits into two paths of depthwise and dense convolutions."""
+    net = _randomised(create_model("clcnet_ap_tiny"), seed=0, input_size=32)
+    x = torch.randn(1, 3, 32, 32)
+    exact, x64 = copy.deepcopy(net).double(), x.double()
+    deployed = deployment_passes(exact, x64)
+    with torch.no_grad():
+        assert torch.allclose(deployed(x64), exact(x64), rtol=0, atol=1e-10)
+    assert all(c.groups in (1, c.in_channels) for c in _convs(deployed))
+    assert not any(n.target is operator.getitem or n.target is interleave_channels for n in deployed.graph.nodes)
+    as_written = deployment_passes(net, x, small_groups="grouped")
+    assert any(1 < c.groups < c.in_channels and c.kernel_size == (3, 3) for c in _convs(as_written))
+    path = tmp_path / "clcnet_ap_tiny.pte"
+    executorch_format.export(deployment_passes(net, x), x, path)
+    report = executorch_report(path)
+    assert report["delegate_calls"] == {"XnnpackBackend": 1} and report["ops_outside_delegate"] == 0
+    with torch.no_grad():
+        assert np.abs(executorch_format.run(path, x.numpy()) - net(x).numpy()).max() < 1e-4
