@@ -129,3 +129,26 @@ def test_clcnet_ap_runs_as_two_parallel_paths_without_small_groups(tmp_path: Pat
     assert report["delegate_calls"] == {"XnnpackBackend": 1} and report["ops_outside_delegate"] == 0
     with torch.no_grad():
         assert np.abs(executorch_format.run(path, x.numpy()) - net(x).numpy()).max() < 1e-4
+
+
+class _UnevenConcat(nn.Module):
+    """relu(cat(6 channels, 10 channels)) -> 3x3 conv with 2-channel groups -> 2-group 1x1 conv: the concat's
+    pieces do not match the consumer's groups, so they must not be taken as its paths."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 6, 1), nn.Conv2d(3, 10, 1)
+        self.small = nn.Conv2d(16, 16, 3, padding=1, groups=8)
+        self.gc = nn.Conv2d(16, 8, 1, groups=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gc(self.small(torch.relu(torch.cat([self.a(x), self.b(x)], 1))))
+
+
+def test_a_concat_that_does_not_match_the_consumer_groups_is_not_split():
+    net = _randomised(_UnevenConcat(), seed=3).double()
+    x = torch.randn(1, 3, 7, 7, dtype=torch.float64)
+    deployed = deployment_passes(net, x)
+    with torch.no_grad():
+        assert torch.allclose(deployed(x), net(x), rtol=0, atol=1e-10)
+    assert any(c.groups == 2 and c.out_channels == 8 for c in _convs(deployed))  # no paths split

@@ -6,7 +6,10 @@ Rewrites, applied until none matches (channel counts come from shape propagation
   applied per slice, a concat is sliced piecewise;
 - a grouped (not depthwise) convolution reading a concat whose pieces align with its groups becomes one
   convolution per piece (the GC group reading `z_lo` is a dense conv on `z_lo`), concatenated;
-- a per-channel activation of a concat used only there moves into the pieces (so runtimes fuse conv+ReLU);
+- a per-channel activation of a concat (or interleave) used only there moves into the pieces (so runtimes fuse
+  conv+ReLU);
+- a dense convolution of an interleave (`lower_grouped`'s output) reads the concat of its parts with its weight
+  columns permuted to match;
 - a tensor read both in strided slices and whole (a residual stream: the next lowered IGC and the shortcut
   add) is read whole through an interleave of its slices, so the slices can move on; the slices of an
   interleave are its parts, so the stream runs as slices and an interleave stays only where a reader needs

@@ -22,9 +22,8 @@ earlier split left).
 
 from __future__ import annotations
 
-from torch import fx, nn
-
 import torch
+from torch import fx, nn
 
 from clcdeploy.export.passes.eliminate_permutations import (
     _bias_rows, _conv, _conv_like, _is_cat, _is_unary, _register,
@@ -40,10 +39,10 @@ _SPLIT_SPAN = "clcdeploy_split_span"  # node meta: channels per piece of a conca
 
 def lower_grouped_convs(model: nn.Module, *, max_group_channels: int = MAX_GROUP_CHANNELS) -> fx.GraphModule:
     """A copy of `model` in which every spatial (kernel > 1x1) grouped convolution with 2..max_group_channels
-    input channels per group, fed by a convolution and feeding dense convolutions, is written as depthwise
-    convolutions (see the module docstring)."""
+    input channels per group, fed by a convolution and feeding dense convolutions (after splitting grouped
+    consumers into paths), is written as depthwise convolutions (see the module docstring)."""
     gm = to_graph_module(model)
-    for node in list(gm.graph.nodes):
+    for node in list(gm.graph.nodes):  # in order, so that a path split can take the pieces of the one before
         conv = _conv(gm, node)
         if conv is not None and _small_groups(conv, max_group_channels):
             _split_per_consumer_group(gm, node, conv)
