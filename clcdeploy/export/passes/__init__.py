@@ -52,7 +52,7 @@ DEFAULT_CHANNELWISE = {"onnx": "plane", "pte": "pixels", "tflite": "pixels"}
 # every runtime), or left as written ("grouped").
 HANDWRITTEN_IGC_LOWERINGS = ("lowered", "grouped")
 # Spatial grouped convolutions with 2-4 channels per group between dense convolutions (seed 004's pw-gconv-pw
-# nets): as depthwise convolutions ("depthwise", 0.91-0.97x of the time on every runtime), or as written.
+# nets, clcNet-Ap): as depthwise convolutions ("depthwise", faster on every runtime), or as written ("grouped").
 SMALL_GROUP_LOWERINGS = ("depthwise", "grouped")
 
 
