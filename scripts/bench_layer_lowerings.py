@@ -84,8 +84,7 @@ KINDS = {
     "merged-groups": Kind("merge_groups", ("merged", "separate"), is_mergeable_conv,
                           "grouped convolution with fewer than 8 outputs per group",
                           "sk_t4_pwgconv100_dw_pwgconv2_w700,sk_t3_gconv4_pwgconv32_w128,sk_t4_gconv100_pwgconv2_w200",
-                          merge_small_groups,
-                          at_export=True),
+                          merge_small_groups, at_export=True),
 }
 
 
@@ -107,11 +106,15 @@ def export_forms(kind: Kind, name: str, runtimes: list[str], size: int | None, f
     result = {"size": size, "macs": {kind.forms[0]: count_costs(kind.computed(model), size).macs,
                                      kind.forms[1]: count_costs(model, size).macs},
               "paths": {}, "diffs": {}}
+    deploys = {}  # an export-time option: both forms export the same rewritten module
     for form in kind.forms:
         passes_options = {} if kind.at_export else {kind.option: form}
         export_options = {kind.option: form == kind.forms[0]} if kind.at_export else {}
-        with torch.no_grad(), quiet_output():
-            deploy = deployment_passes(model, x, **passes_options)
+        key = tuple(passes_options.items())
+        if key not in deploys:
+            with torch.no_grad(), quiet_output():
+                deploys[key] = deployment_passes(model, x, **passes_options)
+        deploy = deploys[key]
         for fmt in runtimes:
             module = importlib.import_module(FORMAT_MODULES[fmt])
             path = folder / f"{name}_{form}{module.SUFFIX}"

@@ -28,7 +28,7 @@ def merge_small_groups(model: nn.Module, tile: int = TILE_OUTPUTS) -> nn.Module:
     if not mergeable_convs(model, tile):
         return model
     merged = copy.deepcopy(model)
-    for parent in [merged, *(m for m in _modules(merged))]:
+    for parent in [merged, *_modules(merged)]:
         for name, child in list(parent.named_children()):
             factor = _merge_factor(child, tile) if type(child) is nn.Conv2d else 1
             if factor > 1:
