@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# qemu/debootstrap: the virtual ARM64 device; adb: the stock client the device is checked against;
-# g++-aarch64-linux-gnu: the native ExecuTorch runner for the device; cmake, g++: clcdeploy's kernel library.
-APT_PACKAGES=(qemu-user-static debootstrap adb g++-aarch64-linux-gnu binfmt-support cmake g++)
+# qemu-user-static/debootstrap: the virtual ARM64 device; qemu-user: a dynamic qemu-aarch64, which can load the
+# instruction-counting plugin (scripts/bench_arm64_instructions.py); adb: the stock client the device is checked
+# against; g++-aarch64-linux-gnu: the native ExecuTorch runner for the device; cmake, g++: clcdeploy's kernels.
+APT_PACKAGES=(qemu-user-static qemu-user debootstrap adb g++-aarch64-linux-gnu binfmt-support cmake g++)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
 missing=()
-for pkg in qemu-user-static debootstrap adb g++-aarch64-linux-gnu; do
+for pkg in qemu-user-static qemu-user debootstrap adb g++-aarch64-linux-gnu; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_layer_lowerings.py"
-
+from script_loading import load_script
 
 @pytest.fixture(scope="module")
 def bench_layer_lowerings():
-    spec = importlib.util.spec_from_file_location("bench_layer_lowerings", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_layer_lowerings")
 
 
 @pytest.mark.parametrize("argv, message", [

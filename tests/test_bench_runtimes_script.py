@@ -4,23 +4,16 @@ on tiny exports."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_runtimes.py"
-
+from script_loading import SCRIPTS, load_script
 
 @pytest.fixture(scope="module")
 def bench_runtimes():
-    spec = importlib.util.spec_from_file_location("bench_runtimes", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_runtimes")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -94,7 +87,7 @@ def test_models_are_loaded_and_run_in_a_new_order_every_round(bench_runtimes, tm
     assert all(len(e.times[("onnx", 1)]) == 12 for e in entries)  # 4 runs x 3 rounds, each kept by its model
 
 
-LITERT_THREADS_SCRIPT = SCRIPT.with_name("bench_litert_delegate_threads.py")
+LITERT_THREADS_SCRIPT = SCRIPTS / "bench_litert_delegate_threads.py"
 
 
 def test_litert_delegate_threads_script_times_every_program_side_by_side(tmp_path):

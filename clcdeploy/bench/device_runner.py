@@ -16,6 +16,7 @@ import argparse
 import ctypes
 import importlib
 import json
+import os
 import platform
 import random
 import resource
@@ -73,6 +74,16 @@ def _pte(path, threads, kernel_library=None, side_by_side=False):  # the kernel 
     return lambda x: method.execute([torch.from_numpy(x)])[0].numpy(), "executorch"
 
 
+def mark_passes():
+    """With CLCDEPLOY_PASS_MARKS=1: a write to file descriptor -3100, which fails and does nothing else, for
+    clcdeploy's instruction counter (clcdeploy/device/virtual/insn_count.c) to snapshot its counts at."""
+    if os.environ.get("CLCDEPLOY_PASS_MARKS") == "1":
+        try:
+            os.write(-3100, b"")
+        except OSError:
+            pass
+
+
 LOADERS = {"onnx": _onnx, "tflite": _tflite, "pte": _pte}
 # Imported before the load timer starts: the load time is the model's, not the Python import's.
 RUNTIME_MODULES = {"onnx": "onnxruntime", "tflite": "ai_edge_litert.interpreter", "pte": "executorch.runtime"}
@@ -117,6 +128,7 @@ def main(argv=None):
             mark(f"warm-up pass {i + 1} of {args.warmup}" + (f" of {model['path']}" if several else ""))
             model["outputs_finite"] &= bool(np.isfinite(model["run"](x)).all())
     order = random.Random(1)  # a fixed seed: the same orders on every run
+    mark_passes()
     for i in range(args.runs):
         turn = order.sample(models, len(models)) if several else models
         for model in turn:
@@ -127,6 +139,7 @@ def main(argv=None):
             model["outputs_finite"] &= bool(np.isfinite(y).all())
             print(f"pass {i + 1} of {args.runs}: {model['times_ms'][-1]:.3f} ms"
                   + (f" ({model['path']})" if several else ""), file=sys.stderr, flush=True)
+    mark_passes()
     mark("done")
     process = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
                "machine": platform.machine(), "python": platform.python_version()}

@@ -18,6 +18,8 @@
 // --planned_offset B places the planned memory B bytes past a 64-byte boundary (default 0). ExecuTorch's
 // Module API (and so its Python runtime) allocates planned buffers as std::vector<uint8_t>, 16 bytes past
 // one; B = 16 reproduces that.
+// With CLCDEPLOY_PASS_MARKS=1 in the environment the timed passes are bracketed by two marks for clcdeploy's
+// ARM64 instruction counter (mark_passes).
 
 #include <executorch/extension/data_loader/file_data_loader.h>
 #include <executorch/runtime/core/evalue.h>
@@ -39,6 +41,8 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 // threadpool.h is not shipped in the wheel's include/; these two symbols are exported by
 // libexecutorch_threadpool.so (a member call needs only the mangled name, not the class layout).
@@ -84,6 +88,18 @@ constexpr size_t kAlign = 64;                   // cache line
 double now_ms() {
   using clock = std::chrono::steady_clock;
   return std::chrono::duration<double, std::milli>(clock::now().time_since_epoch()).count();
+}
+
+// With CLCDEPLOY_PASS_MARKS=1: a write to file descriptor -3100, which fails and does nothing else, for
+// clcdeploy's instruction counter (clcdeploy/device/virtual/insn_count.c) to snapshot its counts at.
+void mark_passes() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("CLCDEPLOY_PASS_MARKS");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  if (!enabled) return;
+  ssize_t ignored = ::write(-3100, "", 0);  // always fails (EBADF): the system call itself is the mark
+  (void)ignored;
 }
 
 int fail(const std::string& what, int code = 1) {
@@ -313,6 +329,7 @@ int main(int argc, char** argv) {
   }
   std::vector<size_t> order(models.size());
   std::iota(order.begin(), order.end(), 0);
+  mark_passes();
   std::mt19937 shuffler(opt.order_seed);
   for (int done = 0; done < opt.num_executions; done += opt.block) {
     if (opt.order_seed != 0 && !single) {
@@ -338,6 +355,8 @@ int main(int argc, char** argv) {
       }
     }
   }
+
+  mark_passes();
 
   for (size_t k = 0; k < models.size(); ++k) {
     Model& m = *models[k];

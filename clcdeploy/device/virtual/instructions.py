@@ -1,0 +1,124 @@
+"""Count the ARM64 instructions a program in the virtual device's rootfs executes (QEMU plugin insn_count.c).
+
+Emulated time says little about a phone, but the instruction stream is the real one: the same aarch64 builds
+of ONNX Runtime, LiteRT and ExecuTorch, whose XNNPACK picks its NEON kernels for the emulated Cortex-A53. The
+counts are deterministic (to a few instructions at one thread), so two formulations can be compared exactly
+on a shared, noisy machine. Memory accesses are counted per load/store instruction, not per byte.
+
+Runs qemu-user's dynamic `qemu-aarch64` (the static one, used through binfmt_misc, cannot load plugins)
+with `-L rootfs`, in a private mount namespace whose /proc/cpuinfo shows the emulated CPU, as the device's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+from clcdeploy.device.errors import VirtualDeviceError
+from clcdeploy.device.paths import cache_dir
+from clcdeploy.device.virtual import emulation
+
+PLUGIN_SOURCE = Path(__file__).with_name("insn_count.c")
+QEMU_DYNAMIC = "qemu-aarch64"  # Debian package qemu-user
+CPUINFO = "etc/clcdeploy/cpuinfo"  # the emulated CPU's /proc/cpuinfo, written by rootfs._install_identity
+MARKS_ENV = "CLCDEPLOY_PASS_MARKS"  # set to 1, clcdeploy's runners mark the start and end of their timed passes
+
+
+@dataclass(frozen=True)
+class Counts:
+    instructions: int
+    memory_accesses: int
+
+    def __sub__(self, other: Counts) -> Counts:
+        return Counts(self.instructions - other.instructions, self.memory_accesses - other.memory_accesses)
+
+    def per(self, n: int) -> Counts:
+        return Counts(round(self.instructions / n), round(self.memory_accesses / n))
+
+
+def build_plugin(*, log: Callable[[str], None] = print) -> Path:
+    """Compile insn_count.c for the host (cached by source hash) and return the shared library."""
+    if shutil.which("gcc") is None:
+        raise VirtualDeviceError("gcc not found: apt-get install gcc")
+    source = PLUGIN_SOURCE.read_bytes()
+    out = cache_dir() / "native" / f"insn_count-{hashlib.sha256(source).hexdigest()[:16]}.so"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".")
+    os.close(fd)
+    log("  compiling the instruction-counting QEMU plugin")
+    proc = subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-fvisibility=hidden", "-o", tmp, str(PLUGIN_SOURCE)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        os.unlink(tmp)
+        raise VirtualDeviceError(f"building the QEMU plugin failed: {proc.stderr.strip().splitlines()[-1:]}")
+    os.replace(tmp, out)
+    return out
+
+
+def check_can_count(rootfs: Path) -> None:
+    """Raise VirtualDeviceError saying what is missing for counting (root, qemu-user, the rootfs)."""
+    if not emulation.is_root():
+        raise VirtualDeviceError("counting ARM64 instructions needs root (a private mount namespace for the "
+                                 "emulated CPU's /proc/cpuinfo)")
+    if shutil.which(QEMU_DYNAMIC) is None:
+        raise VirtualDeviceError(f"{QEMU_DYNAMIC} not found: apt-get install qemu-user (the static build in "
+                                 f"qemu-user-static cannot load plugins)")
+    if not (rootfs / CPUINFO).is_file():
+        raise VirtualDeviceError(f"{rootfs} is not the virtual device's rootfs (no {CPUINFO}); build it with "
+                                 f"`clcdeploy device start`")
+
+
+@dataclass(frozen=True)
+class CountedRun:
+    """What a whole process executed, and the counters at each of its marks (see insn_count.c)."""
+
+    total: Counts
+    marks: tuple[Counts, ...]
+
+
+def count(rootfs: Path, argv: list[str], *, env: Mapping[str, str] | None = None, timeout: float = 3600.0,
+          plugin: Path | None = None) -> CountedRun:
+    """Run `argv` (argv[0] an arm64 program, as a host path inside `rootfs`) under the counting plugin.
+    Raises VirtualDeviceError if it fails."""
+    check_can_count(rootfs)
+    plugin = plugin or build_plugin()
+    with tempfile.TemporaryDirectory(prefix="clcdeploy-insn-") as tmp:
+        result = Path(tmp) / "counts.json"
+        qemu = [QEMU_DYNAMIC, "-L", str(rootfs), "-cpu", emulation.QEMU_CPU, "-plugin", f"{plugin},out={result}",
+                *argv]
+        # The bind mount lives and dies with the namespace; `exec` keeps the exit code the program's.
+        script = f"mount --bind {shlex.quote(str(rootfs / CPUINFO))} /proc/cpuinfo && exec {shlex.join(qemu)}"
+        proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                              env=emulation.device_env(dict(env or {})), capture_output=True, text=True,
+                              timeout=timeout)
+        if proc.returncode != 0 or not result.exists():
+            tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+            raise VirtualDeviceError(f"{Path(argv[0]).name} failed under instruction counting "
+                                     f"(exit {proc.returncode}): {tail}")
+        data = json.loads(result.read_text())
+    return CountedRun(Counts(int(data["instructions"]), int(data["memory_accesses"])),
+                      tuple(Counts(int(i), int(m)) for i, m in data["marks"]))
+
+
+def count_per_pass(rootfs: Path, argv_for: Callable[[int], list[str]], *, passes: int = 2,
+                   env: Mapping[str, str] | None = None, timeout: float = 3600.0) -> Counts:
+    """Instructions of one inference pass: `argv_for(passes)` (a clcdeploy runner doing `passes` timed passes)
+    run with CLCDEPLOY_PASS_MARKS=1, the counts between its two marks divided by `passes`. Loading, warm-up and
+    start-up are outside the marks: they vary by a few million instructions from run to run in Python."""
+    if passes < 1:
+        raise ValueError("passes must be at least 1")
+    run = count(rootfs, argv_for(passes), env={**(env or {}), MARKS_ENV: "1"}, timeout=timeout)
+    if len(run.marks) != 2:
+        raise VirtualDeviceError(f"{Path(argv_for(passes)[0]).name} made {len(run.marks)} pass marks, not 2 (is it "
+                                 f"a clcdeploy runner? they mark their timed passes when {MARKS_ENV}=1)")
+    return (run.marks[1] - run.marks[0]).per(passes)

@@ -1,0 +1,181 @@
+#!/usr/bin/env python
+"""ARM64 instructions per inference of MobileNet-v1, clcNet-A/B, ShuffleNet 2x and clcNet-A formulations on ONNX
+Runtime, ExecuTorch (XNNPACK, the native pte_runner) and LiteRT (XNNPACK), counted in the virtual device.
+
+Each artifact runs in the virtual device's rootfs under qemu-user with clcdeploy's instruction-counting plugin
+(`clcdeploy.device.virtual.instructions`), at one thread, in the device's runner (pte_runner, or the Python
+runner for .onnx and .tflite): one warm-up, then --passes timed passes, which the runner brackets with two
+marks; the count between the marks divided by --passes is one inference. These are the aarch64 builds of the
+three runtimes with the NEON kernels XNNPACK picks for a Cortex-A53, so the counts are a phone's instruction
+stream (not its time: memory stalls and issue width are not modelled). They do not depend on the machine's
+load, so unlike latencies on this shared host the ratios need no repetition, and the processes may run in
+parallel (--jobs).
+
+Artifacts are exported and checked against PyTorch as by scripts/bench_runtimes.py (same weights, same
+formulations). Custom-op variants (fused, fused-nhwc) run only as .pte: pte_runner has the fused kernel built in.
+
+    .venv/bin/python scripts/bench_arm64_instructions.py [--models mobilenet_v1,clcnet_a,clcnet_b,shufflenet_v1_2x]
+        [--variants floor2,floor1,fused-nhwc] [--runtimes pte,tflite,onnx] [--size 224] [--passes 2] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_runtimes import BASELINE, CLCNET_A_VARIANTS, Entry, build_entries, export_all  # noqa: E402
+
+import clcdeploy  # noqa: E402
+from clcdeploy.bench import device_runner  # noqa: E402
+from clcdeploy.device.errors import VirtualDeviceError  # noqa: E402
+from clcdeploy.device.virtual import instructions, rootfs as device_rootfs  # noqa: E402
+from clcdeploy.device.virtual.instructions import Counts  # noqa: E402
+from clcdeploy.files import write_atomic  # noqa: E402
+from clcdeploy.kernels.variants import CUSTOM_OP  # noqa: E402
+
+RUNTIME_LABELS = {"pte": "ExecuTorch XNNPACK (pte_runner)", "tflite": "LiteRT XNNPACK", "onnx": "ORT CPU"}
+FLOOR = "floor2"  # the issue-6 reference: two depthwise convolutions per IGC, no permutation (not IGC)
+
+
+def runner_argv(rootfs: Path, runtime: str, model: Path, size: int) -> Callable[[int], list[str]]:
+    """argv_for(n): the device's runner for `runtime` doing one warm-up and n timed passes at one thread."""
+    if runtime == "pte":
+        runner = str(rootfs / device_rootfs.RUNNER_PATH)
+        return lambda n: [runner, "--model_path", str(model), "--cpu_threads=1", f"--num_executions={n}",
+                          "--warmup=1"]
+    python, script = str(rootfs / "usr/bin/python3"), str(Path(device_runner.__file__))
+    shape = f"1,{size},{size},3" if runtime == "tflite" else f"1,3,{size},{size}"  # .tflite takes NHWC
+    return lambda n: [python, script, "--model", str(model), "--format", runtime, "--input-shape", shape,
+                      "--threads", "1", "--warmup", "1", "--runs", str(n)]
+
+
+def count_all(entries: list[Entry], runtimes: list[str], size: int, passes: int, jobs: int,
+              rootfs: Path) -> dict[tuple[str, str], Counts]:
+    """Counts per (entry label, runtime); runs `jobs` emulated processes at a time (counts do not depend on load)."""
+    tasks = [(e, r) for e in entries for r in runtimes if r in e.paths]
+
+    def one(task: tuple[Entry, str]) -> Counts:
+        entry, runtime = task
+        counts = instructions.count_per_pass(rootfs, runner_argv(rootfs, runtime, entry.paths[runtime], size),
+                                             passes=passes)
+        print(f"counted {entry.model}/{entry.variant} on {runtime}: {counts.instructions / 1e6:.1f} M instructions",
+              file=sys.stderr)
+        return counts
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return {(e.label, r): c for (e, r), c in zip(tasks, pool.map(one, tasks))}
+
+
+def markdown(entries: list[Entry], runtimes: list[str], counts: dict[tuple[str, str], Counts], command: str,
+             size: int, passes: int) -> str:
+    """Per runtime: M instructions and M memory accesses per inference, and the ratios to MobileNet-v1 and to
+    the floor (clcNet-A formulations)."""
+    baseline = next((e.label for e in entries if e.model == BASELINE and e.variant == "standard"), None)
+    floor = next((e.label for e in entries if e.variant == FLOOR), None)
+
+    def table(what: str) -> list[str]:
+        rows = ["| model / formulation | " + " | ".join(RUNTIME_LABELS[r] for r in runtimes) + " |",
+                "| --- |" + " --- |" * len(runtimes)]
+        for e in entries:
+            cells = []
+            for r in runtimes:
+                if (e.label, r) not in counts:
+                    cells.append("n/a")
+                    continue
+                value = getattr(counts[e.label, r], what)
+                ratio = (f" ({value / getattr(counts[baseline, r], what):.3f}x)" if (baseline, r) in counts else "")
+                cells.append(f"{value / 1e6:.1f}{ratio}")
+            rows.append(f"| {e.label} | " + " | ".join(cells) + " |")
+        return rows
+
+    lines = [f"ARM64 instructions per inference, M (ratio to MobileNet-v1), {size}x{size}, 1 thread, "
+             f"counted under qemu-user (Cortex-A53 model), {passes} passes; `{command}`", "", *table("instructions"),
+             "", "Memory accesses (load/store instructions) per inference, M (ratio to MobileNet-v1):", "",
+             *table("memory_accesses")]
+    if floor:
+        lines += ["", f"clcNet-A formulations / {FLOOR} (instructions; memory accesses):", "",
+                  "| formulation | " + " | ".join(RUNTIME_LABELS[r] for r in runtimes) + " |",
+                  "| --- |" + " --- |" * len(runtimes)]
+        for e in entries:
+            if e.model != "clcnet_a" or e.variant == FLOOR:
+                continue
+            cells = [f"{counts[e.label, r].instructions / counts[floor, r].instructions:.3f}; "
+                     f"{counts[e.label, r].memory_accesses / counts[floor, r].memory_accesses:.3f}"
+                     if (e.label, r) in counts and (floor, r) in counts else "n/a" for r in runtimes]
+            lines.append(f"| {e.label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="mobilenet_v1,clcnet_a,clcnet_b,shufflenet_v1_2x")
+    parser.add_argument("--variants", default="floor2,floor1,fused-nhwc",
+                        help="clcNet-A formulations besides the export default (empty for none)")
+    parser.add_argument("--runtimes", default="pte,tflite,onnx")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--passes", type=int, default=2, help="timed passes counted per artifact (default 2)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="emulated processes at a time")
+    parser.add_argument("--keep", type=Path, default=None, help="keep the artifacts in this folder")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the tables to this file")
+    return parser.parse_args(argv)
+
+
+def usage_error(message: str) -> int:
+    """One line on stderr and exit code 2, as the clcdeploy CLI does for bad input."""
+    print(f"bench_arm64_instructions: error: {message}", file=sys.stderr)
+    return 2
+
+
+def check_choices(models: list[str], variants: list[str], runtimes: list[str]) -> None:
+    """Raise ValueError naming the first bad name and the allowed ones."""
+    for what, given, allowed in (("model", models, clcdeploy.list_models()), ("variant", variants, CLCNET_A_VARIANTS),
+                                 ("runtime", runtimes, RUNTIME_LABELS)):
+        unknown = [g for g in dict.fromkeys(given) if g not in allowed]
+        if unknown:
+            raise ValueError(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    if variants and "clcnet_a" not in models:
+        raise ValueError("--variants are clcNet-A formulations: add clcnet_a to --models or pass --variants ''")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    models = [m for m in args.models.split(",") if m]
+    variants = [v for v in args.variants.split(",") if v]
+    runtimes = [r for r in args.runtimes.split(",") if r]
+    try:
+        check_choices(models, variants, runtimes)
+    except ValueError as exc:
+        return usage_error(str(exc))
+    if args.passes < 1 or args.jobs < 1 or args.size < 32:
+        return usage_error("--passes and --jobs must be at least 1, --size at least 32")
+    try:
+        rootfs = device_rootfs.build_rootfs(log=lambda m: print(m, file=sys.stderr))  # and its current pte_runner
+        instructions.check_can_count(rootfs)
+    except VirtualDeviceError as exc:
+        return usage_error(str(exc))
+    entries = build_entries(models, variants)
+    with tempfile.TemporaryDirectory(prefix="clc_arm64_") as tmp:
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        export_all(entries, runtimes, args.size, folder)
+        for entry in entries:  # pte_runner has the fused kernel; the Python runners would need its library
+            if entry.variant in CUSTOM_OP:
+                entry.paths = {fmt: path for fmt, path in entry.paths.items() if fmt == "pte"}
+        counts = count_all(entries, runtimes, args.size, args.passes, args.jobs, rootfs)
+    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
+    text = markdown(entries, runtimes, counts, command, args.size, args.passes)
+    print(text)
+    if args.markdown:
+        write_atomic(args.markdown, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

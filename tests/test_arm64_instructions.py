@@ -1,0 +1,71 @@
+"""ARM64 instruction counting in the virtual device's rootfs (qemu-user + clcdeploy's QEMU plugin): a pass is
+counted the same whatever the number of passes, counts follow the work, and a failing program, or one that does
+not mark its passes, is one error."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from clcdeploy.device.errors import VirtualDeviceError
+from clcdeploy.device.virtual import instructions
+from clcdeploy.device.virtual.rootfs import RUNNER_PATH, build_rootfs
+
+pytestmark = pytest.mark.device
+
+
+@pytest.fixture(scope="module")
+def rootfs():
+    return build_rootfs(log=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def conv_ptes(tmp_path_factory):
+    """One small conv net exported at 16x16 and at 32x32 input (4x the pixels, so about 4x the work)."""
+    from clcdeploy.export import executorch_format
+
+    folder = tmp_path_factory.mktemp("insn")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(16, 16, 3, padding=1, groups=16), torch.nn.Conv2d(16, 32, 1)).eval()
+    paths = {}
+    for size in (16, 32):
+        paths[size] = folder / f"net{size}.pte"
+        with torch.no_grad():
+            executorch_format.export(net, torch.randn(1, 3, size, size), paths[size])
+    return paths
+
+
+def _pte_runner(rootfs, model):
+    return lambda n: [str(rootfs / RUNNER_PATH), "--model_path", str(model), "--cpu_threads=1",
+                      f"--num_executions={n}", "--warmup=1"]
+
+
+def test_one_pass_counts_the_same_whatever_the_number_of_passes(rootfs, conv_ptes):
+    one = instructions.count_per_pass(rootfs, _pte_runner(rootfs, conv_ptes[16]), passes=1)
+    three = instructions.count_per_pass(rootfs, _pte_runner(rootfs, conv_ptes[16]), passes=3)
+    assert one.instructions > 10_000 and one.memory_accesses > 1_000
+    assert abs(one.instructions - three.instructions) <= 0.01 * three.instructions
+    assert abs(one.memory_accesses - three.memory_accesses) <= 0.01 * three.memory_accesses
+
+
+def test_counts_follow_the_work_of_a_pass(rootfs, conv_ptes):
+    small = instructions.count_per_pass(rootfs, _pte_runner(rootfs, conv_ptes[16]), passes=1)
+    large = instructions.count_per_pass(rootfs, _pte_runner(rootfs, conv_ptes[32]), passes=1)
+    assert 2.5 < large.instructions / small.instructions < 5.0
+    assert 2.5 < large.memory_accesses / small.memory_accesses < 5.0
+
+
+def test_a_failing_program_is_one_clear_error(rootfs):
+    with pytest.raises(VirtualDeviceError, match=r"sh failed under instruction counting \(exit 3\)"):
+        instructions.count(rootfs, [str(rootfs / "bin/sh"), "-c", "echo broken >&2; exit 3"])
+
+
+def test_a_program_without_pass_marks_is_refused(rootfs):
+    with pytest.raises(VirtualDeviceError, match="true made 0 pass marks, not 2"):
+        instructions.count_per_pass(rootfs, lambda n: [str(rootfs / "bin/true")])
+
+
+def test_a_folder_that_is_not_the_rootfs_is_refused(tmp_path):
+    with pytest.raises(VirtualDeviceError, match="is not the virtual device's rootfs"):
+        instructions.count(tmp_path, ["/bin/true"])
