@@ -1,6 +1,6 @@
 // Portable fused IGC (CRF 2) kernel. The NHWC path uses GCC/Clang vector extensions (16 float lanes with
-// AVX-512, else 8), which compile to AVX-512 / AVX2 on x86 and to NEON register pairs on ARM, with no
-// intrinsics per target.
+// AVX-512, 4 on ARM64, else 8), which compile to AVX-512 / AVX2 on x86 and to NEON q registers on ARM, with
+// no intrinsics per target.
 //
 // Why it is fast: channels stay in their natural NHWC order, so the pair partner x[c ^ 1] is an in-register
 // lane swap of the same load (no strided gathers); each weight vector feeds kPixels output pixels; the
@@ -18,8 +18,13 @@ namespace {
 
 #if defined(__AVX512F__)
 constexpr int kLanes = 16;  // one zmm register
+#elif defined(__aarch64__)
+// One q register. With 8 lanes (two q registers per vector) a kPixels block needs 16 accumulator, 8 weight
+// and 8 input/swap q registers, all of NEON's 32: GCC spilled, and clcNet-A executed 1.16x the instructions
+// and 2.0x the loads/stores of this choice (ARM64 instruction counts, BENCHMARKS.md section 3).
+constexpr int kLanes = 4;
 #else
-constexpr int kLanes = 8;  // one ymm register (AVX2), two NEON q registers
+constexpr int kLanes = 8;  // one ymm register (AVX2)
 #endif
 typedef float Vec __attribute__((vector_size(4 * kLanes)));
 constexpr int kBlock = 2 * kLanes;  // natural channels per block: two vectors, i.e. kLanes pairs
