@@ -12,7 +12,8 @@ load, so unlike latencies on this shared host the ratios need no repetition, and
 parallel (--jobs).
 
 Artifacts are exported and checked against PyTorch as by scripts/bench_runtimes.py (same weights, same
-formulations). Custom-op variants (fused, fused-nhwc) run only as .pte: pte_runner has the fused kernel built in.
+formulations). Custom-op variants (fused, fused-nhwc) run with clcdeploy's kernel: compiled into pte_runner, and
+for .onnx and .tflite its aarch64 ONNX Runtime custom op / LiteRT delegate loaded by the Python runner.
 
     .venv/bin/python scripts/bench_arm64_instructions.py [--models mobilenet_v1,clcnet_a,clcnet_b,shufflenet_v1_2x]
         [--variants floor2,floor1,fused-nhwc] [--runtimes pte,tflite,onnx] [--size 224] [--passes 2] [--jobs 2]
@@ -25,7 +26,6 @@ import os
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_runtimes import BASELINE, CLCNET_A_VARIANTS, Entry, build_entries, export_all  # noqa: E402
 
 import clcdeploy  # noqa: E402
-from clcdeploy.bench import device_runner  # noqa: E402
+from clcdeploy.bench.arm64_count import aarch64_kernel_library, runner_argv  # noqa: E402
 from clcdeploy.device.errors import VirtualDeviceError  # noqa: E402
 from clcdeploy.device.virtual import instructions, rootfs as device_rootfs  # noqa: E402
 from clcdeploy.device.virtual.instructions import Counts  # noqa: E402
@@ -44,16 +44,8 @@ RUNTIME_LABELS = {"pte": "ExecuTorch XNNPACK (pte_runner)", "tflite": "LiteRT XN
 FLOOR = "floor2"  # the issue-6 reference: two depthwise convolutions per IGC, no permutation (not IGC)
 
 
-def runner_argv(rootfs: Path, runtime: str, model: Path, size: int) -> Callable[[int], list[str]]:
-    """argv_for(n): the device's runner for `runtime` doing one warm-up and n timed passes at one thread."""
-    if runtime == "pte":
-        runner = str(rootfs / device_rootfs.RUNNER_PATH)
-        return lambda n: [runner, "--model_path", str(model), "--cpu_threads=1", f"--num_executions={n}",
-                          "--warmup=1"]
-    python, script = str(rootfs / "usr/bin/python3"), str(Path(device_runner.__file__))
-    shape = f"1,{size},{size},3" if runtime == "tflite" else f"1,3,{size},{size}"  # .tflite takes NHWC
-    return lambda n: [python, script, "--model", str(model), "--format", runtime, "--input-shape", shape,
-                      "--threads", "1", "--warmup", "1", "--runs", str(n)]
+def input_shape(runtime: str, size: int) -> tuple[int, ...]:
+    return (1, size, size, 3) if runtime == "tflite" else (1, 3, size, size)  # clcdeploy's .tflite takes NHWC
 
 
 def count_all(entries: list[Entry], runtimes: list[str], size: int, passes: int, jobs: int,
@@ -63,8 +55,9 @@ def count_all(entries: list[Entry], runtimes: list[str], size: int, passes: int,
 
     def one(task: tuple[Entry, str]) -> Counts:
         entry, runtime = task
-        counts = instructions.count_per_pass(rootfs, runner_argv(rootfs, runtime, entry.paths[runtime], size),
-                                             passes=passes)
+        library = aarch64_kernel_library(runtime) if entry.variant in CUSTOM_OP and runtime != "pte" else None
+        argv_for = runner_argv(rootfs, runtime, entry.paths[runtime], input_shape(runtime, size), library)
+        counts = instructions.count_per_pass(rootfs, argv_for, passes=passes)
         print(f"counted {entry.model}/{entry.variant} on {runtime}: {counts.instructions / 1e6:.1f} M instructions",
               file=sys.stderr)
         return counts
@@ -165,9 +158,6 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         export_all(entries, runtimes, args.size, folder)
-        for entry in entries:  # pte_runner has the fused kernel; the Python runners would need its library
-            if entry.variant in CUSTOM_OP:
-                entry.paths = {fmt: path for fmt, path in entry.paths.items() if fmt == "pte"}
         counts = count_all(entries, runtimes, args.size, args.passes, args.jobs, rootfs)
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
     text = markdown(entries, runtimes, counts, command, args.size, args.passes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -12,6 +13,11 @@ from clcdeploy.errors import BenchError
 from clcdeploy.versions import package_versions
 
 DEFAULT_MODELS = "mobilenet_v1,shufflenet_v1_2x,clcnet_a,clcnet_b"  # the paper's Table 6
+DEFAULT_RUNS, DEFAULT_WARMUP = 10, 3
+COUNT_PASSES = 2  # --arm64-instructions: passes counted per artifact (one is enough; two show a steady state)
+# Options that only timing uses, with their defaults: --arm64-instructions refuses them.
+TIMING_ONLY = {"device": None, "runner": "auto", "runner_bin": None, "apk": None, "rounds": 1, "side_by_side": False,
+               "cpu_mask": None, "cooldown": 0.0, "warmup": None}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,8 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="ADB serial (host:port or USB serial), repeatable, or 'all'; default: the host")
     p.add_argument("--models", default=DEFAULT_MODELS, help=f"comma-separated (default {DEFAULT_MODELS})")
     p.add_argument("--formats", default="pte,tflite,onnx", help="comma-separated subset of pte,tflite,onnx")
-    p.add_argument("--runs", type=int, default=10, help="timed passes per model and format (default 10)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed passes first (default 3)")
+    p.add_argument("--runs", type=int, help=f"timed passes per model and format (default {DEFAULT_RUNS}; "
+                   f"{COUNT_PASSES} with --arm64-instructions, whose counts do not vary)")
+    p.add_argument("--warmup", type=int, help=f"untimed passes first (default {DEFAULT_WARMUP})")
     p.add_argument("--rounds", type=int, default=1,
                    help="run every model and format this many times (warm-up and --runs passes each), in "
                         "alternating order, and pool the passes; report.md shows each artifact's round averages "
@@ -48,12 +55,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per model run on the device")
     p.add_argument("--out", type=Path, help="write results.json, results.csv, report.md, latency_vs_macs.png")
     p.add_argument("--json", action="store_true", help="print results.json's content instead of the table")
+    p.add_argument("--arm64-instructions", action="store_true",
+                   help="instead of timing: count the ARM64 instructions and loads/stores of one inference of each "
+                        "artifact in the virtual device's rootfs (the runtimes' aarch64 builds under qemu-user, one "
+                        "thread, one warm-up); deterministic, but not a latency. Needs root and qemu-user; writes "
+                        "arm64_instructions.json/.md with --out")
     p.set_defaults(handler=run_bench)
 
 
 def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """Refuse bad or contradictory options (BenchError), fill in the defaults of --runs and --warmup, and return
+    the models and formats."""
     from clcdeploy.bench.artifacts import FORMATS
 
+    if args.arm64_instructions:
+        given = [name for name, default in TIMING_ONLY.items() if getattr(args, name) != default]
+        if given or args.threads > 1:
+            names = ", ".join("--" + n.replace("_", "-") for n in given + (["threads"] if args.threads > 1 else []))
+            verb = "apply" if ", " in names else "applies"
+            raise BenchError(f"{names} {verb} only to timing: --arm64-instructions counts in the virtual device's "
+                             f"rootfs, at one thread, after one warm-up pass")
+    args.runs = args.runs if args.runs is not None else COUNT_PASSES if args.arm64_instructions else DEFAULT_RUNS
+    args.warmup = args.warmup if args.warmup is not None else DEFAULT_WARMUP
     if args.runs < 1:
         raise BenchError(f"--runs must be at least 1, got {args.runs}")
     if args.rounds < 1:
@@ -117,9 +140,11 @@ def run_bench(args: argparse.Namespace) -> int:
 
     models, formats = _check_args(args)
     _check_models_known(models, args.models_dir)
-    serials = _serials(args.device)
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
+    serials = [] if args.arm64_instructions else _serials(args.device)
     artifacts = ensure_artifacts(args.models_dir, models, formats, export_missing=not args.no_export, log=log)
+    if args.arm64_instructions:
+        return _count_arm64(args, list(artifacts.values()), log)
     options = BenchOptions(models, formats, args.runs, args.warmup, args.threads, args.cpu_mask, args.cooldown,
                            args.timeout, args.rounds, args.side_by_side)
 
@@ -150,3 +175,19 @@ def run_bench(args: argparse.Namespace) -> int:
         raise BenchError("; ".join(errors) + (f" (what was measured is in {args.out}/results.json, marked "
                                               f"incomplete)" if args.out else ""))
     return 1 if flagged else 0
+
+
+def _count_arm64(args: argparse.Namespace, artifacts: list, log) -> int:
+    from clcdeploy.bench.arm64_count import count_artifacts, document, print_table, write_outputs
+
+    counted = count_artifacts(artifacts, passes=args.runs, jobs=os.cpu_count() or 1, timeout=args.timeout, log=log)
+    command, tools = ["clcdeploy", *sys.argv[1:]], package_versions(BENCH_TOOLS)
+    if args.out:
+        write_outputs(args.out, counted, args.runs, command, tools)
+    if args.json:
+        print(json.dumps(document(counted, args.runs, command, tools), indent=2))
+    else:
+        print_table(counted)
+        if args.out:
+            print(f"results in {args.out}/ (arm64_instructions.json, arm64_instructions.md)")
+    return 0

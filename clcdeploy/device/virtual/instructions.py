@@ -2,7 +2,7 @@
 
 Emulated time says little about a phone, but the instruction stream is the real one: the same aarch64 builds
 of ONNX Runtime, LiteRT and ExecuTorch, whose XNNPACK picks its NEON kernels for the emulated Cortex-A53. The
-counts are deterministic (to a few instructions at one thread), so two formulations can be compared exactly
+counts are deterministic (to a few instructions; ORT to 0.1%), so formulations can be compared exactly
 on a shared, noisy machine. Memory accesses are counted per load/store instruction, not per byte.
 
 Runs qemu-user's dynamic `qemu-aarch64` (the static one, used through binfmt_misc, cannot load plugins)

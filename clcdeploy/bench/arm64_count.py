@@ -1,0 +1,149 @@
+"""`clcdeploy bench --arm64-instructions`: the ARM64 instructions and loads/stores that one inference of each
+exported artifact executes, counted in the virtual device's rootfs with the device's own runners (pte_runner,
+the Python runner on the aarch64 runtimes) under qemu-user (`clcdeploy.device.virtual.instructions`).
+
+The counts do not depend on the machine's load, so they need neither rounds nor an idle host. They are a
+phone's instruction stream, not its latency: cache misses, memory bandwidth and issue width are not modelled.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from clcdeploy.bench import device_runner
+from clcdeploy.bench.artifacts import Artifact
+from clcdeploy.bench.report import BASELINE, PAPER_TABLE_6
+from clcdeploy.device.virtual import instructions, rootfs as device_rootfs
+from clcdeploy.device.virtual.instructions import Counts
+from clcdeploy.files import write_atomic
+from clcdeploy.units import millions
+
+TITLE = "ARM64 instructions per inference, counted in the virtual device (Cortex-A53 model, 1 thread)"
+
+
+@dataclass(frozen=True)
+class Counted:
+    artifact: Artifact
+    counts: Counts
+
+
+def runner_argv(rootfs: Path, fmt: str, model: Path, input_shape: tuple[int, ...],
+                kernel_library: str | None = None) -> Callable[[int], list[str]]:
+    """argv_for(n): the device's runner for `fmt` doing one warm-up and n timed passes at one thread (paths on
+    this host: qemu-user's -L finds what is not inside the rootfs on the host)."""
+    if fmt == "pte":  # pte_runner has clcdeploy's fused kernel compiled in
+        runner = str(rootfs / device_rootfs.RUNNER_PATH)
+        return lambda n: [runner, "--model_path", str(model), "--cpu_threads=1", f"--num_executions={n}",
+                          "--warmup=1"]
+    argv = [str(rootfs / "usr/bin/python3"), str(Path(device_runner.__file__)), "--model", str(model),
+            "--format", fmt, "--input-shape", ",".join(map(str, input_shape)), "--threads", "1", "--warmup", "1"]
+    argv += ["--kernel-library", kernel_library] if kernel_library else []
+    return lambda n: [*argv, "--runs", str(n)]
+
+
+def aarch64_kernel_library(fmt: str) -> str:
+    """clcdeploy's ONNX Runtime custom op or LiteRT delegate built for aarch64 glibc Linux (the rootfs's)."""
+    from clcdeploy.kernels import build  # cmake and the runtimes' headers, on this host
+
+    builders = {"onnx": build.build_onnxruntime_kernels, "tflite": build.build_litert_kernels}
+    return str(builders[fmt](target="aarch64"))
+
+
+def count_artifacts(artifacts: list[Artifact], *, passes: int, jobs: int, timeout: float = 3600.0,
+                    log: Callable[[str], None] = print) -> list[Counted]:
+    """Counts of one inference of every artifact (`passes` timed passes each, `jobs` emulated processes at a
+    time, each allowed `timeout` seconds), in the given order. Raises VirtualDeviceError if the rootfs cannot
+    be built or a runner fails."""
+    rootfs = device_rootfs.build_rootfs(log=log)  # also brings its pte_runner up to date
+    instructions.check_can_count(rootfs)
+    libraries = {a.fmt: aarch64_kernel_library(a.fmt) for a in artifacts if a.needs_kernel_library and a.fmt != "pte"}
+
+    def one(artifact: Artifact) -> Counted:
+        argv_for = runner_argv(rootfs, artifact.fmt, artifact.path, artifact.input_shape,
+                               libraries.get(artifact.fmt) if artifact.needs_kernel_library else None)
+        counts = instructions.count_per_pass(rootfs, argv_for, passes=passes, timeout=timeout)
+        log(f"counted {artifact.model} ({artifact.fmt}): {counts.instructions / 1e6:.1f} M instructions")
+        return Counted(artifact, counts)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(one, artifacts))
+
+
+def _baseline(c: Counted, counted: list[Counted]) -> Counted | None:
+    """MobileNet-v1 (or its tiny test variant) in the same format."""
+    return next((b for b in counted if b.artifact.model.startswith(BASELINE) and b.artifact.fmt == c.artifact.fmt),
+                None)
+
+
+def _m(count: int) -> str:
+    """Millions, with two decimals below ten (tiny test models)."""
+    return f"{count / 1e6:.1f}" if count >= 10_000_000 else f"{count / 1e6:.2f}"
+
+
+def table_rows(counted: list[Counted]) -> list[dict]:
+    """The paper's Table 6 columns with instructions in place of latency, and instructions per mult-add."""
+    rows = []
+    for c in counted:
+        a, base = c.artifact, _baseline(c, counted)
+        rows.append({
+            "model": a.model, "format": a.fmt + (" (fused IGC)" if a.needs_kernel_library else ""),
+            "mult-adds": millions(a.macs) if a.macs else "?",
+            "size": f"{a.bytes / 1e6:.1f} MB",
+            "M instructions": _m(c.counts.instructions),
+            "instr. vs MobileNet": f"{c.counts.instructions / base.counts.instructions:.3f}x" if base else "-",
+            "M loads/stores": _m(c.counts.memory_accesses),
+            "ld/st vs MobileNet": f"{c.counts.memory_accesses / base.counts.memory_accesses:.3f}x" if base else "-",
+            "instructions / mult-add": f"{c.counts.instructions / a.macs:.2f}" if a.macs else "-",
+            "paper ms": str(PAPER_TABLE_6.get(a.model, {}).get("latency_ms", "-")),
+        })
+    return rows
+
+
+def document(counted: list[Counted], passes: int, command: list[str], tools: dict) -> dict:
+    return {
+        "kind": "arm64_instructions", "command": command, "passes": passes, "tools": tools,
+        "paper_table_6": PAPER_TABLE_6,
+        "results": [{"model": c.artifact.model, "format": c.artifact.fmt, "file": str(c.artifact.path),
+                     "file_bytes": c.artifact.bytes, "macs": c.artifact.macs, "params": c.artifact.params,
+                     "fused_igc_kernel": c.artifact.needs_kernel_library,
+                     "instructions": c.counts.instructions, "memory_accesses": c.counts.memory_accesses}
+                    for c in counted],
+    }
+
+
+def markdown(counted: list[Counted], passes: int, command: list[str]) -> str:
+    rows = table_rows(counted)
+    lines = [f"# {TITLE}", "", f"Command: `{' '.join(command)}`", ""]
+    if rows:
+        lines += ["| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]
+        lines += ["| " + " | ".join(row.values()) + " |" for row in rows]
+    lines += ["", f"Counted between the runner's marks around {passes} timed passes after one warm-up, divided by "
+              f"{passes}; loads/stores are instructions, not bytes. The aarch64 builds of the runtimes a phone runs, "
+              "but not a latency: no cache or pipeline model. Paper column: clcNet paper Table 6, BLU Advance 5.2 "
+              "(MT6580, Cortex-A7), Caffe2, ms."]
+    return "\n".join(lines) + "\n"
+
+
+def print_table(counted: list[Counted], console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or (Console() if sys.stdout.isatty() else Console(width=240))
+    rows = table_rows(counted)
+    table = Table(title=TITLE)
+    for column in rows[0] if rows else []:
+        table.add_column(column, no_wrap=True)
+    for row in rows:
+        table.add_row(*row.values())
+    console.print(table)
+
+
+def write_outputs(out_dir: Path, counted: list[Counted], passes: int, command: list[str], tools: dict) -> None:
+    write_atomic(out_dir / "arm64_instructions.json", json.dumps(document(counted, passes, command, tools), indent=2)
+                 + "\n")
+    write_atomic(out_dir / "arm64_instructions.md", markdown(counted, passes, command))

@@ -1,0 +1,50 @@
+"""`clcdeploy bench --arm64-instructions`: every artifact, standard or calling the fused IGC kernel, counted in
+the virtual device's rootfs with the device's runners; timing-only options refused in one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bench_fixtures import TINY_MODELS, fused_models_dir, tiny_models_dir  # noqa: F401  (fixtures)
+
+
+def bench(*args):
+    return subprocess.run([sys.executable, "-m", "clcdeploy", "bench", "--arm64-instructions", *args],
+                          capture_output=True, text=True, timeout=1800)
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--device", "127.0.0.1:5555"], "--device applies"),
+    (["--rounds", "3", "--side-by-side"], "--rounds, --side-by-side apply"),
+    (["--threads", "2"], "--threads applies"),
+    (["--warmup", "0"], "--warmup applies"),
+])
+def test_timing_only_options_are_refused_in_one_line(args, names):
+    done = bench(*args)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and names + " only to timing" in done.stderr
+
+
+@pytest.mark.device
+def test_every_artifact_is_counted(tiny_models_dir, fused_models_dir, tmp_path):
+    standard = bench("--models", ",".join(TINY_MODELS), "--models-dir", str(tiny_models_dir), "--no-export",
+                     "--json", "--out", str(tmp_path / "standard"))
+    fused = bench("--models", "clcnet_tiny", "--models-dir", str(fused_models_dir), "--no-export", "--runs", "1",
+                  "--json")
+    assert standard.returncode == 0, standard.stderr
+    assert fused.returncode == 0, fused.stderr
+    document = json.loads(standard.stdout)
+    assert document == json.loads((tmp_path / "standard/arm64_instructions.json").read_text())
+    assert document["passes"] == 2
+    counted = {(r["model"], r["format"]): r for r in document["results"]}
+    assert set(counted) == {(m, f) for m in TINY_MODELS for f in ("pte", "tflite", "onnx")}
+    for result in [*counted.values(), *json.loads(fused.stdout)["results"]]:
+        assert result["instructions"] > 100_000 and 0 < result["memory_accesses"] < result["instructions"]
+    assert all(r["fused_igc_kernel"] for r in json.loads(fused.stdout)["results"])
+    report = (tmp_path / "standard/arm64_instructions.md").read_text()
+    assert "| model | format | mult-adds | size | M instructions | instr. vs MobileNet |" in report
+    assert "| mobilenet_v1_tiny | pte |" in report and "| 1.000x |" in report
