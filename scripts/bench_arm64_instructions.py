@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.passes < 1 or args.jobs < 1 or args.size < 32:
         return usage_error("--passes and --jobs must be at least 1, --size at least 32")
     try:
+        instructions.check_host()
         rootfs = device_rootfs.build_rootfs(log=lambda m: print(m, file=sys.stderr))  # and its current pte_runner
         instructions.check_can_count(rootfs)
     except VirtualDeviceError as exc:

@@ -69,3 +69,8 @@ def test_a_program_without_pass_marks_is_refused(rootfs):
 def test_a_folder_that_is_not_the_rootfs_is_refused(tmp_path):
     with pytest.raises(VirtualDeviceError, match="is not the virtual device's rootfs"):
         instructions.count(tmp_path, ["/bin/true"])
+
+
+def test_a_program_that_runs_too_long_is_one_clear_error(rootfs):
+    with pytest.raises(VirtualDeviceError, match=r"sh did not finish within 1 s under instruction counting"):
+        instructions.count(rootfs, [str(rootfs / "bin/sh"), "-c", "while :; do :; done"], timeout=1)

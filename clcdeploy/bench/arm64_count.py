@@ -59,6 +59,7 @@ def count_artifacts(artifacts: list[Artifact], *, passes: int, jobs: int, timeou
     """Counts of one inference of every artifact (`passes` timed passes each, `jobs` emulated processes at a
     time, each allowed `timeout` seconds), in the given order. Raises VirtualDeviceError if the rootfs cannot
     be built or a runner fails."""
+    instructions.check_host()  # before building the rootfs, which needs the same
     rootfs = device_rootfs.build_rootfs(log=log)  # also brings its pte_runner up to date
     instructions.check_can_count(rootfs)
     libraries = {a.fmt: aarch64_kernel_library(a.fmt) for a in artifacts if a.needs_kernel_library and a.fmt != "pte"}

@@ -60,19 +60,25 @@ def build_plugin(*, log: Callable[[str], None] = print) -> Path:
                           capture_output=True, text=True)
     if proc.returncode != 0:
         os.unlink(tmp)
-        raise VirtualDeviceError(f"building the QEMU plugin failed: {proc.stderr.strip().splitlines()[-1:]}")
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        raise VirtualDeviceError(f"building the QEMU plugin {PLUGIN_SOURCE.name} failed: {tail}")
     os.replace(tmp, out)
     return out
 
 
-def check_can_count(rootfs: Path) -> None:
-    """Raise VirtualDeviceError saying what is missing for counting (root, qemu-user, the rootfs)."""
+def check_host() -> None:
+    """Raise VirtualDeviceError if this host cannot count (not root, no qemu-user)."""
     if not emulation.is_root():
         raise VirtualDeviceError("counting ARM64 instructions needs root (a private mount namespace for the "
                                  "emulated CPU's /proc/cpuinfo)")
     if shutil.which(QEMU_DYNAMIC) is None:
         raise VirtualDeviceError(f"{QEMU_DYNAMIC} not found: apt-get install qemu-user (the static build in "
                                  f"qemu-user-static cannot load plugins)")
+
+
+def check_can_count(rootfs: Path) -> None:
+    """Raise VirtualDeviceError saying what is missing for counting (root, qemu-user, the rootfs)."""
+    check_host()
     if not (rootfs / CPUINFO).is_file():
         raise VirtualDeviceError(f"{rootfs} is not the virtual device's rootfs (no {CPUINFO}); build it with "
                                  f"`clcdeploy device start`")
@@ -98,9 +104,13 @@ def count(rootfs: Path, argv: list[str], *, env: Mapping[str, str] | None = None
                 *argv]
         # The bind mount lives and dies with the namespace; `exec` keeps the exit code the program's.
         script = f"mount --bind {shlex.quote(str(rootfs / CPUINFO))} /proc/cpuinfo && exec {shlex.join(qemu)}"
-        proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                              env=emulation.device_env(dict(env or {})), capture_output=True, text=True,
-                              timeout=timeout)
+        try:
+            proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                                  env=emulation.device_env(dict(env or {})), capture_output=True, text=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise VirtualDeviceError(f"{Path(argv[0]).name} did not finish within {timeout:.0f} s under "
+                                     f"instruction counting (emulation runs it 10-50x slower than this host)") from None
         if proc.returncode != 0 or not result.exists():
             tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
             raise VirtualDeviceError(f"{Path(argv[0]).name} failed under instruction counting "
