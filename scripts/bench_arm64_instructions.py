@@ -17,6 +17,7 @@ for .onnx and .tflite its aarch64 ONNX Runtime custom op / LiteRT delegate loade
 
     .venv/bin/python scripts/bench_arm64_instructions.py [--models mobilenet_v1,clcnet_a,clcnet_b,shufflenet_v1_2x]
         [--variants floor2,floor1,fused-nhwc] [--runtimes pte,tflite,onnx] [--size 224] [--passes 2] [--jobs 2]
+        [--caches]
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def input_shape(runtime: str, size: int) -> tuple[int, ...]:
     return (1, size, size, 3) if runtime == "tflite" else (1, 3, size, size)  # clcdeploy's .tflite takes NHWC
 
 
-def count_all(entries: list[Entry], runtimes: list[str], size: int, passes: int, jobs: int,
+def count_all(entries: list[Entry], runtimes: list[str], size: int, passes: int, jobs: int, caches: bool,
               rootfs: Path) -> dict[tuple[str, str], Counts]:
     """Counts per (entry label, runtime); runs `jobs` emulated processes at a time (counts do not depend on load)."""
     tasks = [(e, r) for e in entries for r in runtimes if r in e.paths]
@@ -57,7 +58,7 @@ def count_all(entries: list[Entry], runtimes: list[str], size: int, passes: int,
         entry, runtime = task
         library = aarch64_kernel_library(runtime) if entry.variant in CUSTOM_OP and runtime != "pte" else None
         argv_for = runner_argv(rootfs, runtime, entry.paths[runtime], input_shape(runtime, size), library)
-        counts = instructions.count_per_pass(rootfs, argv_for, passes=passes)
+        counts = instructions.count_per_pass(rootfs, argv_for, passes=passes, caches=caches)
         print(f"counted {entry.model}/{entry.variant} on {runtime}: {counts.instructions / 1e6:.1f} M instructions",
               file=sys.stderr)
         return counts
@@ -68,8 +69,8 @@ def count_all(entries: list[Entry], runtimes: list[str], size: int, passes: int,
 
 def markdown(entries: list[Entry], runtimes: list[str], counts: dict[tuple[str, str], Counts], command: str,
              size: int, passes: int) -> str:
-    """Per runtime: M instructions and M memory accesses per inference, and the ratios to MobileNet-v1 and to
-    the floor (clcNet-A formulations)."""
+    """Per runtime: M instructions and M memory accesses per inference (with the cache model also M L1 misses and
+    MB of DRAM traffic), and the ratios to MobileNet-v1 and to the floor (clcNet-A formulations)."""
     baseline = next((e.label for e in entries if e.model == BASELINE and e.variant == "standard"), None)
     floor = next((e.label for e in entries if e.variant == FLOOR), None)
 
@@ -88,19 +89,24 @@ def markdown(entries: list[Entry], runtimes: list[str], counts: dict[tuple[str, 
             rows.append(f"| {e.label} | " + " | ".join(cells) + " |")
         return rows
 
+    caches = any(c.dram_bytes is not None for c in counts.values())
+    measures = ["instructions", "memory_accesses"] + (["l1_misses", "dram_bytes"] if caches else [])
     lines = [f"ARM64 instructions per inference, M (ratio to MobileNet-v1), {size}x{size}, 1 thread, "
              f"counted under qemu-user (Cortex-A53 model), {passes} passes; `{command}`", "", *table("instructions"),
-             "", "Memory accesses (load/store instructions) per inference, M (ratio to MobileNet-v1):", "",
+             "", "Memory accesses (as QEMU performs them) per inference, M (ratio to MobileNet-v1):", "",
              *table("memory_accesses")]
+    if caches:
+        lines += ["", "L1 data cache misses per inference, M (ratio to MobileNet-v1; 32 KB 4-way model):", "",
+                  *table("l1_misses"), "", "DRAM traffic per inference, MB (ratio to MobileNet-v1; 512 KB 16-way L2 "
+                  "model: misses + dirty evictions, 64-byte lines):", "", *table("dram_bytes")]
     if floor:
-        lines += ["", f"clcNet-A formulations / {FLOOR} (instructions; memory accesses):", "",
+        lines += ["", f"clcNet-A formulations / {FLOOR} ({'; '.join(m.replace('_', ' ') for m in measures)}):", "",
                   "| formulation | " + " | ".join(RUNTIME_LABELS[r] for r in runtimes) + " |",
                   "| --- |" + " --- |" * len(runtimes)]
         for e in entries:
             if e.model != "clcnet_a" or e.variant == FLOOR:
                 continue
-            cells = [f"{counts[e.label, r].instructions / counts[floor, r].instructions:.3f}; "
-                     f"{counts[e.label, r].memory_accesses / counts[floor, r].memory_accesses:.3f}"
+            cells = ["; ".join(f"{getattr(counts[e.label, r], m) / getattr(counts[floor, r], m):.3f}" for m in measures)
                      if (e.label, r) in counts and (floor, r) in counts else "n/a" for r in runtimes]
             lines.append(f"| {e.label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -117,6 +123,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="emulated processes at a time")
     parser.add_argument("--keep", type=Path, default=None, help="keep the artifacts in this folder")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables to this file")
+    parser.add_argument("--caches", action="store_true", help="also count L1 misses and DRAM traffic with the "
+                        "plugin's data cache model (32 KB L1, 512 KB L2)")
     return parser.parse_args(argv)
 
 
@@ -159,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         export_all(entries, runtimes, args.size, folder)
-        counts = count_all(entries, runtimes, args.size, args.passes, args.jobs, rootfs)
+        counts = count_all(entries, runtimes, args.size, args.passes, args.jobs, args.caches, rootfs)
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
     text = markdown(entries, runtimes, counts, command, args.size, args.passes)
     print(text)

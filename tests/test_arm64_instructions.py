@@ -74,3 +74,25 @@ def test_a_folder_that_is_not_the_rootfs_is_refused(tmp_path):
 def test_a_program_that_runs_too_long_is_one_clear_error(rootfs):
     with pytest.raises(VirtualDeviceError, match=r"sh did not finish within 1 s under instruction counting"):
         instructions.count(rootfs, [str(rootfs / "bin/sh"), "-c", "while :; do :; done"], timeout=1)
+
+
+def test_the_cache_model_sees_a_copy_as_three_passes_over_dram(rootfs):
+    """Copying N bytes reads the source, fills the destination's lines (write-allocate) and writes them back:
+    3N bytes of DRAM traffic and 2N/64 L1 misses, once the copy is much larger than the 512 KB L2."""
+    def copy(megabytes):
+        script = f"b = bytearray({megabytes} << 20); c = bytes(b)"
+        return instructions.count(rootfs, [str(rootfs / "usr/bin/python3"), "-c", script], caches=True).total
+
+    small, large = copy(1), copy(16)
+    copied = 15 << 20
+    assert 2.8 < (large.dram_bytes - small.dram_bytes) / copied < 3.2
+    assert 1.9 < (large.l1_misses - small.l1_misses) / (copied / 64) < 2.1
+    assert large.l2_misses <= large.l1_misses <= large.memory_accesses
+
+
+def test_counts_without_the_cache_model_have_no_cache_numbers(rootfs, conv_ptes):
+    plain = instructions.count_per_pass(rootfs, _pte_runner(rootfs, conv_ptes[16]), passes=1)
+    cached = instructions.count_per_pass(rootfs, _pte_runner(rootfs, conv_ptes[16]), passes=1, caches=True)
+    assert plain.l1_misses is None and plain.dram_bytes is None
+    assert cached.instructions == pytest.approx(plain.instructions, rel=0.01)
+    assert cached.l1_misses > 0 and cached.dram_bytes is not None

@@ -29,12 +29,19 @@ def test_timing_only_options_are_refused_in_one_line(args, names):
     assert done.stderr.count("\n") == 1 and names + " only to timing" in done.stderr
 
 
+def test_the_cache_model_needs_arm64_instructions():
+    done = subprocess.run([sys.executable, "-m", "clcdeploy", "bench", "--cache-model"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "--cache-model applies to --arm64-instructions only" in done.stderr
+
+
 @pytest.mark.device
 def test_every_artifact_is_counted(tiny_models_dir, fused_models_dir, tmp_path):
     standard = bench("--models", ",".join(TINY_MODELS), "--models-dir", str(tiny_models_dir), "--no-export",
                      "--json", "--out", str(tmp_path / "standard"))
     fused = bench("--models", "clcnet_tiny", "--models-dir", str(fused_models_dir), "--no-export", "--runs", "1",
-                  "--json")
+                  "--cache-model", "--json")
     assert standard.returncode == 0, standard.stderr
     assert fused.returncode == 0, fused.stderr
     document = json.loads(standard.stdout)
@@ -44,7 +51,9 @@ def test_every_artifact_is_counted(tiny_models_dir, fused_models_dir, tmp_path):
     assert set(counted) == {(m, f) for m in TINY_MODELS for f in ("pte", "tflite", "onnx")}
     for result in [*counted.values(), *json.loads(fused.stdout)["results"]]:
         assert result["instructions"] > 100_000 and 0 < result["memory_accesses"] < result["instructions"]
-    assert all(r["fused_igc_kernel"] for r in json.loads(fused.stdout)["results"])
+    assert all(r["fused_igc_kernel"] and r["l1_misses"] > 0 and r["dram_bytes"] > 0
+               for r in json.loads(fused.stdout)["results"])
+    assert all("dram_bytes" not in r for r in counted.values())  # without --cache-model
     report = (tmp_path / "standard/arm64_instructions.md").read_text()
     assert "| model | format | mult-adds | size | M instructions | instr. vs MobileNet |" in report
     assert "| mobilenet_v1_tiny | pte |" in report and "| 1.000x |" in report

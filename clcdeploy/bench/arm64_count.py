@@ -3,11 +3,13 @@ exported artifact executes, counted in the virtual device's rootfs with the devi
 the Python runner on the aarch64 runtimes) under qemu-user (`clcdeploy.device.virtual.instructions`).
 
 The counts do not depend on the machine's load, so they need neither rounds nor an idle host. They are a
-phone's instruction stream, not its latency: cache misses, memory bandwidth and issue width are not modelled.
+phone's instruction stream, not its latency: issue width and memory bandwidth are not modelled, and cache
+misses only with the plugin's cache model (`--cache-model`: a 32 KB L1 / 512 KB L2 data cache, no prefetcher).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -55,10 +57,10 @@ def aarch64_kernel_library(fmt: str) -> str:
 
 
 def count_artifacts(artifacts: list[Artifact], *, passes: int, jobs: int, timeout: float = 3600.0,
-                    log: Callable[[str], None] = print) -> list[Counted]:
+                    caches: bool = False, log: Callable[[str], None] = print) -> list[Counted]:
     """Counts of one inference of every artifact (`passes` timed passes each, `jobs` emulated processes at a
-    time, each allowed `timeout` seconds), in the given order. Raises VirtualDeviceError if the rootfs cannot
-    be built or a runner fails."""
+    time, each allowed `timeout` seconds, through the plugin's data cache model if `caches`), in the given order.
+    Raises VirtualDeviceError if the rootfs cannot be built or a runner fails."""
     instructions.check_host()  # before building the rootfs, which needs the same
     rootfs = device_rootfs.build_rootfs(log=log)  # also brings its pte_runner up to date
     instructions.check_can_count(rootfs)
@@ -67,7 +69,7 @@ def count_artifacts(artifacts: list[Artifact], *, passes: int, jobs: int, timeou
     def one(artifact: Artifact) -> Counted:
         argv_for = runner_argv(rootfs, artifact.fmt, artifact.path, artifact.input_shape,
                                libraries.get(artifact.fmt) if artifact.needs_kernel_library else None)
-        counts = instructions.count_per_pass(rootfs, argv_for, passes=passes, timeout=timeout)
+        counts = instructions.count_per_pass(rootfs, argv_for, passes=passes, timeout=timeout, caches=caches)
         log(f"counted {artifact.model} ({artifact.fmt}): {counts.instructions / 1e6:.1f} M instructions")
         return Counted(artifact, counts)
 
@@ -100,8 +102,14 @@ def table_rows(counted: list[Counted]) -> list[dict]:
             "M loads/stores": _m(c.counts.memory_accesses),
             "ld/st vs MobileNet": f"{c.counts.memory_accesses / base.counts.memory_accesses:.3f}x" if base else "-",
             "instructions / mult-add": f"{c.counts.instructions / a.macs:.2f}" if a.macs else "-",
-            "paper ms": str(PAPER_TABLE_6.get(a.model, {}).get("latency_ms", "-")),
         })
+        if c.counts.dram_bytes is not None:  # counted with the cache model
+            rows[-1] |= {
+                "M L1 misses": _m(c.counts.l1_misses),
+                "DRAM MB": f"{c.counts.dram_bytes / 1e6:.1f}",
+                "DRAM vs MobileNet": f"{c.counts.dram_bytes / base.counts.dram_bytes:.3f}x" if base else "-",
+            }
+        rows[-1]["paper ms"] = str(PAPER_TABLE_6.get(a.model, {}).get("latency_ms", "-"))
     return rows
 
 
@@ -112,7 +120,8 @@ def document(counted: list[Counted], passes: int, command: list[str], tools: dic
         "results": [{"model": c.artifact.model, "format": c.artifact.fmt, "file": str(c.artifact.path),
                      "file_bytes": c.artifact.bytes, "macs": c.artifact.macs, "params": c.artifact.params,
                      "fused_igc_kernel": c.artifact.needs_kernel_library,
-                     "instructions": c.counts.instructions, "memory_accesses": c.counts.memory_accesses}
+                     **{k: v for k, v in dataclasses.asdict(c.counts).items() if v is not None},
+                     **({"dram_bytes": c.counts.dram_bytes} if c.counts.dram_bytes is not None else {})}
                     for c in counted],
     }
 
@@ -124,8 +133,10 @@ def markdown(counted: list[Counted], passes: int, command: list[str]) -> str:
         lines += ["| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]
         lines += ["| " + " | ".join(row.values()) + " |" for row in rows]
     lines += ["", f"Counted between the runner's marks around {passes} timed passes after one warm-up, divided by "
-              f"{passes}; loads/stores are instructions, not bytes. The aarch64 builds of the runtimes a phone runs, "
-              "but not a latency: no cache or pipeline model. Paper column: clcNet paper Table 6, BLU Advance 5.2 "
+              f"{passes}; loads/stores are memory accesses as QEMU performs them, not bytes. The aarch64 builds of "
+              "the runtimes a phone runs, but not a latency (no pipeline model). With --cache-model: misses of a "
+              "modelled 32 KB 4-way L1 / 512 KB 16-way L2 data cache (64-byte lines, LRU, no prefetcher); DRAM = "
+              "(L2 misses + dirty L2 evictions) x 64 bytes. Paper column: clcNet paper Table 6, BLU Advance 5.2 "
               "(MT6580, Cortex-A7), Caffe2, ms."]
     return "\n".join(lines) + "\n"
 

@@ -60,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "artifact in the virtual device's rootfs (the runtimes' aarch64 builds under qemu-user, one "
                         "thread, one warm-up); deterministic, but not a latency. Needs root and qemu-user; writes "
                         "arm64_instructions.json/.md with --out")
+    p.add_argument("--cache-model", action="store_true",
+                   help="with --arm64-instructions: also run every memory access through a model of a 32 KB L1 / "
+                        "512 KB L2 data cache and report L1 misses and DRAM traffic per inference (slower)")
     p.set_defaults(handler=run_bench)
 
 
@@ -68,6 +71,8 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     the models and formats."""
     from clcdeploy.bench.artifacts import FORMATS
 
+    if args.cache_model and not args.arm64_instructions:
+        raise BenchError("--cache-model applies to --arm64-instructions only: add --arm64-instructions")
     if args.arm64_instructions:
         given = [name for name, default in TIMING_ONLY.items() if getattr(args, name) != default]
         if given or args.threads > 1:
@@ -180,7 +185,8 @@ def run_bench(args: argparse.Namespace) -> int:
 def _count_arm64(args: argparse.Namespace, artifacts: list, log) -> int:
     from clcdeploy.bench.arm64_count import count_artifacts, document, print_table, write_outputs
 
-    counted = count_artifacts(artifacts, passes=args.runs, jobs=os.cpu_count() or 1, timeout=args.timeout, log=log)
+    counted = count_artifacts(artifacts, passes=args.runs, jobs=os.cpu_count() or 1, timeout=args.timeout,
+                              caches=args.cache_model, log=log)
     command, tools = ["clcdeploy", *sys.argv[1:]], package_versions(BENCH_TOOLS)
     if args.out:
         write_outputs(args.out, counted, args.runs, command, tools)

@@ -3,7 +3,8 @@
 Emulated time says little about a phone, but the instruction stream is the real one: the same aarch64 builds
 of ONNX Runtime, LiteRT and ExecuTorch, whose XNNPACK picks its NEON kernels for the emulated Cortex-A53. The
 counts are deterministic (to a few instructions; ORT to 0.1%), so formulations can be compared exactly
-on a shared, noisy machine. Memory accesses are counted per load/store instruction, not per byte.
+on a shared, noisy machine. Memory accesses are counted as QEMU performs them (a vector load or store may be
+several), not in bytes. With `caches=True` they also go through a data cache model (insn_count.c).
 
 Runs qemu-user's dynamic `qemu-aarch64` (the static one, used through binfmt_misc, cannot load plugins)
 with `-L rootfs`, in a private mount namespace whose /proc/cpuinfo shows the emulated CPU, as the device's.
@@ -32,16 +33,35 @@ CPUINFO = "etc/clcdeploy/cpuinfo"  # the emulated CPU's /proc/cpuinfo, written b
 MARKS_ENV = "CLCDEPLOY_PASS_MARKS"  # set to 1, clcdeploy's runners mark the start and end of their timed passes
 
 
+LINE_BYTES = 64  # the cache model's line (insn_count.c)
+
+
 @dataclass(frozen=True)
 class Counts:
     instructions: int
     memory_accesses: int
+    # With the cache model only (count(..., caches=True)): a 32 KB L1 / 512 KB L2 data cache, see insn_count.c.
+    l1_misses: int | None = None
+    l2_misses: int | None = None
+    l2_writebacks: int | None = None
+
+    @property
+    def dram_bytes(self) -> int | None:
+        """Bytes read into and written back from the modelled L2: the DRAM traffic."""
+        return None if self.l2_misses is None else (self.l2_misses + self.l2_writebacks) * LINE_BYTES
+
+    def _map(self, f: Callable[[int, int], int], other: Counts | None = None) -> Counts:
+        values = []
+        for name in ("instructions", "memory_accesses", "l1_misses", "l2_misses", "l2_writebacks"):
+            mine, theirs = getattr(self, name), getattr(other, name) if other is not None else 0
+            values.append(None if mine is None or theirs is None else f(mine, theirs))
+        return Counts(*values)
 
     def __sub__(self, other: Counts) -> Counts:
-        return Counts(self.instructions - other.instructions, self.memory_accesses - other.memory_accesses)
+        return self._map(lambda a, b: a - b, other)
 
     def per(self, n: int) -> Counts:
-        return Counts(round(self.instructions / n), round(self.memory_accesses / n))
+        return self._map(lambda a, _: round(a / n))
 
 
 def build_plugin(*, log: Callable[[str], None] = print) -> Path:
@@ -93,15 +113,15 @@ class CountedRun:
 
 
 def count(rootfs: Path, argv: list[str], *, env: Mapping[str, str] | None = None, timeout: float = 3600.0,
-          plugin: Path | None = None) -> CountedRun:
-    """Run `argv` (argv[0] an arm64 program, as a host path inside `rootfs`) under the counting plugin.
-    Raises VirtualDeviceError if it fails."""
+          caches: bool = False, plugin: Path | None = None) -> CountedRun:
+    """Run `argv` (argv[0] an arm64 program, as a host path inside `rootfs`) under the counting plugin, with
+    its data cache model if `caches`. Raises VirtualDeviceError if it fails."""
     check_can_count(rootfs)
     plugin = plugin or build_plugin()
     with tempfile.TemporaryDirectory(prefix="clcdeploy-insn-") as tmp:
         result = Path(tmp) / "counts.json"
-        qemu = [QEMU_DYNAMIC, "-L", str(rootfs), "-cpu", emulation.QEMU_CPU, "-plugin", f"{plugin},out={result}",
-                *argv]
+        options = f"{plugin},out={result}" + (",caches=1" if caches else "")
+        qemu = [QEMU_DYNAMIC, "-L", str(rootfs), "-cpu", emulation.QEMU_CPU, "-plugin", options, *argv]
         # The bind mount lives and dies with the namespace; `exec` keeps the exit code the program's.
         script = f"mount --bind {shlex.quote(str(rootfs / CPUINFO))} /proc/cpuinfo && exec {shlex.join(qemu)}"
         try:
@@ -116,18 +136,24 @@ def count(rootfs: Path, argv: list[str], *, env: Mapping[str, str] | None = None
             raise VirtualDeviceError(f"{Path(argv[0]).name} failed under instruction counting "
                                      f"(exit {proc.returncode}): {tail}")
         data = json.loads(result.read_text())
-    return CountedRun(Counts(int(data["instructions"]), int(data["memory_accesses"])),
-                      tuple(Counts(int(i), int(m)) for i, m in data["marks"]))
+
+    def counts(values: list[int]) -> Counts:
+        named = dict(zip(data["counters"], values))
+        if not data["caches"]:
+            named = {k: v for k, v in named.items() if k in ("instructions", "memory_accesses")}
+        return Counts(**named)
+
+    return CountedRun(counts(data["total"]), tuple(counts(m) for m in data["marks"]))
 
 
 def count_per_pass(rootfs: Path, argv_for: Callable[[int], list[str]], *, passes: int = 2,
-                   env: Mapping[str, str] | None = None, timeout: float = 3600.0) -> Counts:
+                   env: Mapping[str, str] | None = None, timeout: float = 3600.0, caches: bool = False) -> Counts:
     """Instructions of one inference pass: `argv_for(passes)` (a clcdeploy runner doing `passes` timed passes)
     run with CLCDEPLOY_PASS_MARKS=1, the counts between its two marks divided by `passes`. Loading, warm-up and
     start-up are outside the marks: they vary by a few million instructions from run to run in Python."""
     if passes < 1:
         raise ValueError("passes must be at least 1")
-    run = count(rootfs, argv_for(passes), env={**(env or {}), MARKS_ENV: "1"}, timeout=timeout)
+    run = count(rootfs, argv_for(passes), env={**(env or {}), MARKS_ENV: "1"}, timeout=timeout, caches=caches)
     if len(run.marks) != 2:
         raise VirtualDeviceError(f"{Path(argv_for(passes)[0]).name} made {len(run.marks)} pass marks, not 2 (is it "
                                  f"a clcdeploy runner? they mark their timed passes when {MARKS_ENV}=1)")
