@@ -31,6 +31,7 @@ PLUGIN_SOURCE = Path(__file__).with_name("insn_count.c")
 QEMU_DYNAMIC = "qemu-aarch64"  # Debian package qemu-user
 CPUINFO = "etc/clcdeploy/cpuinfo"  # the emulated CPU's /proc/cpuinfo, written by rootfs._install_identity
 MARKS_ENV = "CLCDEPLOY_PASS_MARKS"  # set to 1, clcdeploy's runners mark the start and end of their timed passes
+MARK_FD = -3100  # a mark is a write(2) to this file descriptor (insn_count.c; the runners have their own copy)
 
 
 LINE_BYTES = 64  # the cache model's line (insn_count.c)
