@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_runtimes import BASELINE, CLCNET_A_VARIANTS, Entry, build_entries, export_all  # noqa: E402
+from bench_runtimes import (BASELINE, CLCNET_A_VARIANTS, Entry, build_entries, check_known,  # noqa: E402
+                            command_line, export_all)
 
 import clcdeploy  # noqa: E402
 from clcdeploy.bench.arm64_count import aarch64_kernel_library, runner_argv  # noqa: E402
@@ -136,11 +136,8 @@ def usage_error(message: str) -> int:
 
 def check_choices(models: list[str], variants: list[str], runtimes: list[str]) -> None:
     """Raise ValueError naming the first bad name and the allowed ones."""
-    for what, given, allowed in (("model", models, clcdeploy.list_models()), ("variant", variants, CLCNET_A_VARIANTS),
-                                 ("runtime", runtimes, RUNTIME_LABELS)):
-        unknown = [g for g in dict.fromkeys(given) if g not in allowed]
-        if unknown:
-            raise ValueError(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    check_known(("model", models, clcdeploy.list_models()), ("variant", variants, CLCNET_A_VARIANTS),
+                ("runtime", runtimes, RUNTIME_LABELS))
     if variants and "clcnet_a" not in models:
         raise ValueError("--variants are clcNet-A formulations: add clcnet_a to --models or pass --variants ''")
 
@@ -168,8 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         export_all(entries, runtimes, args.size, folder)
         counts = count_all(entries, runtimes, args.size, args.passes, args.jobs, args.caches, rootfs)
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
-    text = markdown(entries, runtimes, counts, command, args.size, args.passes)
+    text = markdown(entries, runtimes, counts, command_line(argv), args.size, args.passes)
     print(text)
     if args.markdown:
         write_atomic(args.markdown, text)

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -443,14 +444,25 @@ def parse_threads(text: str) -> list[int]:
     return sorted(counts)
 
 
-def check_choices(models: list[str], variants: list[str], runtimes: list[str], profile: list[str]) -> None:
-    """Raise ValueError naming the first bad name and the allowed ones."""
-    profile_models = [p.partition("/")[0] for p in profile]
-    for what, given, allowed in (("model", models + profile_models, clcdeploy.list_models()),
-                                 ("variant", variants, CLCNET_A_VARIANTS), ("runtime", runtimes, RUNTIME_LABELS)):
+def check_known(*checks: tuple[str, list[str], Iterable[str]]) -> None:
+    """Raise ValueError naming, for the first (what, given, allowed) check that fails, the unknown names and the
+    allowed ones."""
+    for what, given, allowed in checks:
         unknown = [g for g in dict.fromkeys(given) if g not in allowed]
         if unknown:
             raise ValueError(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(allowed)}")
+
+
+def command_line(argv: list[str] | None) -> str:
+    """How this script was run, for the table's header."""
+    return "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
+
+
+def check_choices(models: list[str], variants: list[str], runtimes: list[str], profile: list[str]) -> None:
+    """Raise ValueError naming the first bad name and the allowed ones."""
+    profile_models = [p.partition("/")[0] for p in profile]
+    check_known(("model", models + profile_models, clcdeploy.list_models()), ("variant", variants, CLCNET_A_VARIANTS),
+                ("runtime", runtimes, RUNTIME_LABELS))
     for entry in profile:
         model, _, variant = entry.partition("/")
         benchmarked = model in models and (variant == "standard" or (model == "clcnet_a" and variant in variants))
@@ -483,8 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         time_all(entries, runtimes, threads, args.runs, args.warmup, args.size, args.repeat, args.planned_offset,
                  args.block)
         profiles = profiles_markdown(entries, wanted, runtimes, args.size) if wanted else ""
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
-    text = markdown(entries, runtimes, threads, command, args.runs, args.block, args.size)
+    text = markdown(entries, runtimes, threads, command_line(argv), args.runs, args.block, args.size)
     text += "\n" + profiles if profiles else ""
     print(text)
     if args.markdown:

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from clcdeploy.export import executorch_format
-from clcdeploy.export.delegation import executorch_report
+from pte_checks import run_as_one_xnnpack_partition
+
 from clcdeploy.export.passes import deployment_passes, recognise_igc
 from clcdeploy.export.passes.eliminate_permutations import interleave_channels
 from clcdeploy.zoo.layers import IGC, ChannelShuffle
@@ -75,9 +75,6 @@ def test_residual_blocks_lower_without_tiny_groups_or_permutations():
 
 def test_the_lowered_residual_net_is_one_xnnpack_partition(tmp_path: Path):
     net, x = _net(), torch.randn(1, 3, 16, 16)
-    path = tmp_path / "net.pte"
-    executorch_format.export(deployment_passes(net, x), x, path)
-    report = executorch_report(path)
-    assert report["delegate_calls"] == {"XnnpackBackend": 1} and report["ops_outside_delegate"] == 0
+    got = run_as_one_xnnpack_partition(deployment_passes(net, x), x, tmp_path / "net.pte")
     with torch.no_grad():
-        assert np.abs(executorch_format.run(path, x.numpy()) - net(x).numpy()).max() < 1e-4
+        assert np.abs(got - net(x).numpy()).max() < 1e-4
