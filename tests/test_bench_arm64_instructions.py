@@ -57,3 +57,27 @@ def test_every_artifact_is_counted(tiny_models_dir, fused_models_dir, tmp_path):
     report = (tmp_path / "standard/arm64_instructions.md").read_text()
     assert "| model | format | mult-adds | size | M instructions | instr. vs MobileNet |" in report
     assert "| mobilenet_v1_tiny | pte |" in report and "| 1.000x |" in report
+
+
+def test_per_op_needs_arm64_instructions_and_pte():
+    alone = subprocess.run([sys.executable, "-m", "clcdeploy", "bench", "--per-op"], capture_output=True, text=True,
+                           timeout=120)
+    without_pte = bench("--per-op", "--formats", "tflite,onnx")
+    assert alone.returncode == 2 and "--per-op applies to --arm64-instructions only" in alone.stderr
+    assert without_pte.returncode == 2 and "add pte to --formats" in without_pte.stderr
+    assert alone.stderr.count("\n") == 1 and without_pte.stderr.count("\n") == 1
+
+
+@pytest.mark.device
+def test_per_op_cuts_every_pte_into_its_operators(tiny_models_dir, tmp_path):
+    done = bench("--models", ",".join(TINY_MODELS), "--models-dir", str(tiny_models_dir), "--no-export",
+                 "--formats", "pte", "--runs", "1", "--per-op", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "M instructions per inference, by XNNPACK operator type" in done.stdout
+    for result in json.loads((tmp_path / "arm64_instructions.json").read_text())["results"]:
+        profile = result["per_operator"]
+        parts = profile["before_operators"]["instructions"] + sum(o["instructions"] for o in profile["operators"])
+        assert abs(parts - result["instructions"]) <= 0.01 * result["instructions"]  # one pass vs the mean of one
+        assert any("Convolution" in o["type"] for o in profile["operators"])
+    report = (tmp_path / "arm64_instructions.md").read_text()
+    assert "## Per XNNPACK operator" in report and "| total |" in report

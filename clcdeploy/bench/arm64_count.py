@@ -17,7 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from clcdeploy.bench import device_runner
+from clcdeploy.bench import arm64_ops, device_runner
+from clcdeploy.bench.arm64_ops import OperatorCounts
 from clcdeploy.bench.artifacts import Artifact
 from clcdeploy.bench.report import BASELINE, PAPER_TABLE_6
 from clcdeploy.device.virtual import instructions, rootfs as device_rootfs
@@ -32,6 +33,7 @@ TITLE = "ARM64 instructions per inference, counted in the virtual device (Cortex
 class Counted:
     artifact: Artifact
     counts: Counts
+    operators: OperatorCounts | None = None  # per XNNPACK operator (.pte, with per_op)
 
 
 def runner_argv(rootfs: Path, fmt: str, model: Path, input_shape: tuple[int, ...],
@@ -56,22 +58,37 @@ def aarch64_kernel_library(fmt: str) -> str:
     return str(builders[fmt](target="aarch64"))
 
 
+def profiles_operators(artifact: Artifact) -> bool:
+    """Whether --per-op cuts this artifact into XNNPACK operators: a .pte without clcdeploy's fused kernel (which
+    runs outside XNNPACK, between its partitions)."""
+    return artifact.fmt == "pte" and not artifact.needs_kernel_library
+
+
 def count_artifacts(artifacts: list[Artifact], *, passes: int, jobs: int, timeout: float = 3600.0,
-                    caches: bool = False, log: Callable[[str], None] = print) -> list[Counted]:
+                    caches: bool = False, per_op: bool = False, log: Callable[[str], None] = print) -> list[Counted]:
     """Counts of one inference of every artifact (`passes` timed passes each, `jobs` emulated processes at a
-    time, each allowed `timeout` seconds, through the plugin's data cache model if `caches`), in the given order.
+    time, each allowed `timeout` seconds, through the plugin's data cache model if `caches`), in the given order;
+    with `per_op` also per XNNPACK operator for the .pte artifacts (profiles_operators), in a second run each.
     Raises VirtualDeviceError if the rootfs cannot be built or a runner fails."""
     instructions.check_host()  # before building the rootfs, which needs the same
     rootfs = device_rootfs.build_rootfs(log=log)  # also brings its pte_runner up to date
     instructions.check_can_count(rootfs)
     libraries = {a.fmt: aarch64_kernel_library(a.fmt) for a in artifacts if a.needs_kernel_library and a.fmt != "pte"}
+    # The operators' names come from the host's ExecuTorch runtime, one program at a time.
+    names = {a.path: arm64_ops.xnnpack_operators(a.path, a.input_shape) for a in artifacts
+             if per_op and profiles_operators(a)}
+    for a in artifacts:
+        if per_op and a.fmt == "pte" and not profiles_operators(a):
+            log(f"not cut into operators: {a.model} (pte) calls clcdeploy's fused IGC kernel outside XNNPACK")
 
     def one(artifact: Artifact) -> Counted:
         argv_for = runner_argv(rootfs, artifact.fmt, artifact.path, artifact.input_shape,
                                libraries.get(artifact.fmt) if artifact.needs_kernel_library else None)
         counts = instructions.count_per_pass(rootfs, argv_for, passes=passes, timeout=timeout, caches=caches)
         log(f"counted {artifact.model} ({artifact.fmt}): {counts.instructions / 1e6:.1f} M instructions")
-        return Counted(artifact, counts)
+        operators = (arm64_ops.count_operators(rootfs, artifact.path, names[artifact.path], caches=caches,
+                                               timeout=timeout) if artifact.path in names else None)
+        return Counted(artifact, counts, operators)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(one, artifacts))
@@ -121,7 +138,8 @@ def document(counted: list[Counted], passes: int, command: list[str], tools: dic
                      "file_bytes": c.artifact.bytes, "macs": c.artifact.macs, "params": c.artifact.params,
                      "fused_igc_kernel": c.artifact.needs_kernel_library,
                      **{k: v for k, v in dataclasses.asdict(c.counts).items() if v is not None},
-                     **({"dram_bytes": c.counts.dram_bytes} if c.counts.dram_bytes is not None else {})}
+                     **({"dram_bytes": c.counts.dram_bytes} if c.counts.dram_bytes is not None else {}),
+                     **({"per_operator": arm64_ops.as_json(c.operators)} if c.operators is not None else {})}
                     for c in counted],
     }
 
@@ -138,6 +156,10 @@ def markdown(counted: list[Counted], passes: int, command: list[str]) -> str:
               "modelled 32 KB 4-way L1 / 512 KB 16-way L2 data cache (64-byte lines, LRU, no prefetcher); DRAM = "
               "(L2 misses + dirty L2 evictions) x 64 bytes. Paper column: clcNet paper Table 6, BLU Advance 5.2 "
               "(MT6580, Cortex-A7), Caffe2, ms."]
+    profiled = [c for c in counted if c.operators is not None]
+    if profiled:
+        lines += ["", "## Per XNNPACK operator (.pte, one inference after one warm-up)",
+                  *arm64_ops.markdown_tables([c.artifact.model for c in profiled], [c.operators for c in profiled])]
     return "\n".join(lines) + "\n"
 
 
@@ -153,6 +175,15 @@ def print_table(counted: list[Counted], console=None) -> None:
     for row in rows:
         table.add_row(*row.values())
     console.print(table)
+    profiled = [c for c in counted if c.operators is not None]
+    profiles = [c.operators for c in profiled]
+    for attribute, title, unit in arm64_ops.measures(profiles):
+        table = Table(title=f"{title} per inference, by XNNPACK operator type (.pte; operators in parentheses)")
+        for column in ["operator", *(c.artifact.model for c in profiled)]:
+            table.add_column(column, no_wrap=True)
+        for row in arm64_ops.table_rows(profiles, attribute, unit):
+            table.add_row(*row)
+        console.print(table)
 
 
 def write_outputs(out_dir: Path, counted: list[Counted], passes: int, command: list[str], tools: dict) -> None:

@@ -63,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-model", action="store_true",
                    help="with --arm64-instructions: also run every memory access through a model of a 32 KB L1 / "
                         "512 KB L2 data cache and report L1 misses and DRAM traffic per inference (slower)")
+    p.add_argument("--per-op", action="store_true",
+                   help="with --arm64-instructions: also count every .pte per XNNPACK operator (one more run each) "
+                        "and print the counts per operator type")
     p.set_defaults(handler=run_bench)
 
 
@@ -71,8 +74,9 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     the models and formats."""
     from clcdeploy.bench.artifacts import FORMATS
 
-    if args.cache_model and not args.arm64_instructions:
-        raise BenchError("--cache-model applies to --arm64-instructions only: add --arm64-instructions")
+    for flag, given in (("--cache-model", args.cache_model), ("--per-op", args.per_op)):
+        if given and not args.arm64_instructions:
+            raise BenchError(f"{flag} applies to --arm64-instructions only: add --arm64-instructions")
     if args.arm64_instructions:
         given = [name for name, default in TIMING_ONLY.items() if getattr(args, name) != default]
         if given or args.threads > 1:
@@ -94,6 +98,8 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise BenchError(f"unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}")
+    if args.per_op and "pte" not in formats:
+        raise BenchError("--per-op cuts .pte programs into their XNNPACK operators: add pte to --formats")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     if not models:
         raise BenchError("--models is empty")
@@ -186,7 +192,7 @@ def _count_arm64(args: argparse.Namespace, artifacts: list, log) -> int:
     from clcdeploy.bench.arm64_count import count_artifacts, document, print_table, write_outputs
 
     counted = count_artifacts(artifacts, passes=args.runs, jobs=os.cpu_count() or 1, timeout=args.timeout,
-                              caches=args.cache_model, log=log)
+                              caches=args.cache_model, per_op=args.per_op, log=log)
     command, tools = ["clcdeploy", *sys.argv[1:]], package_versions(BENCH_TOOLS)
     if args.out:
         write_outputs(args.out, counted, args.runs, command, tools)

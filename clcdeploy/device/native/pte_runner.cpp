@@ -19,7 +19,8 @@
 // Module API (and so its Python runtime) allocates planned buffers as std::vector<uint8_t>, 16 bytes past
 // one; B = 16 reproduces that.
 // With CLCDEPLOY_PASS_MARKS=1 in the environment the timed passes are bracketed by two marks for clcdeploy's
-// ARM64 instruction counter (mark_passes).
+// ARM64 instruction counter (mark_passes); with CLCDEPLOY_CALL_MARKS=name,... it also marks every call of the
+// named functions (register_call_marks), e.g. the pthreadpool entry points XNNPACK runs each operator through.
 
 #include <executorch/extension/data_loader/file_data_loader.h>
 #include <executorch/runtime/core/evalue.h>
@@ -42,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include <dlfcn.h>
 #include <unistd.h>
 
 // threadpool.h is not shipped in the wheel's include/; these two symbols are exported by
@@ -100,6 +102,24 @@ void mark_passes() {
   if (!enabled) return;
   ssize_t ignored = ::write(-3100, "", 0);  // always fails (EBADF): the system call itself is the mark
   (void)ignored;
+}
+
+// With CLCDEPLOY_CALL_MARKS=name,name,...: each named function's address (0 if not found) is registered with
+// the instruction counter by a write to file descriptor -3101 whose byte count is the address (it fails too),
+// in the order given, so that the counter snapshots its counts at every call of them (insn_count.c).
+void register_call_marks() {
+  const char* names = std::getenv("CLCDEPLOY_CALL_MARKS");
+  if (names == nullptr) return;
+  std::string list(names);
+  for (size_t start = 0; start <= list.size();) {
+    size_t end = std::min(list.find(',', start), list.size());
+    std::string name = list.substr(start, end - start);
+    start = end + 1;
+    if (name.empty()) continue;
+    void* address = dlsym(RTLD_DEFAULT, name.c_str());
+    ssize_t ignored = ::write(-3101, "", reinterpret_cast<size_t>(address));
+    (void)ignored;
+  }
 }
 
 int fail(const std::string& what, int code = 1) {
@@ -299,6 +319,7 @@ int main(int argc, char** argv) {
   Options opt;
   if (!parse(argc, argv, opt)) return 2;
   executorch::runtime::runtime_init();
+  register_call_marks();
   if (opt.cpu_threads > 0) {
     executorch::extension::threadpool::get_threadpool()->_unsafe_reset_threadpool(
         static_cast<uint32_t>(opt.cpu_threads));

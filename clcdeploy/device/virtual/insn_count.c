@@ -4,6 +4,13 @@
  * at every *mark*: a write(2) to file descriptor -3100 (it fails with EBADF and has no other effect), which
  * clcdeploy's runners make around their timed passes when CLCDEPLOY_PASS_MARKS=1.
  *
+ * Calls can be marked too: a write(2) to file descriptor -3101 whose byte count is a code address (it fails as
+ * well) adds that address to a watch list, and every later execution of an instruction there snapshots the
+ * counters as a *call event*, tagged with the address's index in the list. clcdeploy's pte_runner registers
+ * the pthreadpool entry points through which XNNPACK runs each of its operators (CLCDEPLOY_CALL_MARKS), so
+ * the counts between successive calls are per operator. Register addresses before their code first runs:
+ * only blocks translated after it get the callback.
+ *
  * With `caches=1` every access also goes through a model of a Cortex-A53-like data cache hierarchy (32 KB
  * 4-way L1, 512 KB 16-way L2, 64-byte lines, LRU, write-back, write-allocate, no prefetcher), which counts L1
  * misses, L2 misses and dirty lines written back from L2: (L2 misses + write-backs) x 64 bytes is the DRAM
@@ -30,6 +37,7 @@ enum qemu_plugin_op { QEMU_PLUGIN_INLINE_ADD_U64 };
 enum qemu_plugin_mem_rw { QEMU_PLUGIN_MEM_R = 1, QEMU_PLUGIN_MEM_W, QEMU_PLUGIN_MEM_RW };
 typedef void (*qemu_plugin_vcpu_tb_trans_cb_t)(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
 typedef void (*qemu_plugin_udata_cb_t)(qemu_plugin_id_t id, void *userdata);
+typedef void (*qemu_plugin_vcpu_udata_cb_t)(unsigned int vcpu_index, void *userdata);
 typedef uint32_t qemu_plugin_meminfo_t;
 enum qemu_plugin_cb_flags { QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_CB_R_REGS, QEMU_PLUGIN_CB_RW_REGS };
 typedef void (*qemu_plugin_vcpu_mem_cb_t)(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint64_t vaddr,
@@ -47,6 +55,9 @@ void qemu_plugin_register_vcpu_mem_cb(struct qemu_plugin_insn *insn, qemu_plugin
                                       enum qemu_plugin_cb_flags flags, enum qemu_plugin_mem_rw rw, void *userdata);
 bool qemu_plugin_mem_is_store(qemu_plugin_meminfo_t info);
 size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
+uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn *insn);
+void qemu_plugin_register_vcpu_insn_exec_cb(struct qemu_plugin_insn *insn, qemu_plugin_vcpu_udata_cb_t cb,
+                                            enum qemu_plugin_cb_flags flags, void *userdata);
 struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb, size_t idx);
 void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb, void *userdata);
 void qemu_plugin_register_vcpu_syscall_cb(qemu_plugin_id_t id, qemu_plugin_vcpu_syscall_cb_t cb);
@@ -56,6 +67,8 @@ EXPORT int qemu_plugin_version = 1;
 #define AARCH64_NR_WRITE 64
 #define MARK_FD (-3100)
 #define MAX_MARKS 256
+#define WATCH_FD (-3101)
+#define MAX_WATCHED 128
 #define LINE_SHIFT 6 /* 64-byte lines */
 
 /* The counters, in the order of the JSON's "counters" and of every mark. */
@@ -66,6 +79,18 @@ static uint64_t counters[N_COUNTERS];
 static uint64_t marks[MAX_MARKS][N_COUNTERS];
 static int n_marks;
 static bool simulate_caches;
+
+/* Watched call addresses, and the marks and calls in the order they happened (kind -1 = mark, else the index of
+ * the watched address), kept only once an address is watched. */
+static uint64_t watched[MAX_WATCHED];
+static int n_watched;
+struct event {
+    int kind;
+    uint64_t values[N_COUNTERS];
+};
+static struct event *events;
+static size_t n_events, events_capacity;
+static bool events_overflowed;
 static char out_path[4096];
 
 /* A set-associative LRU cache of line tags; `dirty` marks lines written since they were filled. */
@@ -133,6 +158,30 @@ static void on_memory(unsigned int vcpu_index, qemu_plugin_meminfo_t info, uint6
         l2_access(written_back, true);
 }
 
+static void record_event(int kind) {
+    if (n_events == events_capacity) {
+        size_t capacity = events_capacity ? 2 * events_capacity : 4096;
+        struct event *grown = realloc(events, capacity * sizeof *events);
+        if (grown == NULL) {
+            events_overflowed = true;
+            return;
+        }
+        events = grown;
+        events_capacity = capacity;
+    }
+    events[n_events].kind = kind;
+    memcpy(events[n_events++].values, counters, sizeof counters);
+}
+
+static void on_watched_call(unsigned int vcpu_index, void *userdata) { record_event((int)(intptr_t)userdata); }
+
+static int watched_index(uint64_t vaddr) {
+    for (int k = 0; k < n_watched; k++)
+        if (watched[k] == vaddr)
+            return k;
+    return -1;
+}
+
 /* Called once per translated block: every later execution of the block adds its length. */
 static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     size_t n = qemu_plugin_tb_n_insns(tb);
@@ -143,14 +192,23 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
                                              &counters[MEMORY_ACCESSES], 1);
         if (simulate_caches)
             qemu_plugin_register_vcpu_mem_cb(insn, on_memory, QEMU_PLUGIN_CB_NO_REGS, QEMU_PLUGIN_MEM_RW, NULL);
+        int k = n_watched ? watched_index(qemu_plugin_insn_vaddr(insn)) : -1;
+        if (k >= 0)
+            qemu_plugin_register_vcpu_insn_exec_cb(insn, on_watched_call, QEMU_PLUGIN_CB_NO_REGS, (void *)(intptr_t)k);
     }
 }
 
 static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu_index, int64_t num, uint64_t a1, uint64_t a2,
                        uint64_t a3, uint64_t a4, uint64_t a5, uint64_t a6, uint64_t a7, uint64_t a8) {
-    if (num != AARCH64_NR_WRITE || (int64_t)a1 != MARK_FD || n_marks == MAX_MARKS)
+    if (num != AARCH64_NR_WRITE)
+        return;
+    if ((int64_t)a1 == WATCH_FD && n_watched < MAX_WATCHED)
+        watched[n_watched++] = a3; /* 0 keeps the index of an entry point the program did not find */
+    if ((int64_t)a1 != MARK_FD || n_marks == MAX_MARKS)
         return;
     memcpy(marks[n_marks++], counters, sizeof counters);
+    if (n_watched)
+        record_event(-1);
 }
 
 static void write_counters(FILE *f, const uint64_t *values) {
@@ -160,7 +218,8 @@ static void write_counters(FILE *f, const uint64_t *values) {
     fprintf(f, "]");
 }
 
-/* {"counters": [names], "caches": bool, "total": [values], "marks": [[values], ...]} */
+/* {"counters": [names], "caches": bool, "total": [values], "marks": [[values], ...]}, and with watched calls
+ * also "events": [[kind, [values]], ...] and "events_complete": bool (false if memory ran out). */
 static void on_exit_write(qemu_plugin_id_t id, void *userdata) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.partial", out_path);
@@ -177,7 +236,17 @@ static void on_exit_write(qemu_plugin_id_t id, void *userdata) {
         fprintf(f, i ? ", " : "");
         write_counters(f, marks[i]);
     }
-    fprintf(f, "]}\n");
+    fprintf(f, "]");
+    if (n_watched) {
+        fprintf(f, ", \"events_complete\": %s, \"events\": [", events_overflowed ? "false" : "true");
+        for (size_t i = 0; i < n_events; i++) {
+            fprintf(f, "%s[%d, ", i ? ", " : "", events[i].kind);
+            write_counters(f, events[i].values);
+            fprintf(f, "]");
+        }
+        fprintf(f, "]");
+    }
+    fprintf(f, "}\n");
     if (fclose(f) == 0)
         rename(tmp, out_path); /* atomic: a reader sees the whole result or none */
 }

@@ -32,6 +32,8 @@ QEMU_DYNAMIC = "qemu-aarch64"  # Debian package qemu-user
 CPUINFO = "etc/clcdeploy/cpuinfo"  # the emulated CPU's /proc/cpuinfo, written by rootfs._install_identity
 MARKS_ENV = "CLCDEPLOY_PASS_MARKS"  # set to 1, clcdeploy's runners mark the start and end of their timed passes
 MARK_FD = -3100  # a mark is a write(2) to this file descriptor (insn_count.c; the runners have their own copy)
+CALL_MARKS_ENV = "CLCDEPLOY_CALL_MARKS"  # name,name,...: pte_runner has the counter mark every call of these
+MARK = -1  # the kind of a pass mark among a run's events; a call's kind is its function's index in the list
 
 
 LINE_BYTES = 64  # the cache model's line (insn_count.c)
@@ -60,6 +62,9 @@ class Counts:
 
     def __sub__(self, other: Counts) -> Counts:
         return self._map(lambda a, b: a - b, other)
+
+    def __add__(self, other: Counts) -> Counts:
+        return self._map(lambda a, b: a + b, other)
 
     def per(self, n: int) -> Counts:
         return self._map(lambda a, _: round(a / n))
@@ -111,6 +116,8 @@ class CountedRun:
 
     total: Counts
     marks: tuple[Counts, ...]
+    # With watched calls (CALL_MARKS_ENV): (kind, counters) of every mark and call, in order.
+    events: tuple[tuple[int, Counts], ...] = ()
 
 
 def count(rootfs: Path, argv: list[str], *, env: Mapping[str, str] | None = None, timeout: float = 3600.0,
@@ -144,7 +151,10 @@ def count(rootfs: Path, argv: list[str], *, env: Mapping[str, str] | None = None
             named = {k: v for k, v in named.items() if k in ("instructions", "memory_accesses")}
         return Counts(**named)
 
-    return CountedRun(counts(data["total"]), tuple(counts(m) for m in data["marks"]))
+    if not data.get("events_complete", True):
+        raise VirtualDeviceError(f"{Path(argv[0]).name} made more marked calls than the counter could keep")
+    return CountedRun(counts(data["total"]), tuple(counts(m) for m in data["marks"]),
+                      tuple((kind, counts(values)) for kind, values in data.get("events", ())))
 
 
 def count_per_pass(rootfs: Path, argv_for: Callable[[int], list[str]], *, passes: int = 2,
@@ -159,3 +169,30 @@ def count_per_pass(rootfs: Path, argv_for: Callable[[int], list[str]], *, passes
         raise VirtualDeviceError(f"{Path(argv_for(passes)[0]).name} made {len(run.marks)} pass marks, not 2 (is it "
                                  f"a clcdeploy runner? they mark their timed passes when {MARKS_ENV}=1)")
     return (run.marks[1] - run.marks[0]).per(passes)
+
+
+@dataclass(frozen=True)
+class CallCounts:
+    """One pass, cut at every call of the watched functions: what ran from the pass's start mark to the first call
+    (`before`), and from each call to the next one (or to the end mark) with the name of the function called."""
+
+    before: Counts
+    calls: tuple[tuple[str, Counts], ...]
+
+
+def count_calls(rootfs: Path, argv: list[str], functions: list[str], *, env: Mapping[str, str] | None = None,
+                timeout: float = 3600.0, caches: bool = False) -> CallCounts:
+    """Counts of the one timed pass of `argv` (pte_runner with --num_executions=1) cut at every call of
+    `functions` (dynamic symbols its libraries export, registered by the runner through CALL_MARKS_ENV)."""
+    run = count(rootfs, argv, env={**(env or {}), MARKS_ENV: "1", CALL_MARKS_ENV: ",".join(functions)},
+                timeout=timeout, caches=caches)
+    kinds = [kind for kind, _ in run.events]
+    if kinds.count(MARK) != 2:
+        raise VirtualDeviceError(f"{Path(argv[0]).name} made {kinds.count(MARK)} pass marks, not 2 (does it support "
+                                 f"{CALL_MARKS_ENV}? pte_runner does)")
+    start, end = kinds.index(MARK), len(kinds) - 1 - kinds[::-1].index(MARK)
+    window = run.events[start:end + 1]
+    cuts = [counts for _, counts in window]
+    spans = [later - earlier for earlier, later in zip(cuts, cuts[1:])]
+    return CallCounts(spans[0], tuple((functions[kind], span) for (kind, _), span in zip(window[1:-1], spans[1:])))
+
