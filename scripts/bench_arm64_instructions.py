@@ -17,7 +17,7 @@ for .onnx and .tflite its aarch64 ONNX Runtime custom op / LiteRT delegate loade
 
     .venv/bin/python scripts/bench_arm64_instructions.py [--models mobilenet_v1,clcnet_a,clcnet_b,shufflenet_v1_2x]
         [--variants floor2,floor1,fused-nhwc] [--runtimes pte,tflite,onnx] [--size 224] [--passes 2] [--jobs 2]
-        [--caches]
+        [--caches [--l2-kb 512]]
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def input_shape(runtime: str, size: int) -> tuple[int, ...]:
 
 
 def count_all(entries: list[Entry], runtimes: list[str], size: int, passes: int, jobs: int, caches: bool,
-              rootfs: Path) -> dict[tuple[str, str], Counts]:
+              l2_kb: int, rootfs: Path) -> dict[tuple[str, str], Counts]:
     """Counts per (entry label, runtime); runs `jobs` emulated processes at a time (counts do not depend on load)."""
     tasks = [(e, r) for e in entries for r in runtimes if r in e.paths]
 
@@ -58,7 +58,7 @@ def count_all(entries: list[Entry], runtimes: list[str], size: int, passes: int,
         entry, runtime = task
         library = aarch64_kernel_library(runtime) if entry.variant in CUSTOM_OP and runtime != "pte" else None
         argv_for = runner_argv(rootfs, runtime, entry.paths[runtime], input_shape(runtime, size), library)
-        counts = instructions.count_per_pass(rootfs, argv_for, passes=passes, caches=caches)
+        counts = instructions.count_per_pass(rootfs, argv_for, passes=passes, caches=caches, l2_kb=l2_kb)
         print(f"counted {entry.model}/{entry.variant} on {runtime}: {counts.instructions / 1e6:.1f} M instructions",
               file=sys.stderr)
         return counts
@@ -68,7 +68,7 @@ def count_all(entries: list[Entry], runtimes: list[str], size: int, passes: int,
 
 
 def markdown(entries: list[Entry], runtimes: list[str], counts: dict[tuple[str, str], Counts], command: str,
-             size: int, passes: int) -> str:
+             size: int, passes: int, l2_kb: int = instructions.L2_KB) -> str:
     """Per runtime: M instructions and M memory accesses per inference (with the cache model also M L1 misses and
     MB of DRAM traffic), and the ratios to MobileNet-v1 and to the floor (clcNet-A formulations)."""
     baseline = next((e.label for e in entries if e.model == BASELINE and e.variant == "standard"), None)
@@ -97,8 +97,8 @@ def markdown(entries: list[Entry], runtimes: list[str], counts: dict[tuple[str, 
              *table("memory_accesses")]
     if caches:
         lines += ["", "L1 data cache misses per inference, M (ratio to MobileNet-v1; 32 KB 4-way model):", "",
-                  *table("l1_misses"), "", "DRAM traffic per inference, MB (ratio to MobileNet-v1; 512 KB 16-way L2 "
-                  "model: misses + dirty evictions, 64-byte lines):", "", *table("dram_bytes")]
+                  *table("l1_misses"), "", f"DRAM traffic per inference, MB (ratio to MobileNet-v1; {l2_kb} KB 16-way "
+                  "L2 model: misses + dirty evictions, 64-byte lines):", "", *table("dram_bytes")]
     if floor:
         lines += ["", f"clcNet-A formulations / {FLOOR} ({'; '.join(m.replace('_', ' ') for m in measures)}):", "",
                   "| formulation | " + " | ".join(RUNTIME_LABELS[r] for r in runtimes) + " |",
@@ -125,6 +125,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables to this file")
     parser.add_argument("--caches", action="store_true", help="also count L1 misses and DRAM traffic with the "
                         "plugin's data cache model (32 KB L1, 512 KB L2)")
+    parser.add_argument("--l2-kb", type=int, default=instructions.L2_KB, help="with --caches: the modelled L2's "
+                        "size in KB (default 512)")
     return parser.parse_args(argv)
 
 
@@ -153,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         return usage_error(str(exc))
     if args.passes < 1 or args.jobs < 1 or args.size < 32:
         return usage_error("--passes and --jobs must be at least 1, --size at least 32")
+    if not 64 <= args.l2_kb <= 16384:
+        return usage_error(f"--l2-kb must be between 64 and 16384, got {args.l2_kb}")
     try:
         instructions.check_host()
         rootfs = device_rootfs.build_rootfs(log=lambda m: print(m, file=sys.stderr))  # and its current pte_runner
@@ -164,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         export_all(entries, runtimes, args.size, folder)
-        counts = count_all(entries, runtimes, args.size, args.passes, args.jobs, args.caches, rootfs)
-    text = markdown(entries, runtimes, counts, command_line(argv), args.size, args.passes)
+        counts = count_all(entries, runtimes, args.size, args.passes, args.jobs, args.caches, args.l2_kb, rootfs)
+    text = markdown(entries, runtimes, counts, command_line(argv), args.size, args.passes, args.l2_kb)
     print(text)
     if args.markdown:
         write_atomic(args.markdown, text)

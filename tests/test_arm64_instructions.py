@@ -95,6 +95,28 @@ def test_the_cache_model_sees_a_copy_as_three_passes_over_dram(rootfs):
     assert copy.l2_misses <= copy.l1_misses <= copy.memory_accesses
 
 
+def test_a_working_set_between_the_l2_sizes_fits_only_the_larger(rootfs):
+    """Scanning a 1 MB buffer four times (between two marks, just after writing it) reads it from DRAM every time
+    with a 512 KB L2, and finds it in a 2 MB one."""
+    script = ("import os\n"
+              "def mark():\n"
+              "    try:\n"
+              f"        os.write({instructions.MARK_FD}, b'')\n"
+              "    except OSError:\n"
+              "        pass\n"
+              "b = bytearray(b'y' * (1 << 20))\n"
+              "mark()\n"
+              "for _ in range(4):\n"
+              "    b.find(b'x')\n"
+              "mark()\n")
+    argv = [str(rootfs / "usr/bin/python3"), "-c", script]
+    small, large = (instructions.count(rootfs, argv, caches=True, l2_kb=kb) for kb in (512, 2048))
+    scanned = 4 << 20
+    # reads, plus the write-back of the just-written lines the first scan evicts: 1.075x measured
+    assert 0.95 < (small.marks[1] - small.marks[0]).dram_bytes / scanned < 1.2
+    assert (large.marks[1] - large.marks[0]).dram_bytes < 0.1 * scanned
+
+
 def test_counts_without_the_cache_model_have_no_cache_numbers(rootfs, conv_ptes):
     plain = instructions.count_per_pass(rootfs, _pte_runner(rootfs, conv_ptes[16]), passes=1)
     cached = instructions.count_per_pass(rootfs, _pte_runner(rootfs, conv_ptes[16]), passes=1, caches=True)

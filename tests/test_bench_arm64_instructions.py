@@ -41,7 +41,7 @@ def test_every_artifact_is_counted(tiny_models_dir, fused_models_dir, tmp_path):
     standard = bench("--models", ",".join(TINY_MODELS), "--models-dir", str(tiny_models_dir), "--no-export",
                      "--json", "--out", str(tmp_path / "standard"))
     fused = bench("--models", "clcnet_tiny", "--models-dir", str(fused_models_dir), "--no-export", "--runs", "1",
-                  "--cache-model", "--json")
+                  "--cache-model", "--l2-kb", "1024", "--json")
     assert standard.returncode == 0, standard.stderr
     assert fused.returncode == 0, fused.stderr
     document = json.loads(standard.stdout)
@@ -54,6 +54,7 @@ def test_every_artifact_is_counted(tiny_models_dir, fused_models_dir, tmp_path):
     assert all(r["fused_igc_kernel"] and r["l1_misses"] > 0 and r["dram_bytes"] > 0
                for r in json.loads(fused.stdout)["results"])
     assert all("dram_bytes" not in r for r in counted.values())  # without --cache-model
+    assert json.loads(fused.stdout)["cache_model"]["l2_kb"] == 1024 and "cache_model" not in document
     report = (tmp_path / "standard/arm64_instructions.md").read_text()
     assert "| model | format | mult-adds | size | M instructions | instr. vs MobileNet |" in report
     assert "| mobilenet_v1_tiny | pte |" in report and "| 1.000x |" in report
@@ -81,3 +82,12 @@ def test_per_op_cuts_every_pte_into_its_operators(tiny_models_dir, tmp_path):
         assert any("Convolution" in o["type"] for o in profile["operators"])
     report = (tmp_path / "arm64_instructions.md").read_text()
     assert "## Per XNNPACK operator" in report and "| total |" in report
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--l2-kb", "1024"], "--l2-kb sets the cache model's L2: add --cache-model"),
+    (["--cache-model", "--l2-kb", "32"], "--l2-kb must be between 64 and 16384"),
+])
+def test_a_bad_l2_size_is_refused_in_one_line(args, message):
+    done = bench(*args)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr

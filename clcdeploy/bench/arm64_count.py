@@ -4,7 +4,8 @@ the Python runner on the aarch64 runtimes) under qemu-user (`clcdeploy.device.vi
 
 The counts do not depend on the machine's load, so they need neither rounds nor an idle host. They are a
 phone's instruction stream, not its latency: issue width and memory bandwidth are not modelled, and cache
-misses only with the plugin's cache model (`--cache-model`: a 32 KB L1 / 512 KB L2 data cache, no prefetcher).
+misses only with the plugin's cache model (`--cache-model`: a 32 KB L1 / 512 KB L2 data cache, no prefetcher;
+`--l2-kb` for another L2).
 """
 
 from __future__ import annotations
@@ -65,9 +66,11 @@ def profiles_operators(artifact: Artifact) -> bool:
 
 
 def count_artifacts(artifacts: list[Artifact], *, passes: int, jobs: int, timeout: float = 3600.0,
-                    caches: bool = False, per_op: bool = False, log: Callable[[str], None] = print) -> list[Counted]:
+                    caches: bool = False, l2_kb: int = instructions.L2_KB, per_op: bool = False,
+                    log: Callable[[str], None] = print) -> list[Counted]:
     """Counts of one inference of every artifact (`passes` timed passes each, `jobs` emulated processes at a
-    time, each allowed `timeout` seconds, through the plugin's data cache model if `caches`), in the given order;
+    time, each allowed `timeout` seconds, through the plugin's data cache model with an `l2_kb` L2 if `caches`), in
+    the given order;
     with `per_op` also per XNNPACK operator for the .pte artifacts (profiles_operators), in a second run each.
     Raises VirtualDeviceError if the rootfs cannot be built or a runner fails."""
     instructions.check_host()  # before building the rootfs, which needs the same
@@ -84,10 +87,11 @@ def count_artifacts(artifacts: list[Artifact], *, passes: int, jobs: int, timeou
     def one(artifact: Artifact) -> Counted:
         argv_for = runner_argv(rootfs, artifact.fmt, artifact.path, artifact.input_shape,
                                libraries.get(artifact.fmt) if artifact.needs_kernel_library else None)
-        counts = instructions.count_per_pass(rootfs, argv_for, passes=passes, timeout=timeout, caches=caches)
+        counts = instructions.count_per_pass(rootfs, argv_for, passes=passes, timeout=timeout, caches=caches,
+                                             l2_kb=l2_kb)
         log(f"counted {artifact.model} ({artifact.fmt}): {counts.instructions / 1e6:.1f} M instructions")
         operators = (arm64_ops.count_operators(rootfs, artifact.path, names[artifact.path], caches=caches,
-                                               timeout=timeout) if artifact.path in names else None)
+                                               l2_kb=l2_kb, timeout=timeout) if artifact.path in names else None)
         return Counted(artifact, counts, operators)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -130,9 +134,16 @@ def table_rows(counted: list[Counted]) -> list[dict]:
     return rows
 
 
-def document(counted: list[Counted], passes: int, command: list[str], tools: dict) -> dict:
+def _cached(counted: list[Counted]) -> bool:
+    return any(c.counts.dram_bytes is not None for c in counted)
+
+
+def document(counted: list[Counted], passes: int, command: list[str], tools: dict,
+             l2_kb: int = instructions.L2_KB) -> dict:
     return {
         "kind": "arm64_instructions", "command": command, "passes": passes, "tools": tools,
+        **({"cache_model": {"l1_kb": 32, "l1_ways": 4, "l2_kb": l2_kb, "l2_ways": 16, "line_bytes": 64}}
+           if _cached(counted) else {}),
         "paper_table_6": PAPER_TABLE_6,
         "results": [{"model": c.artifact.model, "format": c.artifact.fmt, "file": str(c.artifact.path),
                      "file_bytes": c.artifact.bytes, "macs": c.artifact.macs, "params": c.artifact.params,
@@ -144,7 +155,7 @@ def document(counted: list[Counted], passes: int, command: list[str], tools: dic
     }
 
 
-def markdown(counted: list[Counted], passes: int, command: list[str]) -> str:
+def markdown(counted: list[Counted], passes: int, command: list[str], l2_kb: int = instructions.L2_KB) -> str:
     rows = table_rows(counted)
     lines = [f"# {TITLE}", "", f"Command: `{' '.join(command)}`", ""]
     if rows:
@@ -153,7 +164,7 @@ def markdown(counted: list[Counted], passes: int, command: list[str]) -> str:
     lines += ["", f"Counted between the runner's marks around {passes} timed passes after one warm-up, divided by "
               f"{passes}; loads/stores are memory accesses as QEMU performs them, not bytes. The aarch64 builds of "
               "the runtimes a phone runs, but not a latency (no pipeline model). With --cache-model: misses of a "
-              "modelled 32 KB 4-way L1 / 512 KB 16-way L2 data cache (64-byte lines, LRU, no prefetcher); DRAM = "
+              f"modelled 32 KB 4-way L1 / {l2_kb} KB 16-way L2 data cache (64-byte lines, LRU, no prefetcher); DRAM = "
               "(L2 misses + dirty L2 evictions) x 64 bytes. Paper column: clcNet paper Table 6, BLU Advance 5.2 "
               "(MT6580, Cortex-A7), Caffe2, ms."]
     profiled = [c for c in counted if c.operators is not None]
@@ -186,7 +197,8 @@ def print_table(counted: list[Counted], console=None) -> None:
         console.print(table)
 
 
-def write_outputs(out_dir: Path, counted: list[Counted], passes: int, command: list[str], tools: dict) -> None:
-    write_atomic(out_dir / "arm64_instructions.json", json.dumps(document(counted, passes, command, tools), indent=2)
-                 + "\n")
-    write_atomic(out_dir / "arm64_instructions.md", markdown(counted, passes, command))
+def write_outputs(out_dir: Path, counted: list[Counted], passes: int, command: list[str], tools: dict,
+                  l2_kb: int = instructions.L2_KB) -> None:
+    write_atomic(out_dir / "arm64_instructions.json",
+                 json.dumps(document(counted, passes, command, tools, l2_kb), indent=2) + "\n")
+    write_atomic(out_dir / "arm64_instructions.md", markdown(counted, passes, command, l2_kb))

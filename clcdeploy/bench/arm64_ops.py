@@ -114,13 +114,13 @@ def attribute(operators: list[str], calls: tuple[tuple[str, Counts], ...], befor
 
 
 def count_operators(rootfs: Path, pte: Path, operators: list[str], *, caches: bool = False,
-                    timeout: float = 3600.0) -> OperatorCounts:
+                    l2_kb: int = instructions.L2_KB, timeout: float = 3600.0) -> OperatorCounts:
     """Per-operator counts of one inference of `pte` (after one warm-up) in the rootfs's pte_runner at one
     thread; `operators` from xnnpack_operators (which uses the host's ExecuTorch runtime: call it from one thread).
     Raises VirtualDeviceError if counting fails or the calls cannot be attributed."""
     argv = [str(rootfs / device_rootfs.RUNNER_PATH), "--model_path", str(pte), "--cpu_threads=1",
             "--num_executions=1", "--warmup=1"]
-    run = instructions.count_calls(rootfs, argv, entry_points(rootfs), timeout=timeout, caches=caches)
+    run = instructions.count_calls(rootfs, argv, entry_points(rootfs), timeout=timeout, caches=caches, l2_kb=l2_kb)
     return attribute(operators, run.calls, run.before)
 
 
@@ -130,7 +130,7 @@ def measures(profiles: list[OperatorCounts]) -> list[tuple[str, str, float]]:
         return []
     found = [("instructions", "M instructions", 1e6), ("memory_accesses", "M memory accesses", 1e6)]
     caches = profiles[0].before.dram_bytes is not None
-    return found + ([("dram_bytes", "MB of DRAM traffic (512 KB L2 model)", 1e6)] if caches else [])
+    return found + ([("dram_bytes", "MB of DRAM traffic (cache model)", 1e6)] if caches else [])
 
 
 def table_rows(profiles: list[OperatorCounts], attribute: str, unit: float) -> list[list[str]]:

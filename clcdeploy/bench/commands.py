@@ -9,6 +9,7 @@ import re
 import sys
 from pathlib import Path
 
+from clcdeploy.device.virtual.instructions import L2_KB
 from clcdeploy.errors import BenchError
 from clcdeploy.versions import package_versions
 
@@ -63,6 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-model", action="store_true",
                    help="with --arm64-instructions: also run every memory access through a model of a 32 KB L1 / "
                         "512 KB L2 data cache and report L1 misses and DRAM traffic per inference (slower)")
+    p.add_argument("--l2-kb", type=int, default=L2_KB, metavar="KB",
+                   help=f"with --cache-model: the modelled L2's size (default {L2_KB}; Cortex-A53 and A7 clusters "
+                        f"have 128 KB-2 MB)")
     p.add_argument("--per-op", action="store_true",
                    help="with --arm64-instructions: also count every .pte per XNNPACK operator (one more run each) "
                         "and print the counts per operator type")
@@ -77,6 +81,10 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     for flag, given in (("--cache-model", args.cache_model), ("--per-op", args.per_op)):
         if given and not args.arm64_instructions:
             raise BenchError(f"{flag} applies to --arm64-instructions only: add --arm64-instructions")
+    if args.l2_kb != L2_KB and not args.cache_model:
+        raise BenchError("--l2-kb sets the cache model's L2: add --cache-model (with --arm64-instructions)")
+    if not 64 <= args.l2_kb <= 16384:
+        raise BenchError(f"--l2-kb must be between 64 and 16384 (KB), got {args.l2_kb}")
     if args.arm64_instructions:
         given = [name for name, default in TIMING_ONLY.items() if getattr(args, name) != default]
         if given or args.threads > 1:
@@ -192,12 +200,12 @@ def _count_arm64(args: argparse.Namespace, artifacts: list, log) -> int:
     from clcdeploy.bench.arm64_count import count_artifacts, document, print_table, write_outputs
 
     counted = count_artifacts(artifacts, passes=args.runs, jobs=os.cpu_count() or 1, timeout=args.timeout,
-                              caches=args.cache_model, per_op=args.per_op, log=log)
+                              caches=args.cache_model, l2_kb=args.l2_kb, per_op=args.per_op, log=log)
     command, tools = ["clcdeploy", *sys.argv[1:]], package_versions(BENCH_TOOLS)
     if args.out:
-        write_outputs(args.out, counted, args.runs, command, tools)
+        write_outputs(args.out, counted, args.runs, command, tools, args.l2_kb)
     if args.json:
-        print(json.dumps(document(counted, args.runs, command, tools), indent=2))
+        print(json.dumps(document(counted, args.runs, command, tools, args.l2_kb), indent=2))
     else:
         print_table(counted)
         if args.out:

@@ -350,8 +350,9 @@ int main(int argc, char** argv) {
   }
   std::vector<size_t> order(models.size());
   std::iota(order.begin(), order.end(), 0);
-  mark_passes();
   std::mt19937 shuffler(opt.order_seed);
+  for (auto& m : models) m->times_ms.reserve(opt.num_executions);
+  mark_passes();  // nothing between the marks but the passes: the instruction counter divides by their number
   for (int done = 0; done < opt.num_executions; done += opt.block) {
     if (opt.order_seed != 0 && !single) {
       std::shuffle(order.begin(), order.end(), shuffler);

@@ -12,7 +12,8 @@
  * only blocks translated after it get the callback.
  *
  * With `caches=1` every access also goes through a model of a Cortex-A53-like data cache hierarchy (32 KB
- * 4-way L1, 512 KB 16-way L2, 64-byte lines, LRU, write-back, write-allocate, no prefetcher), which counts L1
+ * 4-way L1, 512 KB 16-way L2 (`l2_kb=N` for another size), 64-byte lines, LRU, write-back, write-allocate, no
+ * prefetcher), which counts L1
  * misses, L2 misses and dirty lines written back from L2: (L2 misses + write-backs) x 64 bytes is the DRAM
  * traffic. That costs a callback per access (a few times slower than counting alone).
  *
@@ -79,6 +80,7 @@ static uint64_t counters[N_COUNTERS];
 static uint64_t marks[MAX_MARKS][N_COUNTERS];
 static int n_marks;
 static bool simulate_caches;
+static int l2_kb = 512;
 
 /* Watched call addresses, and the marks and calls in the order they happened (kind -1 = mark, else the index of
  * the watched address), kept only once an address is watched. */
@@ -257,11 +259,17 @@ EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const void *info, int argc, 
             snprintf(out_path, sizeof out_path, "%s", argv[i] + 4);
         else if (strcmp(argv[i], "caches=1") == 0)
             simulate_caches = true;
+        else if (strncmp(argv[i], "l2_kb=", 6) == 0)
+            l2_kb = atoi(argv[i] + 6);
     if (out_path[0] == '\0') {
         fprintf(stderr, "insn_count: give the result file as out=PATH\n");
         return 1;
     }
-    if (simulate_caches && !(cache_init(&l1, 32 << 10, 4) && cache_init(&l2, 512 << 10, 16))) {
+    if (l2_kb < 64) {
+        fprintf(stderr, "insn_count: l2_kb must be at least 64\n");
+        return 1;
+    }
+    if (simulate_caches && !(cache_init(&l1, 32 << 10, 4) && cache_init(&l2, l2_kb << 10, 16))) {
         fprintf(stderr, "insn_count: out of memory for the cache model\n");
         return 1;
     }

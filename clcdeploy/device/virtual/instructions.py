@@ -37,13 +37,14 @@ MARK = -1  # the kind of a pass mark among a run's events; a call's kind is its 
 
 
 LINE_BYTES = 64  # the cache model's line (insn_count.c)
+L2_KB = 512  # the cache model's default L2 size (a Cortex-A53 cluster's is 128 KB-2 MB)
 
 
 @dataclass(frozen=True)
 class Counts:
     instructions: int
     memory_accesses: int
-    # With the cache model only (count(..., caches=True)): a 32 KB L1 / 512 KB L2 data cache, see insn_count.c.
+    # With the cache model only (count(..., caches=True)): a 32 KB L1 / 512 KB (l2_kb) L2 data cache, see insn_count.c.
     l1_misses: int | None = None
     l2_misses: int | None = None
     l2_writebacks: int | None = None
@@ -121,14 +122,14 @@ class CountedRun:
 
 
 def count(rootfs: Path, argv: list[str], *, env: Mapping[str, str] | None = None, timeout: float = 3600.0,
-          caches: bool = False, plugin: Path | None = None) -> CountedRun:
+          caches: bool = False, l2_kb: int = L2_KB, plugin: Path | None = None) -> CountedRun:
     """Run `argv` (argv[0] an arm64 program, as a host path inside `rootfs`) under the counting plugin, with
     its data cache model if `caches`. Raises VirtualDeviceError if it fails."""
     check_can_count(rootfs)
     plugin = plugin or build_plugin()
     with tempfile.TemporaryDirectory(prefix="clcdeploy-insn-") as tmp:
         result = Path(tmp) / "counts.json"
-        options = f"{plugin},out={result}" + (",caches=1" if caches else "")
+        options = f"{plugin},out={result}" + (f",caches=1,l2_kb={l2_kb}" if caches else "")
         qemu = [QEMU_DYNAMIC, "-L", str(rootfs), "-cpu", emulation.QEMU_CPU, "-plugin", options, *argv]
         # The bind mount lives and dies with the namespace; `exec` keeps the exit code the program's.
         script = f"mount --bind {shlex.quote(str(rootfs / CPUINFO))} /proc/cpuinfo && exec {shlex.join(qemu)}"
@@ -158,13 +159,15 @@ def count(rootfs: Path, argv: list[str], *, env: Mapping[str, str] | None = None
 
 
 def count_per_pass(rootfs: Path, argv_for: Callable[[int], list[str]], *, passes: int = 2,
-                   env: Mapping[str, str] | None = None, timeout: float = 3600.0, caches: bool = False) -> Counts:
+                   env: Mapping[str, str] | None = None, timeout: float = 3600.0, caches: bool = False,
+                   l2_kb: int = L2_KB) -> Counts:
     """Instructions of one inference pass: `argv_for(passes)` (a clcdeploy runner doing `passes` timed passes)
     run with CLCDEPLOY_PASS_MARKS=1, the counts between its two marks divided by `passes`. Loading, warm-up and
     start-up are outside the marks: they vary by a few million instructions from run to run in Python."""
     if passes < 1:
         raise ValueError("passes must be at least 1")
-    run = count(rootfs, argv_for(passes), env={**(env or {}), MARKS_ENV: "1"}, timeout=timeout, caches=caches)
+    run = count(rootfs, argv_for(passes), env={**(env or {}), MARKS_ENV: "1"}, timeout=timeout, caches=caches,
+                l2_kb=l2_kb)
     if len(run.marks) != 2:
         raise VirtualDeviceError(f"{Path(argv_for(passes)[0]).name} made {len(run.marks)} pass marks, not 2 (is it "
                                  f"a clcdeploy runner? they mark their timed passes when {MARKS_ENV}=1)")
@@ -181,11 +184,11 @@ class CallCounts:
 
 
 def count_calls(rootfs: Path, argv: list[str], functions: list[str], *, env: Mapping[str, str] | None = None,
-                timeout: float = 3600.0, caches: bool = False) -> CallCounts:
+                timeout: float = 3600.0, caches: bool = False, l2_kb: int = L2_KB) -> CallCounts:
     """Counts of the one timed pass of `argv` (pte_runner with --num_executions=1) cut at every call of
     `functions` (dynamic symbols its libraries export, registered by the runner through CALL_MARKS_ENV)."""
     run = count(rootfs, argv, env={**(env or {}), MARKS_ENV: "1", CALL_MARKS_ENV: ",".join(functions)},
-                timeout=timeout, caches=caches)
+                timeout=timeout, caches=caches, l2_kb=l2_kb)
     kinds = [kind for kind, _ in run.events]
     if kinds.count(MARK) != 2:
         raise VirtualDeviceError(f"{Path(argv[0]).name} made {kinds.count(MARK)} pass marks, not 2 (does it support "
