@@ -8,7 +8,7 @@ qemu-user with clcdeploy's counting plugin, each XNNPACK operator cut out by its
 (`clcdeploy.bench.arm64_ops`). Deterministic: no repetitions needed, and the processes may run in parallel.
 
     .venv/bin/python scripts/profile_arm64_ops.py [--models mobilenet_v1,clcnet_a] [--variants floor2]
-        [--size 224] [--caches] [--jobs 2] [--markdown FILE]
+        [--size 224] [--caches [--l2-kb 512]] [--jobs 2] [--markdown FILE]
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ from clcdeploy.files import write_atomic  # noqa: E402
 from clcdeploy.kernels.variants import CUSTOM_OP  # noqa: E402
 
 
-def profile_all(entries: list[Entry], size: int, caches: bool, jobs: int, rootfs: Path) -> list[OperatorCounts]:
+def profile_all(entries: list[Entry], size: int, caches: bool, l2_kb: int, jobs: int,
+                rootfs: Path) -> list[OperatorCounts]:
     shape = (1, 3, size, size)
     operators = [xnnpack_operators(e.paths["pte"], shape) for e in entries]  # the host runtime, one at a time
 
     def one(entry: Entry, names: list[str]) -> OperatorCounts:
-        result = count_operators(rootfs, entry.paths["pte"], names, caches=caches)
+        result = count_operators(rootfs, entry.paths["pte"], names, caches=caches, l2_kb=l2_kb)
         print(f"profiled {entry.model}/{entry.variant}: {len(result.operators)} operators", file=sys.stderr)
         return result
 
@@ -59,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--caches", action="store_true", help="also DRAM traffic, through the plugin's data cache "
                         "model (32 KB L1, 512 KB L2)")
+    parser.add_argument("--l2-kb", type=int, default=instructions.L2_KB, help="with --caches: the modelled L2's "
+                        "size in KB (default 512)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="emulated processes at a time")
     parser.add_argument("--keep", type=Path, default=None, help="keep the artifacts in this folder")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the tables to this file")
@@ -86,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         return usage_error(str(exc))
     if args.jobs < 1 or args.size < 32:
         return usage_error("--jobs must be at least 1, --size at least 32")
+    if not 64 <= args.l2_kb <= 16384:
+        return usage_error(f"--l2-kb must be between 64 and 16384, got {args.l2_kb}")
     try:
         instructions.check_host()
         rootfs = device_rootfs.build_rootfs(log=lambda m: print(m, file=sys.stderr))  # and its current pte_runner
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         export_all(entries, ["pte"], args.size, folder)
-        profiles = profile_all(entries, args.size, args.caches, args.jobs, rootfs)
+        profiles = profile_all(entries, args.size, args.caches, args.l2_kb, args.jobs, rootfs)
     text = markdown(entries, profiles, command_line(argv), args.size)
     print(text)
     if args.markdown:

@@ -10,7 +10,6 @@ misses only with the plugin's cache model (`--cache-model`: a 32 KB L1 / 512 KB 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -148,8 +147,7 @@ def document(counted: list[Counted], passes: int, command: list[str], tools: dic
         "results": [{"model": c.artifact.model, "format": c.artifact.fmt, "file": str(c.artifact.path),
                      "file_bytes": c.artifact.bytes, "macs": c.artifact.macs, "params": c.artifact.params,
                      "fused_igc_kernel": c.artifact.needs_kernel_library,
-                     **{k: v for k, v in dataclasses.asdict(c.counts).items() if v is not None},
-                     **({"dram_bytes": c.counts.dram_bytes} if c.counts.dram_bytes is not None else {}),
+                     **c.counts.as_dict(),
                      **({"per_operator": arm64_ops.as_json(c.operators)} if c.operators is not None else {})}
                     for c in counted],
     }

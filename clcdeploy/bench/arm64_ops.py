@@ -11,7 +11,6 @@ static reshape of contiguous data makes no call.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import subprocess
 import tempfile
@@ -55,7 +54,8 @@ def entry_points(rootfs: Path) -> list[str]:
     except (OSError, subprocess.CalledProcessError) as exc:
         raise VirtualDeviceError(f"cannot list the functions of {THREADPOOL_LIBRARY} (is binutils' nm "
                                  f"installed? apt-get install binutils): {exc}") from None
-    return [line.split()[-1] for line in listing.splitlines() if line.split()[-1].startswith(ENTRY_POINT_PREFIX)]
+    names = [line.split()[-1] for line in listing.splitlines() if line.strip()]
+    return [name for name in names if name.startswith(ENTRY_POINT_PREFIX)]
 
 
 def xnnpack_operators(pte: Path, input_shape: tuple[int, ...]) -> list[str]:
@@ -136,12 +136,13 @@ def measures(profiles: list[OperatorCounts]) -> list[tuple[str, str, float]]:
 def table_rows(profiles: list[OperatorCounts], attribute: str, unit: float) -> list[list[str]]:
     """[row label, one cell per profile]: the time before the first operator, every operator type (the measure
     summed over its operators, their number in parentheses), and the total."""
-    types = list(dict.fromkeys(t for p in profiles for t in p.by_type()))
+    sums = [p.by_type() for p in profiles]
+    types = list(dict.fromkeys(t for s in sums for t in s))
     rows = [[BEFORE_OPERATORS, *(f"{getattr(p.before, attribute) / unit:.2f}" for p in profiles)]]
     for t in types:
         cells = []
-        for p in profiles:
-            counts, n = p.by_type().get(t, (None, 0))
+        for s in sums:
+            counts, n = s.get(t, (None, 0))
             cells.append(f"{getattr(counts, attribute) / unit:.2f} ({n})" if counts is not None else "-")
         rows.append([t, *cells])
     totals = [getattr(p.before, attribute) + sum(getattr(c, attribute) for _, c in p.operators) for p in profiles]
@@ -161,9 +162,5 @@ def markdown_tables(labels: list[str], profiles: list[OperatorCounts]) -> list[s
 
 def as_json(profile: OperatorCounts) -> dict:
     """The profile with every counter, per operator in execution order."""
-    def counters(counts: Counts) -> dict:
-        values = {k: v for k, v in dataclasses.asdict(counts).items() if v is not None}
-        return values | ({"dram_bytes": counts.dram_bytes} if counts.dram_bytes is not None else {})
-
-    return {"before_operators": counters(profile.before),
-            "operators": [{"type": name, **counters(counts)} for name, counts in profile.operators]}
+    return {"before_operators": profile.before.as_dict(),
+            "operators": [{"type": name, **counts.as_dict()} for name, counts in profile.operators]}

@@ -12,10 +12,9 @@
  * only blocks translated after it get the callback.
  *
  * With `caches=1` every access also goes through a model of a Cortex-A53-like data cache hierarchy (32 KB
- * 4-way L1, 512 KB 16-way L2 (`l2_kb=N` for another size), 64-byte lines, LRU, write-back, write-allocate, no
- * prefetcher), which counts L1
- * misses, L2 misses and dirty lines written back from L2: (L2 misses + write-backs) x 64 bytes is the DRAM
- * traffic. That costs a callback per access (a few times slower than counting alone).
+ * 4-way L1, 512 KB 16-way L2 or `l2_kb=N` KB, 64-byte lines, LRU, write-back, write-allocate, no prefetcher),
+ * which counts L1 misses, L2 misses and dirty lines written back from L2: (L2 misses + write-backs) x 64 bytes
+ * is the DRAM traffic. That costs a callback per access (a few times slower than counting alone).
  *
  * Counters are bumped by inline TCG ops (or the callback), not atomically, so counts are exact only while one
  * guest thread runs at a time (benchmark at one thread).

@@ -19,7 +19,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -44,7 +44,7 @@ L2_KB = 512  # the cache model's default L2 size (a Cortex-A53 cluster's is 128 
 class Counts:
     instructions: int
     memory_accesses: int
-    # With the cache model only (count(..., caches=True)): a 32 KB L1 / 512 KB (l2_kb) L2 data cache, see insn_count.c.
+    # With the cache model only (count(..., caches=True)): a 32 KB L1 / l2_kb L2 data cache, see insn_count.c.
     l1_misses: int | None = None
     l2_misses: int | None = None
     l2_writebacks: int | None = None
@@ -69,6 +69,11 @@ class Counts:
 
     def per(self, n: int) -> Counts:
         return self._map(lambda a, _: round(a / n))
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters that were counted, and the DRAM traffic if the cache model ran (for JSON documents)."""
+        values = {k: v for k, v in asdict(self).items() if v is not None}
+        return values | ({"dram_bytes": self.dram_bytes} if self.dram_bytes is not None else {})
 
 
 def build_plugin(*, log: Callable[[str], None] = print) -> Path:
