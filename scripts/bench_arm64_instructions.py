@@ -25,20 +25,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_runtimes import (BASELINE, CLCNET_A_VARIANTS, Entry, build_entries, check_known,  # noqa: E402
-                            command_line, export_all)
+                            command_line, exported, publish)
 
 import clcdeploy  # noqa: E402
 from clcdeploy.bench.arm64_count import aarch64_kernel_library, runner_argv  # noqa: E402
 from clcdeploy.device.errors import VirtualDeviceError  # noqa: E402
-from clcdeploy.device.virtual import instructions, rootfs as device_rootfs  # noqa: E402
+from clcdeploy.device.virtual import instructions  # noqa: E402
 from clcdeploy.device.virtual.instructions import Counts  # noqa: E402
-from clcdeploy.files import write_atomic  # noqa: E402
 from clcdeploy.kernels.variants import CUSTOM_OP  # noqa: E402
 
 RUNTIME_LABELS = {"pte": "ExecuTorch XNNPACK (pte_runner)", "tflite": "LiteRT XNNPACK", "onnx": "ORT CPU"}
@@ -155,24 +153,16 @@ def main(argv: list[str] | None = None) -> int:
         return usage_error(str(exc))
     if args.passes < 1 or args.jobs < 1 or args.size < 32:
         return usage_error("--passes and --jobs must be at least 1, --size at least 32")
-    if not 64 <= args.l2_kb <= 16384:
-        return usage_error(f"--l2-kb must be between 64 and 16384, got {args.l2_kb}")
     try:
-        instructions.check_host()
-        rootfs = device_rootfs.build_rootfs(log=lambda m: print(m, file=sys.stderr))  # and its current pte_runner
-        instructions.check_can_count(rootfs)
-    except VirtualDeviceError as exc:
+        instructions.check_l2_kb(args.l2_kb)
+        rootfs = instructions.counting_rootfs(log=lambda m: print(m, file=sys.stderr))
+    except (ValueError, VirtualDeviceError) as exc:
         return usage_error(str(exc))
     entries = build_entries(models, variants)
-    with tempfile.TemporaryDirectory(prefix="clc_arm64_") as tmp:
-        folder = args.keep or Path(tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        export_all(entries, runtimes, args.size, folder)
+    with exported(entries, runtimes, args.size, args.keep):
         counts = count_all(entries, runtimes, args.size, args.passes, args.jobs, args.caches, args.l2_kb, rootfs)
     text = markdown(entries, runtimes, counts, command_line(argv), args.size, args.passes, args.l2_kb)
-    print(text)
-    if args.markdown:
-        write_atomic(args.markdown, text)
+    publish(text, args.markdown)
     return 0
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import importlib
 import json
 import re
@@ -35,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,6 +98,16 @@ def build_entries(models: list[str], variants: list[str]) -> list[Entry]:
     if "clcnet_a" in models:
         entries += [Entry(CLCNET_A_VARIANTS[v], "clcnet_a", v) for v in variants]
     return entries
+
+
+@contextlib.contextmanager
+def exported(entries: list[Entry], runtimes: list[str], size: int, keep: Path | None) -> Iterator[Path]:
+    """export_all into `keep`, or into a temporary folder removed afterwards; yields the folder."""
+    with tempfile.TemporaryDirectory(prefix="clc_bench_") as tmp:
+        folder = keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        export_all(entries, runtimes, size, folder)
+        yield folder
 
 
 def artifact_format(runtime: str) -> str:
@@ -453,6 +464,13 @@ def check_known(*checks: tuple[str, list[str], Iterable[str]]) -> None:
             raise ValueError(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(allowed)}")
 
 
+def publish(text: str, markdown_path: Path | None) -> None:
+    """Print the tables, and write them atomically to --markdown if given."""
+    print(text)
+    if markdown_path:
+        write_atomic(markdown_path, text)
+
+
 def command_line(argv: list[str] | None) -> str:
     """How this script was run, for the table's header."""
     return "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])])
@@ -488,18 +506,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.block < 1 or args.runs < 1 or args.repeat < 1 or args.warmup < 0 or args.size < 32:
         return usage_error("--runs, --block and --repeat must be at least 1, --warmup at least 0, --size at least 32")
     entries = build_entries(models, variants)
-    with tempfile.TemporaryDirectory(prefix="clc_bench_") as tmp:
-        folder = args.keep or Path(tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        export_all(entries, runtimes, args.size, folder)
+    with exported(entries, runtimes, args.size, args.keep):
         time_all(entries, runtimes, threads, args.runs, args.warmup, args.size, args.repeat, args.planned_offset,
                  args.block)
         profiles = profiles_markdown(entries, wanted, runtimes, args.size) if wanted else ""
     text = markdown(entries, runtimes, threads, command_line(argv), args.runs, args.block, args.size)
     text += "\n" + profiles if profiles else ""
-    print(text)
-    if args.markdown:
-        write_atomic(args.markdown, text)
+    publish(text, args.markdown)
     return 0
 
 

@@ -16,19 +16,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_runtimes import CLCNET_A_VARIANTS, Entry, build_entries, check_known, command_line, export_all  # noqa: E402
+from bench_runtimes import (CLCNET_A_VARIANTS, Entry, build_entries, check_known, command_line,  # noqa: E402
+                            exported, publish)
 
 import clcdeploy  # noqa: E402
 from clcdeploy.bench.arm64_ops import (OperatorCounts, count_operators, markdown_tables,  # noqa: E402
                                       xnnpack_operators)
 from clcdeploy.device.errors import VirtualDeviceError  # noqa: E402
-from clcdeploy.device.virtual import instructions, rootfs as device_rootfs  # noqa: E402
-from clcdeploy.files import write_atomic  # noqa: E402
+from clcdeploy.device.virtual import instructions  # noqa: E402
 from clcdeploy.kernels.variants import CUSTOM_OP  # noqa: E402
 
 
@@ -89,24 +88,16 @@ def main(argv: list[str] | None = None) -> int:
         return usage_error(str(exc))
     if args.jobs < 1 or args.size < 32:
         return usage_error("--jobs must be at least 1, --size at least 32")
-    if not 64 <= args.l2_kb <= 16384:
-        return usage_error(f"--l2-kb must be between 64 and 16384, got {args.l2_kb}")
     try:
-        instructions.check_host()
-        rootfs = device_rootfs.build_rootfs(log=lambda m: print(m, file=sys.stderr))  # and its current pte_runner
-        instructions.check_can_count(rootfs)
-    except VirtualDeviceError as exc:
+        instructions.check_l2_kb(args.l2_kb)
+        rootfs = instructions.counting_rootfs(log=lambda m: print(m, file=sys.stderr))
+    except (ValueError, VirtualDeviceError) as exc:
         return usage_error(str(exc))
     entries = build_entries(models, variants)
-    with tempfile.TemporaryDirectory(prefix="clc_arm64_ops_") as tmp:
-        folder = args.keep or Path(tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        export_all(entries, ["pte"], args.size, folder)
+    with exported(entries, ["pte"], args.size, args.keep):
         profiles = profile_all(entries, args.size, args.caches, args.l2_kb, args.jobs, rootfs)
     text = markdown(entries, profiles, command_line(argv), args.size)
-    print(text)
-    if args.markdown:
-        write_atomic(args.markdown, text)
+    publish(text, args.markdown)
     return 0
 
 

@@ -41,6 +41,17 @@ def _pte_runner(rootfs, model):
                       f"--num_executions={n}", "--warmup=1"]
 
 
+def _python_with_marks(rootfs, script: str) -> list[str]:
+    """argv running `script` in the rootfs's Python, with a `mark()` that makes a pass mark."""
+    prelude = ("import os\n"
+               "def mark():\n"
+               "    try:\n"
+               f"        os.write({instructions.MARK_FD}, b'')\n"
+               "    except OSError:\n"
+               "        pass\n")
+    return [str(rootfs / "usr/bin/python3"), "-c", prelude + script]
+
+
 def test_one_pass_counts_the_same_whatever_the_number_of_passes(rootfs, conv_ptes):
     one = instructions.count_per_pass(rootfs, _pte_runner(rootfs, conv_ptes[16]), passes=1)
     three = instructions.count_per_pass(rootfs, _pte_runner(rootfs, conv_ptes[16]), passes=3)
@@ -80,15 +91,8 @@ def test_the_cache_model_sees_a_copy_as_three_passes_over_dram(rootfs):
     """Copying N bytes (between two marks) reads the source, fills the destination's lines (write-allocate) and
     writes them back: about 3N bytes of DRAM traffic (less the dirty lines still in the 512 KB L2 at the second
     mark) and 2N/64 L1 misses."""
-    script = ("import os\n"
-              "def mark():\n"
-              "    try:\n"
-              f"        os.write({instructions.MARK_FD}, b'')\n"
-              "    except OSError:\n"
-              "        pass\n"
-              "b = bytearray(16 << 20)\n"
-              "mark(); c = bytes(b); mark()\n")
-    run = instructions.count(rootfs, [str(rootfs / "usr/bin/python3"), "-c", script], caches=True)
+    script = "b = bytearray(16 << 20)\nmark(); c = bytes(b); mark()\n"
+    run = instructions.count(rootfs, _python_with_marks(rootfs, script), caches=True)
     copy, copied = run.marks[1] - run.marks[0], 16 << 20
     assert 2.9 < copy.dram_bytes / copied < 3.05
     assert 1.95 < copy.l1_misses / (copied / 64) < 2.05
@@ -98,18 +102,8 @@ def test_the_cache_model_sees_a_copy_as_three_passes_over_dram(rootfs):
 def test_a_working_set_between_the_l2_sizes_fits_only_the_larger(rootfs):
     """Scanning a 1 MB buffer four times (between two marks, just after writing it) reads it from DRAM every time
     with a 512 KB L2, and finds it in a 2 MB one."""
-    script = ("import os\n"
-              "def mark():\n"
-              "    try:\n"
-              f"        os.write({instructions.MARK_FD}, b'')\n"
-              "    except OSError:\n"
-              "        pass\n"
-              "b = bytearray(b'y' * (1 << 20))\n"
-              "mark()\n"
-              "for _ in range(4):\n"
-              "    b.find(b'x')\n"
-              "mark()\n")
-    argv = [str(rootfs / "usr/bin/python3"), "-c", script]
+    script = "b = bytearray(b'y' * (1 << 20))\nmark()\nfor _ in range(4):\n    b.find(b'x')\nmark()\n"
+    argv = _python_with_marks(rootfs, script)
     small, large = (instructions.count(rootfs, argv, caches=True, l2_kb=kb) for kb in (512, 2048))
     scanned = 4 << 20
     # reads, plus the write-back of the just-written lines the first scan evicts: 1.075x measured

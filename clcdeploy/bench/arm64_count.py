@@ -67,14 +67,11 @@ def profiles_operators(artifact: Artifact) -> bool:
 def count_artifacts(artifacts: list[Artifact], *, passes: int, jobs: int, timeout: float = 3600.0,
                     caches: bool = False, l2_kb: int = instructions.L2_KB, per_op: bool = False,
                     log: Callable[[str], None] = print) -> list[Counted]:
-    """Counts of one inference of every artifact (`passes` timed passes each, `jobs` emulated processes at a
-    time, each allowed `timeout` seconds, through the plugin's data cache model with an `l2_kb` L2 if `caches`), in
-    the given order;
-    with `per_op` also per XNNPACK operator for the .pte artifacts (profiles_operators), in a second run each.
-    Raises VirtualDeviceError if the rootfs cannot be built or a runner fails."""
-    instructions.check_host()  # before building the rootfs, which needs the same
-    rootfs = device_rootfs.build_rootfs(log=log)  # also brings its pte_runner up to date
-    instructions.check_can_count(rootfs)
+    """Counts of one inference of every artifact, in the given order: `passes` timed passes each, `jobs` emulated
+    processes at a time, each allowed `timeout` seconds, through the plugin's data cache model with an `l2_kb` L2
+    if `caches`; with `per_op` also per XNNPACK operator for the .pte artifacts (profiles_operators), in a second
+    run each. Raises VirtualDeviceError if the rootfs cannot be built or a runner fails."""
+    rootfs = instructions.counting_rootfs(log=log)
     libraries = {a.fmt: aarch64_kernel_library(a.fmt) for a in artifacts if a.needs_kernel_library and a.fmt != "pte"}
     # The operators' names come from the host's ExecuTorch runtime, one program at a time.
     names = {a.path: arm64_ops.xnnpack_operators(a.path, a.input_shape) for a in artifacts
@@ -141,8 +138,7 @@ def document(counted: list[Counted], passes: int, command: list[str], tools: dic
              l2_kb: int = instructions.L2_KB) -> dict:
     return {
         "kind": "arm64_instructions", "command": command, "passes": passes, "tools": tools,
-        **({"cache_model": {"l1_kb": 32, "l1_ways": 4, "l2_kb": l2_kb, "l2_ways": 16, "line_bytes": 64}}
-           if _cached(counted) else {}),
+        **({"cache_model": instructions.cache_model(l2_kb)} if _cached(counted) else {}),
         "paper_table_6": PAPER_TABLE_6,
         "results": [{"model": c.artifact.model, "format": c.artifact.fmt, "file": str(c.artifact.path),
                      "file_bytes": c.artifact.bytes, "macs": c.artifact.macs, "params": c.artifact.params,

@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from clcdeploy.device.virtual.instructions import L2_KB
+from clcdeploy.device.virtual.instructions import L2_KB, check_l2_kb
 from clcdeploy.errors import BenchError
 from clcdeploy.versions import package_versions
 
@@ -83,8 +83,10 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
             raise BenchError(f"{flag} applies to --arm64-instructions only: add --arm64-instructions")
     if args.l2_kb != L2_KB and not args.cache_model:
         raise BenchError("--l2-kb sets the cache model's L2: add --cache-model (with --arm64-instructions)")
-    if not 64 <= args.l2_kb <= 16384:
-        raise BenchError(f"--l2-kb must be between 64 and 16384 (KB), got {args.l2_kb}")
+    try:
+        check_l2_kb(args.l2_kb)
+    except ValueError as exc:
+        raise BenchError(str(exc)) from None
     if args.arm64_instructions:
         given = [name for name, default in TIMING_ONLY.items() if getattr(args, name) != default]
         if given or args.threads > 1:

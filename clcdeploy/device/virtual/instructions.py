@@ -40,6 +40,11 @@ LINE_BYTES = 64  # the cache model's line (insn_count.c)
 L2_KB = 512  # the cache model's default L2 size (a Cortex-A53 cluster's is 128 KB-2 MB)
 
 
+def cache_model(l2_kb: int = L2_KB) -> dict[str, int]:
+    """The data cache hierarchy insn_count.c models, for reports."""
+    return {"l1_kb": 32, "l1_ways": 4, "l2_kb": l2_kb, "l2_ways": 16, "line_bytes": LINE_BYTES}
+
+
 @dataclass(frozen=True)
 class Counts:
     instructions: int
@@ -114,6 +119,23 @@ def check_can_count(rootfs: Path) -> None:
     if not (rootfs / CPUINFO).is_file():
         raise VirtualDeviceError(f"{rootfs} is not the virtual device's rootfs (no {CPUINFO}); build it with "
                                  f"`clcdeploy device start`")
+
+
+def counting_rootfs(*, log: Callable[[str], None] = print) -> Path:
+    """The virtual device's rootfs, built or brought up to date (with its current pte_runner), once this host is
+    known to be able to count in it. Raises VirtualDeviceError saying what is missing."""
+    from clcdeploy.device.virtual import rootfs
+
+    check_host()  # before building the rootfs, which needs the same
+    path = rootfs.build_rootfs(log=log)
+    check_can_count(path)
+    return path
+
+
+def check_l2_kb(l2_kb: int) -> None:
+    """Raise ValueError unless `l2_kb` is an L2 size the cache model takes."""
+    if not 64 <= l2_kb <= 16384:
+        raise ValueError(f"--l2-kb must be between 64 and 16384 (KB), got {l2_kb}")
 
 
 @dataclass(frozen=True)
