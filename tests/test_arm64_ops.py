@@ -28,7 +28,7 @@ def test_a_concatenation_takes_a_call_per_input_and_a_reshape_none():
 
 @pytest.mark.parametrize("ops, calls", [
     (["GEMM", "Add"], 3),  # a call too many and no concatenation to give it to
-    (["GEMM", "Copy", "Copy"], 4),  # three calls left for two concatenations
+    (["GEMM", "Copy", "Copy"], 4),  # one call over, which two concatenations cannot share
     (["GEMM", "Add", "Add"], 2),  # too few calls
 ])
 def test_calls_that_do_not_add_up_are_refused(ops, calls):
