@@ -66,7 +66,6 @@ EXPORT int qemu_plugin_version = 1;
 
 #define AARCH64_NR_WRITE 64
 #define MARK_FD (-3100)
-#define MAX_MARKS 256
 #define WATCH_FD (-3101)
 #define MAX_WATCHED 128
 #define LINE_SHIFT 6 /* 64-byte lines */
@@ -76,13 +75,12 @@ enum { INSTRUCTIONS, MEMORY_ACCESSES, L1_MISSES, L2_MISSES, L2_WRITEBACKS, N_COU
 static const char *const counter_names[N_COUNTERS] = {"instructions", "memory_accesses", "l1_misses", "l2_misses",
                                                       "l2_writebacks"};
 static uint64_t counters[N_COUNTERS];
-static uint64_t marks[MAX_MARKS][N_COUNTERS];
-static int n_marks;
 static bool simulate_caches;
 static int l2_kb = 512;
 
-/* Watched call addresses, and the marks and calls in the order they happened (kind -1 = mark, else the index of
- * the watched address), kept only once an address is watched. */
+/* Watched call addresses, and the marks and calls in the order they happened (kind MARK_KIND = mark, else the
+ * index of the watched address). */
+#define MARK_KIND (-1)
 static uint64_t watched[MAX_WATCHED];
 static int n_watched;
 struct event {
@@ -205,11 +203,8 @@ static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu_index, int64_t num
         return;
     if ((int64_t)a1 == WATCH_FD && n_watched < MAX_WATCHED)
         watched[n_watched++] = a3; /* 0 keeps the index of an entry point the program did not find */
-    if ((int64_t)a1 != MARK_FD || n_marks == MAX_MARKS)
-        return;
-    memcpy(marks[n_marks++], counters, sizeof counters);
-    if (n_watched)
-        record_event(-1);
+    if ((int64_t)a1 == MARK_FD)
+        record_event(MARK_KIND);
 }
 
 static void write_counters(FILE *f, const uint64_t *values) {
@@ -219,8 +214,8 @@ static void write_counters(FILE *f, const uint64_t *values) {
     fprintf(f, "]");
 }
 
-/* {"counters": [names], "caches": bool, "total": [values], "marks": [[values], ...]}, and with watched calls
- * also "events": [[kind, [values]], ...] and "events_complete": bool (false if memory ran out). */
+/* {"counters": [names], "caches": bool, "total": [values], "events_complete": bool (false if memory ran out),
+ * "events": [[kind, [values]], ...]} */
 static void on_exit_write(qemu_plugin_id_t id, void *userdata) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.partial", out_path);
@@ -232,22 +227,13 @@ static void on_exit_write(qemu_plugin_id_t id, void *userdata) {
         fprintf(f, "%s\"%s\"", k ? ", " : "", counter_names[k]);
     fprintf(f, "], \"caches\": %s, \"total\": ", simulate_caches ? "true" : "false");
     write_counters(f, counters);
-    fprintf(f, ", \"marks\": [");
-    for (int i = 0; i < n_marks; i++) {
-        fprintf(f, i ? ", " : "");
-        write_counters(f, marks[i]);
-    }
-    fprintf(f, "]");
-    if (n_watched) {
-        fprintf(f, ", \"events_complete\": %s, \"events\": [", events_overflowed ? "false" : "true");
-        for (size_t i = 0; i < n_events; i++) {
-            fprintf(f, "%s[%d, ", i ? ", " : "", events[i].kind);
-            write_counters(f, events[i].values);
-            fprintf(f, "]");
-        }
+    fprintf(f, ", \"events_complete\": %s, \"events\": [", events_overflowed ? "false" : "true");
+    for (size_t i = 0; i < n_events; i++) {
+        fprintf(f, "%s[%d, ", i ? ", " : "", events[i].kind);
+        write_counters(f, events[i].values);
         fprintf(f, "]");
     }
-    fprintf(f, "}\n");
+    fprintf(f, "]}\n");
     if (fclose(f) == 0)
         rename(tmp, out_path); /* atomic: a reader sees the whole result or none */
 }

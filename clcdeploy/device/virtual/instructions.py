@@ -140,12 +140,15 @@ def check_l2_kb(l2_kb: int) -> None:
 
 @dataclass(frozen=True)
 class CountedRun:
-    """What a whole process executed, and the counters at each of its marks (see insn_count.c)."""
+    """What a whole process executed, and (kind, counters) at each of its marks and, with watched calls
+    (CALL_MARKS_ENV), calls, in order (see insn_count.c)."""
 
     total: Counts
-    marks: tuple[Counts, ...]
-    # With watched calls (CALL_MARKS_ENV): (kind, counters) of every mark and call, in order.
-    events: tuple[tuple[int, Counts], ...] = ()
+    events: tuple[tuple[int, Counts], ...]
+
+    @property
+    def marks(self) -> tuple[Counts, ...]:
+        return tuple(counts for kind, counts in self.events if kind == MARK)
 
 
 def count(rootfs: Path, argv: list[str], *, env: Mapping[str, str] | None = None, timeout: float = 3600.0,
@@ -179,10 +182,9 @@ def count(rootfs: Path, argv: list[str], *, env: Mapping[str, str] | None = None
             named = {k: v for k, v in named.items() if k in ("instructions", "memory_accesses")}
         return Counts(**named)
 
-    if not data.get("events_complete", True):
+    if not data["events_complete"]:
         raise VirtualDeviceError(f"{Path(argv[0]).name} made more marked calls than the counter could keep")
-    return CountedRun(counts(data["total"]), tuple(counts(m) for m in data["marks"]),
-                      tuple((kind, counts(values)) for kind, values in data.get("events", ())))
+    return CountedRun(counts(data["total"]), tuple((kind, counts(values)) for kind, values in data["events"]))
 
 
 def count_per_pass(rootfs: Path, argv_for: Callable[[int], list[str]], *, passes: int = 2,
@@ -217,8 +219,8 @@ def count_calls(rootfs: Path, argv: list[str], functions: list[str], *, env: Map
     run = count(rootfs, argv, env={**(env or {}), MARKS_ENV: "1", CALL_MARKS_ENV: ",".join(functions)},
                 timeout=timeout, caches=caches, l2_kb=l2_kb)
     kinds = [kind for kind, _ in run.events]
-    if kinds.count(MARK) != 2:
-        raise VirtualDeviceError(f"{Path(argv[0]).name} made {kinds.count(MARK)} pass marks, not 2 (does it support "
+    if len(run.marks) != 2:
+        raise VirtualDeviceError(f"{Path(argv[0]).name} made {len(run.marks)} pass marks, not 2 (does it support "
                                  f"{CALL_MARKS_ENV}? pte_runner does)")
     start, end = kinds.index(MARK), len(kinds) - 1 - kinds[::-1].index(MARK)
     window = run.events[start:end + 1]
