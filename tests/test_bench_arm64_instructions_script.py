@@ -9,6 +9,7 @@ import pytest
 
 from script_loading import load_script
 
+
 @pytest.fixture(scope="module")
 def bench_arm64_instructions():
     return load_script("bench_arm64_instructions")

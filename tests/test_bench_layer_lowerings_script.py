@@ -8,6 +8,7 @@ import pytest
 
 from script_loading import load_script
 
+
 @pytest.fixture(scope="module")
 def bench_layer_lowerings():
     return load_script("bench_layer_lowerings")

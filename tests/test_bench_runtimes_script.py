@@ -11,6 +11,7 @@ import pytest
 
 from script_loading import SCRIPTS, load_script
 
+
 @pytest.fixture(scope="module")
 def bench_runtimes():
     return load_script("bench_runtimes")
