@@ -129,6 +129,16 @@ def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+def test_an_unreachable_device_fails_before_the_missing_artifacts_are_exported(tmp_path):
+    models_dir = tmp_path / "models"
+    result = bench("--device", "127.0.0.1:1", "--models", "clcnet_tiny", "--formats", "onnx", "--models-dir",
+                   str(models_dir))
+    assert result.returncode == 2
+    assert "device 127.0.0.1:1 is not reachable" in result.stderr and "connection refused" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not models_dir.exists() and result.stdout == ""
+
+
 def test_runner_crash_reports_exit_status_and_stderr(tiny_models_dir, tmp_path):
     crashing = tmp_path / "benchmark_model"
     crashing.write_text("#!/bin/sh\necho 'ERROR: Failed to allocate tensors' >&2\nexit 3\n")

@@ -52,6 +52,11 @@ def find_artifact(models_dir: Path, model: str, fmt: str) -> Artifact | None:
                     computed if computed != manifest.get("mult_adds") else None)
 
 
+def missing_artifacts(models_dir: Path, models: list[str], formats: list[str]) -> list[tuple[str, str]]:
+    """The (model, format) pairs that have no exported artifact in `models_dir`."""
+    return [(model, fmt) for model in models for fmt in formats if find_artifact(models_dir, model, fmt) is None]
+
+
 def ensure_artifacts(models_dir: Path, models: list[str], formats: list[str], *, export_missing: bool,
                      log=print) -> dict[tuple[str, str], Artifact]:
     """Every (model, format) artifact; exports what is missing if allowed and possible, else says how.

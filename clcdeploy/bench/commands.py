@@ -153,16 +153,19 @@ BENCH_TOOLS = ("clcdeploy", "adb-shell", "onnxruntime", "ai-edge-litert", "execu
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from clcdeploy.bench.artifacts import ensure_artifacts
+    from clcdeploy.bench.artifacts import ensure_artifacts, missing_artifacts
     from clcdeploy.bench.report import print_table, results_document, write_outputs
     from clcdeploy.bench.runners import make_runner
-    from clcdeploy.bench.session import BenchOptions, bench_devices, check_kernel_library_reachable
+    from clcdeploy.bench.session import (BenchOptions, bench_devices, check_devices_reachable,
+                                         check_kernel_library_reachable)
     from clcdeploy.bench.stability import unsteady_warning
 
     models, formats = _check_args(args)
     _check_models_known(models, args.models_dir)
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     serials = [] if args.arm64_instructions else _serials(args.device)
+    if not args.no_export and missing_artifacts(args.models_dir, models, formats):
+        check_devices_reachable(serials)  # before the exports, which take minutes
     artifacts = ensure_artifacts(args.models_dir, models, formats, export_missing=not args.no_export, log=log)
     if args.arm64_instructions:
         return _count_arm64(args, list(artifacts.values()), log)

@@ -82,6 +82,17 @@ PYTHON_RUNNER_KERNEL_FORMATS = {"onnx": "ONNX Runtime custom-op library", "tflit
 GLIBC_AARCH64_LOADER = "/lib/ld-linux-aarch64.so.1"
 
 
+def check_devices_reachable(serials: list[str | None], **device_options) -> None:
+    """Connect to every named device once and let go: a mistyped serial, a phone held by a running `adb
+    server` or one that has not yet trusted our key fails in seconds instead of after minutes of exports."""
+    for serial in serials:
+        try:
+            with open_device(serial, **device_options):
+                pass
+        except DeviceError as exc:
+            raise BenchError(f"device {serial} is not reachable (nothing exported or measured): {exc}") from None
+
+
 def check_kernel_library_reachable(serials: list[str | None], artifacts: dict, runner: Runner | None) -> None:
     """Artifacts exported with --fused-igc need clcdeploy's fused IGC kernel. A .pte: the python runner loads
     this host's kernel library, and clcdeploy's pte_runner has the kernel compiled in (the virtual device's
