@@ -48,7 +48,15 @@ def test_corrupt_weights_file(capsys, out, tmp_path) -> None:
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00garbage" * 100)
     code, line = _run(capsys, "clcnet_tiny", "--weights", str(bad), "--out", str(out))
-    assert code == 2 and "not a readable PyTorch state dict" in line
+    assert code == 2 and "not a readable PyTorch state dict" in line and "In PyTorch 2.6" not in line
+
+
+def test_a_whole_pickled_model_is_refused_with_what_to_save_instead(capsys, out, tmp_path) -> None:
+    path = tmp_path / "model.pt"
+    torch.save(create_model("clcnet_tiny"), path)
+    code, line = _run(capsys, "clcnet_tiny", "--weights", str(path), "--out", str(out))
+    assert code == 2 and not out.exists()
+    assert "holds a pickled clcdeploy.zoo.clcnet.ClcNet" in line and "state_dict()" in line
 
 
 def test_weights_file_without_a_state_dict(capsys, out, tmp_path) -> None:

@@ -213,8 +213,9 @@ def _needs_kernel_library(fmt: str, path: Path) -> bool:
 
 @contextlib.contextmanager
 def _removed_if_left_empty(folder: Path) -> Iterator[None]:
-    """Create `folder` (checking it is writable); if it is new and the block fails, remove it again."""
-    created = not folder.exists()
+    """Create `folder` (checking it is writable); if the block fails, remove again what this created and left
+    empty (the folder, and any parent folders it needed)."""
+    created = [path for path in (folder, *folder.parents) if not path.exists()]  # deepest first
     try:
         folder.mkdir(parents=True, exist_ok=True)
         temp_path(folder / "probe").unlink()
@@ -223,8 +224,10 @@ def _removed_if_left_empty(folder: Path) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        if created and not any(folder.iterdir()):
-            folder.rmdir()
+        for path in created:
+            if any(path.iterdir()):
+                break
+            path.rmdir()
         raise
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -27,8 +28,7 @@ def load_weights(model: nn.Module, path: str | Path) -> str:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises unpickling, zip and runtime errors alike
-        raise WeightsError(f"weights file {path} is not a readable PyTorch state dict "
-                           f"({first_line(exc, 200)})") from None
+        raise _unreadable(path, exc) from None
     state = _unwrap(obj, path)
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
     expected = model.state_dict()
@@ -45,6 +45,19 @@ def load_weights(model: nn.Module, path: str | Path) -> str:
     model.load_state_dict(state, strict=True)
     model.eval()
     return f"file {path.name} (sha256 {sha256_file(path)[:16]})"
+
+
+def _unreadable(path: Path, exc: Exception) -> WeightsError:
+    """torch.load's weights-only errors open with paragraphs about its defaults; the cause is further down."""
+    text = str(exc)
+    pickled = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+    if pickled:
+        return WeightsError(f"weights file {path} holds a pickled {pickled.group(1)}, not only tensors (a whole "
+                            f"model saved with torch.save(model)?): save its state_dict() and pass that file "
+                            f"(clcdeploy does not run code from weights files)")
+    cause = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+    return WeightsError(f"weights file {path} is not a readable PyTorch state dict "
+                        f"({cause.group(1).strip() if cause else first_line(exc, 200)})")
 
 
 def random_weights(model: nn.Module, seed: int = RANDOM_SEED, input_size: int | None = None) -> str:
