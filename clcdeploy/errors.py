@@ -41,6 +41,10 @@ class BenchError(ClcDeployError):
     """A benchmark that cannot run or did not complete."""
 
 
+class OutputFolderError(ClcDeployError):
+    """An output folder that cannot be created or written to."""
+
+
 def first_line(exc: BaseException, limit: int = 300) -> str:
     """The first line of an exception's message (at most `limit` characters), for one-line errors."""
     text = str(exc).strip().splitlines()

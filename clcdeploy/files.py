@@ -1,4 +1,5 @@
-"""File helpers shared by every area: content hashes and atomic writes (no torch, no third-party imports)."""
+"""File helpers shared by every area: content hashes, atomic writes and output folders (no torch, no third-party
+imports)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from clcdeploy.errors import OutputFolderError
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -45,3 +48,25 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
     """Write `data` to `path` so that readers see the old file or the whole new one, never a part."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+@contextlib.contextmanager
+def output_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Create `folder` and check that files can be written in it, before the work that fills it (one clear
+    error instead of a traceback after the work); if the block fails, remove again what this created and left
+    empty (the folder, and any parent folders it needed)."""
+    folder = Path(folder)
+    created = [path for path in (folder, *folder.parents) if not path.exists()]  # deepest first
+    try:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            temp_path(folder / "probe").unlink()
+        except OSError as exc:
+            raise OutputFolderError(f"output folder {folder} is not writable ({exc.strerror or exc})") from None
+        yield folder
+    except BaseException:
+        for path in created:
+            if not path.is_dir() or any(path.iterdir()):
+                break
+            path.rmdir()
+        raise

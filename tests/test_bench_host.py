@@ -139,6 +139,17 @@ def test_an_unreachable_device_fails_before_the_missing_artifacts_are_exported(t
     assert not models_dir.exists() and result.stdout == ""
 
 
+def test_an_unwritable_out_folder_is_refused_before_anything_is_exported_or_timed(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    result = bench("--models", "clcnet_tiny", "--formats", "onnx", "--models-dir", str(tmp_path / "models"),
+                   "--out", str(blocker / "results"))
+    assert result.returncode == 2
+    assert f"output folder {blocker / 'results'} is not writable" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "models").exists() and result.stdout == ""
+
+
 def test_runner_crash_reports_exit_status_and_stderr(tiny_models_dir, tmp_path):
     crashing = tmp_path / "benchmark_model"
     crashing.write_text("#!/bin/sh\necho 'ERROR: Failed to allocate tensors' >&2\nexit 3\n")

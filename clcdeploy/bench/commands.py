@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from clcdeploy.device.virtual.instructions import L2_KB, check_l2_kb
 from clcdeploy.errors import BenchError
+from clcdeploy.files import output_folder
 from clcdeploy.versions import package_versions
 
 DEFAULT_MODELS = "mobilenet_v1,shufflenet_v1_2x,clcnet_a,clcnet_b"  # the paper's Table 6
@@ -153,6 +155,13 @@ BENCH_TOOLS = ("clcdeploy", "adb-shell", "onnxruntime", "ai-edge-litert", "execu
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    models, formats = _check_args(args)
+    _check_models_known(models, args.models_dir)
+    with output_folder(args.out) if args.out else contextlib.nullcontext():  # unwritable: say so before the work
+        return _bench(args, models, formats)
+
+
+def _bench(args: argparse.Namespace, models: list[str], formats: list[str]) -> int:
     from clcdeploy.bench.artifacts import ensure_artifacts, missing_artifacts
     from clcdeploy.bench.report import print_table, results_document, write_outputs
     from clcdeploy.bench.runners import make_runner
@@ -160,8 +169,6 @@ def run_bench(args: argparse.Namespace) -> int:
                                          check_kernel_library_reachable)
     from clcdeploy.bench.stability import unsteady_warning
 
-    models, formats = _check_args(args)
-    _check_models_known(models, args.models_dir)
     log = (lambda msg: print(msg, file=sys.stderr)) if args.json else print
     serials = [] if args.arm64_instructions else _serials(args.device)
     if not args.no_export and missing_artifacts(args.models_dir, models, formats):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from clcdeploy.export.passes import (
 )
 from clcdeploy.export.quiet import quiet_output
 from clcdeploy.export.weights import load_weights, random_weights
-from clcdeploy.files import sha256_file, temp_path
+from clcdeploy.files import output_folder, sha256_file, temp_path
 from clcdeploy.zoo import create_model, model_spec
 from clcdeploy.zoo.channelnet import ChannelWiseConv, ConvClassifier
 from clcdeploy.zoo.sic import TopologicalConv
@@ -114,7 +113,7 @@ def export_model(
     report = progress or (lambda stage, seconds: None)
     folder = Path(out_dir) / name
     size = spec.input_size if input_size is None else input_size
-    with _removed_if_left_empty(folder):
+    with output_folder(folder):
         start = time.perf_counter()
         model, source = _build(name, size, weights, model_kwargs)
         inputs = validate.validation_inputs((1, 3, size, size))
@@ -209,26 +208,6 @@ def _needs_kernel_library(fmt: str, path: Path) -> bool:
     from clcdeploy.kernels.runtime import onnx_uses_fused_igc, pte_uses_fused_igc, tflite_uses_fused_igc
 
     return {"pte": pte_uses_fused_igc, "onnx": onnx_uses_fused_igc, "tflite": tflite_uses_fused_igc}[fmt](path)
-
-
-@contextlib.contextmanager
-def _removed_if_left_empty(folder: Path) -> Iterator[None]:
-    """Create `folder` (checking it is writable); if the block fails, remove again what this created and left
-    empty (the folder, and any parent folders it needed)."""
-    created = [path for path in (folder, *folder.parents) if not path.exists()]  # deepest first
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        temp_path(folder / "probe").unlink()
-    except OSError as exc:
-        raise ExportError(f"output folder {folder} is not writable ({exc.strerror or exc})") from None
-    try:
-        yield
-    except BaseException:
-        for path in created:
-            if any(path.iterdir()):
-                break
-            path.rmdir()
-        raise
 
 
 def _build(name: str, size: int, weights: str | Path | None, model_kwargs: dict | None) -> tuple[nn.Module, str]:
