@@ -53,6 +53,8 @@ def test_groups_json():
     (("analyze", "clcnet_c"), "unknown model 'clcnet_c': did you mean"),
     # the same check as export's: the first layer whose map is smaller than its stride is named
     (("analyze", "clcnet_tiny", "--input-size", "16"), "input size 16 is too small for clcnet_tiny: blocks.7"),
+    # 192 TB for the input alone: more than a 47-bit address space, so the allocation fails whatever the overcommit
+    (("analyze", "clcnet_tiny", "--input-size", "4000000"), "input size 4000000 is too large for clcnet_tiny"),
     (("groups", "--in", "-4", "--mid", "8", "--out", "8"), "M (--in) must be a positive integer"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, message):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from clcdeploy.analysis.cost import example_input
 from clcdeploy.errors import ConfigurationError, first_line
 
 
@@ -27,8 +28,11 @@ def check_input_size(model: nn.Module, name: str, size: int) -> None:
                if isinstance(m, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d))]
     try:
         with torch.no_grad():
-            model(torch.zeros(1, 3, size, size))
+            model(example_input(model, 1, 3, size, size))
     except RuntimeError as exc:
+        if "can't allocate memory" in str(exc):
+            raise ConfigurationError(f"input size {size} is too large for {name}: one forward pass cannot allocate "
+                                     f"its tensors here ({first_line(exc, 200)})") from None
         raise ConfigurationError(f"input size {size} is too small for {name}: {first_line(exc)}") from None
     finally:
         for h in handles:
