@@ -120,6 +120,7 @@ def test_the_python_runner_alternates_the_models_pass_by_pass(tiny_models_dir):
     (("--runner", "benchmark_model"), "needs --runner-bin"),
     (("--runs", "0"), "--runs must be at least 1"),
     (("--rounds", "0"), "--rounds must be at least 1"),
+    (("--timeout", "0"), "--timeout is the seconds allowed per model run and must be positive"),
     (("--cpu-mask", "zz"), "hexadecimal CPU mask"),
 ])
 def test_bad_input_is_one_line_exit_2(args, message, tmp_path):

@@ -104,6 +104,8 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
         raise BenchError(f"--rounds must be at least 1, got {args.rounds}")
     if args.warmup < 0 or args.threads < 0 or args.cooldown < 0:
         raise BenchError("--warmup, --threads and --cooldown must not be negative")
+    if not args.timeout > 0:
+        raise BenchError(f"--timeout is the seconds allowed per model run and must be positive, got {args.timeout:g}")
     if args.cpu_mask and not re.fullmatch(r"(0x)?[0-9a-fA-F]+", args.cpu_mask):
         raise BenchError(f"--cpu-mask must be a hexadecimal CPU mask like f0, got {args.cpu_mask!r}")
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
