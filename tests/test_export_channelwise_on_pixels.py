@@ -64,3 +64,14 @@ def test_export_picks_the_form_per_format(tmp_path: Path):
     assert manifest.formats["pte"].delegation["delegate_calls"] == {"XnnpackBackend": 1}
     assert manifest.formats["tflite"].delegation["delegate_partitions"] == 1
     assert "channelwise_layers" not in export_model("mobilenet_v1_tiny", ["onnx"], tmp_path).formats["onnx"].extra
+
+
+def test_v2s_pooled_classifier_stays_in_the_xnnpack_partition(tmp_path: Path):
+    """The pixel form's channel-wise convolution must not hand a channels-last view to the global pool: its
+    decomposition would restore that layout with an as_strided copy outside the delegate (a second partition)."""
+    manifest = export_model("channelnet_tiny", ["pte", "tflite"], tmp_path, input_size=64,  # a 2x2 final map
+                            model_kwargs={"version": 2, "input_size": 64})
+    assert all(entry.validated for entry in manifest.formats.values())
+    assert manifest.formats["pte"].delegation["delegate_calls"] == {"XnnpackBackend": 1}
+    assert manifest.formats["pte"].delegation["ops_outside_delegate"] == 0
+    assert manifest.formats["tflite"].delegation["delegate_partitions"] == 1

@@ -270,4 +270,5 @@ def channelnet_v3(**kwargs) -> ChannelNet:
 @register_model(paper=SEED_CHANNELNETS, family="channelnet", tiny=True, input_size=32,
                 description="tiny ChannelNet-v3 for tests (width 1/8, 10 classes): GM, GCWM, DWSCW, CCL")
 def channelnet_tiny(**kwargs) -> ChannelNet:
-    return ChannelNet(**{"width": 0.125, "num_classes": 10, "input_size": 32, **kwargs, "version": 3})
+    """`version=2` gives the tiny v2 (pooling and a fully connected classifier instead of the CCL)."""
+    return ChannelNet(**{"width": 0.125, "num_classes": 10, "input_size": 32, "version": 3, **kwargs})

@@ -46,7 +46,10 @@ class ChannelWiseOnPixels(nn.Module):
         if self._explicit_pad:
             y = F.pad(y, (0, 0, self.pad[0], self.pad[1]))
         y = self.conv(y)  # (n, pixels * g, c / g, 1): pixel p, group i, position j at [p * g + i, j]
-        return y.reshape(n, h * w, self.groups, c // self.groups).permute(0, 2, 3, 1).reshape(n, c, h, w)
+        y = y.reshape(n, h * w, self.groups, c // self.groups).permute(0, 2, 3, 1).reshape(n, c, h, w)
+        # With one group that reshape is a view with channels-last strides, which layers after it keep; a global
+        # pool then restores them with an as_strided copy that XNNPACK does not take (a second partition).
+        return y.contiguous()
 
 
 class ConvClassifierOnPixels(nn.Module):
