@@ -1,5 +1,6 @@
-"""clcdeploy's native pte_runner on the host: models timed side by side in one process, and the fused IGC
-kernel on planned memory that is not cache-line aligned (as ExecuTorch's Module API allocates it)."""
+"""clcdeploy's native pte_runner on the host: models timed side by side in one process, the fused IGC kernel on
+planned memory that is not cache-line aligned (as ExecuTorch's Module API allocates it), and the XNNPACK
+workspace sharing mode."""
 
 from __future__ import annotations
 
@@ -74,6 +75,18 @@ def test_models_run_side_by_side_in_one_process(runner_and_models):
         assert list(parse_pte_runner_models(alone.stdout)) == [""]
 
 
+@pytest.mark.parametrize("mode", ["0", "1", "2"])
+def test_each_xnnpack_workspace_sharing_mode_reaches_the_backend(runner_and_models, mode):
+    """pte_runner reads the mode back from the backend (which ignores keys it does not know) and stops if it
+    differs; the models compute the same in every mode."""
+    runner, folder, expected = runner_and_models
+    out = folder / f"fused_{mode}.bin"
+    done = _run(runner, "--model_path", str(folder / "fused.pte"), "--workspace_sharing", mode,
+                "--output_path", str(out), "--num_executions", "2")
+    assert done.returncode == 0, done.stderr
+    assert np.abs(np.frombuffer(out.read_bytes(), dtype=np.float32) - expected).max() < 1e-4
+
+
 def test_order_seed_draws_a_new_model_order_every_turn(runner_and_models):
     runner, folder, _ = runner_and_models
     paths = [str(folder / "fused.pte"), str(folder / "plain.pte")]
@@ -131,6 +144,7 @@ def test_the_fused_kernel_uses_the_runtime_thread_pool(runner_and_models, tmp_pa
     ([], "--model_path is required"),
     (["--model_path", "a.pte", "--num_executions", "0"], "--num_executions and --block must be >= 1"),
     (["--model_path", "a.pte", "--block", "0"], "--num_executions and --block must be >= 1"),
+    (["--model_path", "a.pte", "--workspace_sharing", "3"], "--workspace_sharing must be 0 (disabled), 1 (per"),
 ])
 def test_bad_flags_exit_2_with_one_line(runner_and_models, args, message):
     done = _run(runner_and_models[0], *args)

@@ -9,7 +9,7 @@
 // plus `Output 0: numel=N max_abs=X finite=1 first=[...]` and, with --output_path, the raw float32 output.
 //
 // Flags: --model_path P --num_executions N --warmup N --cpu_threads N --method_name NAME --output_path P
-//        --planned_offset B --block N --order_seed S
+//        --planned_offset B --block N --order_seed S --workspace_sharing M
 // --model_path may be given several times: the models are then timed side by side in this one process, in
 // turn N passes at a time (--block, default 1) after each one's warm-up, and each model's lines follow a
 // `== Model k of n: P` line. With --order_seed S (not 0) every turn takes the models in a new order drawn from
@@ -18,11 +18,18 @@
 // --planned_offset B places the planned memory B bytes past a 64-byte boundary (default 0). ExecuTorch's
 // Module API (and so its Python runtime) allocates planned buffers as std::vector<uint8_t>, 16 bytes past
 // one; B = 16 reproduces that.
+// --workspace_sharing M sets the XNNPACK backend's workspace sharing mode (0 disabled, 1 per model, 2 global;
+// default 1). ExecuTorch builds with a shared workspace (the wheel's, Android's) default to global: every
+// loaded model's delegate calls share one workspace, and a program of many delegate calls (a .pte with custom
+// ops between XNNPACK partitions) timed side by side with other models ran 7-9% slower than with per-model
+// sharing, which is what it gets when it is the only model loaded, as in an app.
 // With CLCDEPLOY_PASS_MARKS=1 in the environment the timed passes are bracketed by two marks for clcdeploy's
 // ARM64 instruction counter (mark_passes); with CLCDEPLOY_CALL_MARKS=name,... it also marks every call of the
 // named functions (register_call_marks), e.g. the pthreadpool entry points XNNPACK runs each operator through.
 
 #include <executorch/extension/data_loader/file_data_loader.h>
+#include <executorch/runtime/backend/interface.h>
+#include <executorch/runtime/backend/options.h>
 #include <executorch/runtime/core/evalue.h>
 #include <executorch/runtime/core/exec_aten/exec_aten.h>
 #include <executorch/runtime/executor/method.h>
@@ -82,6 +89,7 @@ struct Options {
   int planned_offset = 0;
   int block = 1;
   unsigned order_seed = 0;  // 0: the models' order as given, every turn
+  int workspace_sharing = 1;  // XNNPACK workspace sharing: per model
 };
 
 constexpr size_t kPoolBytes = 4 * 1024 * 1024;  // method and temp allocator pools, per model
@@ -122,6 +130,19 @@ void register_call_marks() {
   }
 }
 
+// Sets the XNNPACK backend's workspace sharing mode and reads it back (the backend ignores keys it does not
+// know, so only the read-back shows that the option arrived).
+bool set_workspace_sharing(int mode) {
+  executorch::runtime::BackendOptions<1> wanted;
+  wanted.set_option("workspace_sharing_mode", mode);
+  if (executorch::runtime::set_option("XnnpackBackend", wanted.view()) != Error::Ok) return false;
+  executorch::runtime::BackendOptions<1> current;
+  current.set_option("workspace_sharing_mode", -1);
+  if (executorch::runtime::get_option("XnnpackBackend", current.view()) != Error::Ok) return false;
+  const int* value = std::get_if<int>(&current.view()[0].value);
+  return value != nullptr && *value == mode;
+}
+
 int fail(const std::string& what, int code = 1) {
   std::fprintf(stderr, "pte_runner: error: %s\n", what.c_str());
   return code;
@@ -149,6 +170,7 @@ bool parse(int argc, char** argv, Options& o) {
     else if (arg == "--cpu_threads") o.cpu_threads = std::atoi(value.c_str());
     else if (arg == "--planned_offset") o.planned_offset = std::atoi(value.c_str());
     else if (arg == "--block") o.block = std::atoi(value.c_str());
+    else if (arg == "--workspace_sharing") o.workspace_sharing = std::atoi(value.c_str());
     else if (arg == "--order_seed") o.order_seed = static_cast<unsigned>(std::strtoul(value.c_str(), nullptr, 10));
     else {
       std::fprintf(stderr, "pte_runner: error: unknown flag %s\n", arg.c_str());
@@ -165,6 +187,10 @@ bool parse(int argc, char** argv, Options& o) {
   }
   if (o.planned_offset < 0 || o.planned_offset >= static_cast<int>(kAlign)) {
     std::fprintf(stderr, "pte_runner: error: --planned_offset must be in [0, %zu)\n", kAlign);
+    return false;
+  }
+  if (o.workspace_sharing < 0 || o.workspace_sharing > 2) {
+    std::fprintf(stderr, "pte_runner: error: --workspace_sharing must be 0 (disabled), 1 (per model) or 2 (global)\n");
     return false;
   }
   if (o.num_executions < 1 || o.warmup < 0 || o.block < 1) {
@@ -320,6 +346,9 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, opt)) return 2;
   executorch::runtime::runtime_init();
   register_call_marks();
+  if (!set_workspace_sharing(opt.workspace_sharing)) {
+    return fail("the XNNPACK backend did not take workspace sharing mode " + std::to_string(opt.workspace_sharing));
+  }
   if (opt.cpu_threads > 0) {
     executorch::extension::threadpool::get_threadpool()->_unsafe_reset_threadpool(
         static_cast<uint32_t>(opt.cpu_threads));
