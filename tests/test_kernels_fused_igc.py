@@ -101,6 +101,15 @@ def test_artifacts_needing_the_kernel_are_identified(tiny_pte):
     assert "clcdeploy::igc2.out" in pte_operators(paths["nhwc"])
 
 
+def test_loading_the_kernel_library_gives_each_model_its_own_xnnpack_workspace():
+    """The library sets the mode and reads it back from the backend; an unknown mode is refused."""
+    from clcdeploy.kernels.runtime import PER_MODEL_WORKSPACE, _loaded, load_executorch_kernels
+
+    library = _loaded[str(load_executorch_kernels())]
+    assert [library.clcdeploy_set_xnnpack_workspace_sharing(mode) for mode in (0, 2, 3, -1)] == [1, 1, 0, 0]
+    assert library.clcdeploy_set_xnnpack_workspace_sharing(PER_MODEL_WORKSPACE) == 1
+
+
 IGC_SHAPES = [(96, 9, 10, 1), (96, 9, 10, 2), (34, 7, 5, 1), (64, 1, 1, 1), (64, 2, 3, 2), (32, 12, 13, 1)]
 
 

@@ -116,7 +116,10 @@ def main(argv=None):
     if args.kernel_library:  # loaded before the timer too; a .pte's kernels register with the bindings' runtime
         if args.format == "pte":
             importlib.import_module("executorch.extension.pybindings.portable_lib")
-        ctypes.CDLL(args.kernel_library, mode=ctypes.RTLD_GLOBAL)
+        library = ctypes.CDLL(args.kernel_library, mode=ctypes.RTLD_GLOBAL)
+        # one XNNPACK workspace per model, as pte_runner (its fused programs have many delegate calls)
+        if args.format == "pte" and not library.clcdeploy_set_xnnpack_workspace_sharing(1):
+            raise SystemExit("clcdeploy runner: ExecuTorch's XNNPACK backend did not take workspace sharing mode 1")
     models, several = [], len(args.model) > 1
     for path in args.model:
         start = time.perf_counter()

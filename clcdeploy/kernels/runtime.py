@@ -36,17 +36,25 @@ def _uses_fused_igc(path: str, mtime_ns: int, size: int) -> bool:  # keyed on th
     return QUALIFIED_OUT_NAME in pte_operators(path)
 
 
+PER_MODEL_WORKSPACE = 1  # XNNPACK workspace sharing mode for fused programs (igc2_executorch.cpp says why)
+
+
 def load_executorch_kernels() -> Path:
-    """Build (if needed) and load the kernel library so ExecuTorch's registry has `clcdeploy::igc2.out`."""
+    """Build (if needed) and load the kernel library so ExecuTorch's registry has `clcdeploy::igc2.out`, and
+    give the programs loaded from then on one XNNPACK workspace per model."""
     library = build_executorch_kernels()
     key = str(library)
     if key not in _loaded:
         import executorch.extension.pybindings.portable_lib  # noqa: F401  (loads libexecutorch.so first)
 
         try:
-            _loaded[key] = ctypes.CDLL(key, mode=ctypes.RTLD_GLOBAL)
+            loaded = ctypes.CDLL(key, mode=ctypes.RTLD_GLOBAL)
         except OSError as exc:
             raise KernelBuildError(f"cannot load the fused IGC kernel library {library}: {exc}") from exc
+        if not loaded.clcdeploy_set_xnnpack_workspace_sharing(PER_MODEL_WORKSPACE):
+            raise KernelBuildError("ExecuTorch's XNNPACK backend did not take workspace sharing mode "
+                                   f"{PER_MODEL_WORKSPACE} (per model)")
+        _loaded[key] = loaded
     return library
 
 

@@ -28,8 +28,6 @@
 // named functions (register_call_marks), e.g. the pthreadpool entry points XNNPACK runs each operator through.
 
 #include <executorch/extension/data_loader/file_data_loader.h>
-#include <executorch/runtime/backend/interface.h>
-#include <executorch/runtime/backend/options.h>
 #include <executorch/runtime/core/evalue.h>
 #include <executorch/runtime/core/exec_aten/exec_aten.h>
 #include <executorch/runtime/executor/method.h>
@@ -62,6 +60,9 @@ class ThreadPool {
 };
 ThreadPool* get_threadpool();
 }  // namespace executorch::extension::threadpool
+
+// From clcdeploy's ExecuTorch kernel binding (igc2_executorch.cpp), compiled into this runner.
+extern "C" int clcdeploy_set_xnnpack_workspace_sharing(int mode);
 
 using executorch::extension::FileDataLoader;
 using executorch::runtime::Error;
@@ -128,19 +129,6 @@ void register_call_marks() {
     ssize_t ignored = ::write(-3101, "", reinterpret_cast<size_t>(address));
     (void)ignored;
   }
-}
-
-// Sets the XNNPACK backend's workspace sharing mode and reads it back (the backend ignores keys it does not
-// know, so only the read-back shows that the option arrived).
-bool set_workspace_sharing(int mode) {
-  executorch::runtime::BackendOptions<1> wanted;
-  wanted.set_option("workspace_sharing_mode", mode);
-  if (executorch::runtime::set_option("XnnpackBackend", wanted.view()) != Error::Ok) return false;
-  executorch::runtime::BackendOptions<1> current;
-  current.set_option("workspace_sharing_mode", -1);
-  if (executorch::runtime::get_option("XnnpackBackend", current.view()) != Error::Ok) return false;
-  const int* value = std::get_if<int>(&current.view()[0].value);
-  return value != nullptr && *value == mode;
 }
 
 int fail(const std::string& what, int code = 1) {
@@ -346,7 +334,7 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, opt)) return 2;
   executorch::runtime::runtime_init();
   register_call_marks();
-  if (!set_workspace_sharing(opt.workspace_sharing)) {
+  if (!clcdeploy_set_xnnpack_workspace_sharing(opt.workspace_sharing)) {
     return fail("the XNNPACK backend did not take workspace sharing mode " + std::to_string(opt.workspace_sharing));
   }
   if (opt.cpu_threads > 0) {

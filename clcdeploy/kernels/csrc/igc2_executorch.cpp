@@ -1,6 +1,9 @@
 // ExecuTorch binding of the fused IGC kernel: registers `clcdeploy::igc2.out` with EXECUTORCH_LIBRARY.
 // Accepts contiguous (NCHW) or channels-last (NHWC) float tensors; `out` must have the input's dim order.
+// Also exports clcdeploy_set_xnnpack_workspace_sharing for the runners of fused programs.
 #include <executorch/extension/kernel_util/make_boxed_from_unboxed_functor.h>
+#include <executorch/runtime/backend/interface.h>
+#include <executorch/runtime/backend/options.h>
 #include <executorch/runtime/core/exec_aten/util/dim_order_util.h>
 #include <executorch/runtime/core/exec_aten/util/tensor_util.h>
 #include <executorch/runtime/kernel/kernel_includes.h>
@@ -64,3 +67,19 @@ Tensor& igc2_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& weigh
 }  // namespace clcdeploy
 
 EXECUTORCH_LIBRARY(clcdeploy, "igc2.out", clcdeploy::igc2_out);
+
+// Sets the XNNPACK backend's workspace sharing mode (0 disabled, 1 per model, 2 global) for programs loaded
+// afterwards and reads it back (the backend ignores keys it does not know, so only the read-back shows that the
+// option arrived); returns 1 on success. A fused program runs as many XNNPACK partitions, and builds whose
+// default is global sharing (the executorch wheel's, Android's) cost it 4-9% when other models are loaded in
+// the same process (BENCHMARKS.md section 3, fourteenth session); with one workspace per model they do not.
+extern "C" int clcdeploy_set_xnnpack_workspace_sharing(int mode) {
+  executorch::runtime::BackendOptions<1> wanted;
+  wanted.set_option("workspace_sharing_mode", mode);
+  if (executorch::runtime::set_option("XnnpackBackend", wanted.view()) != executorch::runtime::Error::Ok) return 0;
+  executorch::runtime::BackendOptions<1> current;
+  current.set_option("workspace_sharing_mode", -1);
+  if (executorch::runtime::get_option("XnnpackBackend", current.view()) != executorch::runtime::Error::Ok) return 0;
+  const int* value = std::get_if<int>(&current.view()[0].value);
+  return value != nullptr && *value == mode ? 1 : 0;
+}
