@@ -21,7 +21,7 @@
 // --workspace_sharing M sets the XNNPACK backend's workspace sharing mode (0 disabled, 1 per model, 2 global;
 // default 1). ExecuTorch builds with a shared workspace (the wheel's, Android's) default to global: every
 // loaded model's delegate calls share one workspace, and a program of many delegate calls (a .pte with custom
-// ops between XNNPACK partitions) timed side by side with other models ran 7-9% slower than with per-model
+// ops between XNNPACK partitions) timed side by side with other models ran 4-9% slower than with per-model
 // sharing, which is what it gets when it is the only model loaded, as in an app.
 // With CLCDEPLOY_PASS_MARKS=1 in the environment the timed passes are bracketed by two marks for clcdeploy's
 // ARM64 instruction counter (mark_passes); with CLCDEPLOY_CALL_MARKS=name,... it also marks every call of the
