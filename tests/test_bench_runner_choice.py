@@ -101,3 +101,12 @@ def test_apk_without_the_app_runner_is_refused(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == ("clcdeploy bench: error: --apk installs the demo app for --runner app, not "
                                      "for --runner auto: add --runner app (the app runs .pte and .tflite)")
+
+
+def test_the_app_runner_on_a_device_without_android_is_refused_before_any_pass(tiny_models_dir):
+    result = bench("--runner", "app", "--models", "clcnet_tiny", "--formats", "pte", "--models-dir",
+                   str(tiny_models_dir))
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("clcdeploy bench: error: device local during preparing the app runner: --runner "
+                                     "app drives clcdeploy's demo app on an Android phone, and local is not one (no "
+                                     "`pm`): use --runner auto")

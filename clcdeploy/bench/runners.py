@@ -239,6 +239,13 @@ class AppRunner(Runner):
         if self.apk is not None:
             device.push(self.apk, app_protocol.APK_REMOTE_PATH)
             device.shell(app_protocol.install_command(), timeout_s=300).check("installing the demo app")
+        found = device.shell(app_protocol.installed_command(), timeout_s=60)
+        if found.exit_code == 127:  # the shell found no `pm`
+            raise BenchError(f"--runner app drives clcdeploy's demo app on an Android phone, and {device.serial} is "
+                             f"not one (no `pm`): use --runner auto")
+        if not app_protocol.is_installed(found.stdout):
+            raise BenchError(f"the demo app is not installed on {device.serial}: add --apk PATH (build android_app/, "
+                             f"README)")
 
     def run(self, device: Device, request: RunRequest) -> RunnerOutput:
         device.shell(f"chmod 644 {shlex.quote(request.artifact)}", timeout_s=30)

@@ -208,6 +208,7 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
             python = PythonRunner()
             python.prepare(device)
             if runner is not None and runner is not python:
+                current = f"preparing the {runner.name} runner"
                 runner.prepare(device)
             # What runs together: each artifact alone, or side by side every model of one format
             steps = ([[(model, fmt) for model in options.models] for fmt in options.formats] if options.side_by_side

@@ -39,7 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_devices(args: argparse.Namespace) -> int:
     from clcdeploy.device import list_devices
+    from clcdeploy.errors import DeviceError
 
+    for address in args.connect:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise DeviceError(f"--connect {address}: expected host:port, e.g. 192.168.1.20:5555")
     rows = list_devices(args.connect, auth_timeout_s=args.auth_timeout)
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))

@@ -1,0 +1,34 @@
+"""`clcdeploy devices`: the host, and ADB devices over TCP (the virtual ARM64 device), as rows or JSON."""
+
+import json
+import subprocess
+import sys
+
+from device_fixtures import adb_home, virtual_device  # noqa: F401  (fixtures)
+
+
+def devices(*args):
+    return subprocess.run([sys.executable, "-m", "clcdeploy", "devices", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_the_host_and_the_virtual_device_are_listed(virtual_device):
+    result = devices("--connect", virtual_device.serial, "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert rows[0]["serial"] == "local" and rows[0]["state"] == "device"
+    (connected,) = [r for r in rows if r["serial"] == virtual_device.serial]
+    assert connected["transport"] == "tcp" and connected["state"] == "device" and connected["abi"] == "arm64-v8a"
+
+
+def test_an_unreachable_address_is_listed_offline_with_the_reason(adb_home):
+    result = devices("--connect", "127.0.0.1:1")
+    assert result.returncode == 0, result.stderr
+    assert "127.0.0.1:1" in result.stdout and "offline" in result.stdout and "connection refused" in result.stdout
+
+
+def test_a_malformed_address_is_one_line_exit_2():
+    result = devices("--connect", "phone:adb")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("clcdeploy devices: error: --connect phone:adb: expected host:port, e.g. "
+                                     "192.168.1.20:5555")
