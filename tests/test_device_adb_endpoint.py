@@ -181,6 +181,23 @@ def test_malformed_packet_closes_only_that_connection(tmp_path, adb_home, damage
             raw.close()
 
 
+def test_handshake_without_checksum_declares_its_version(tmp_path, adb_home) -> None:
+    """The stock adb server reconnecting to a restarted device sends CNXN with checksum 0 and the version it
+    negotiated before; one that declares an old version must still sum its payload."""
+    with endpoint(tmp_path, auth="none") as ep:
+        for version, accepted in ((0x01000001, True), (0x01000000, False)):
+            raw = RawAdb(ep.serial, timeout_s=10)
+            payload = b"host::reconnect\0"
+            header = list(HEADER.unpack(pack(CNXN, version, 256 * 1024, payload)[:24]))
+            header[4] = 0
+            raw.send_raw(HEADER.pack(*header) + payload)
+            if accepted:
+                assert raw.read()[0] == CNXN
+            else:
+                assert raw.is_closed()
+            raw.close()
+
+
 def test_concurrent_streams_on_one_connection(tmp_path, adb_home) -> None:
     with endpoint(tmp_path, auth="none") as ep:
         raw = RawAdb(ep.serial)

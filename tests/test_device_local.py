@@ -105,6 +105,20 @@ def test_sync_paths_stay_inside_the_root(tmp_path: Path) -> None:
             resolve_device_path(root, bad)
 
 
+def test_a_final_symlink_is_followed_inside_the_root_when_asked(tmp_path: Path) -> None:
+    """open() and opendir() on the device follow the last component; the host must not follow it out of the
+    root (a link to /root would otherwise list the host's /root)."""
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/release").write_text("device")
+    (root / "link").symlink_to("/etc/release")
+    (root / "dirlink").symlink_to("/etc")
+    assert resolve_device_path(root, "/link") == root / "link"  # lstat semantics by default
+    assert resolve_device_path(root, "/link", follow_last=True) == root / "etc/release"
+    assert resolve_device_path(root, "/dirlink", follow_last=True) == root / "etc"
+    assert resolve_device_path(root, "/dirlink/") == root / "etc"  # a trailing slash follows, as the kernel
+
+
 def test_device_layer_does_not_import_torch() -> None:
     import subprocess
     import sys

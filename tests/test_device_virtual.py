@@ -50,6 +50,22 @@ def test_sync_refuses_paths_escaping_the_device_root(dev, tmp_path) -> None:
     assert not (tmp_path / "x").exists()
 
 
+def test_sync_follows_symlinks_inside_the_device(dev, tmp_path) -> None:
+    """A link to an absolute path means the device's file, never the host's (which the host would follow to)."""
+    host_marker = Path("/tmp/clcdeploy-sync-marker")
+    host_marker.write_text("host side\n")
+    try:
+        dev.shell("echo device side > /tmp/clcdeploy-sync-marker && ln -sf /tmp/clcdeploy-sync-marker "
+                  "/data/local/tmp/marker-link && ln -sfn /tmp /data/local/tmp/tmp-link").check("making links")
+        dev.pull("/data/local/tmp/marker-link", tmp_path / "pulled")
+        assert (tmp_path / "pulled").read_text() == "device side\n"
+        assert "clcdeploy-sync-marker" in dev.listdir("/data/local/tmp/tmp-link")
+        assert dev.stat("/data/local/tmp/marker-link/")[0] == 0  # a file followed by "/": not a directory
+    finally:
+        host_marker.unlink()
+        dev.shell("rm -f /tmp/clcdeploy-sync-marker /data/local/tmp/marker-link /data/local/tmp/tmp-link")
+
+
 def test_facts_decode_the_emulated_core(dev) -> None:
     facts = dev.facts()
     assert facts.abi == "arm64-v8a" and facts.kernel_machine == "aarch64"

@@ -61,10 +61,12 @@ class SyncPathError(Exception):
     """A sync path the device refuses (outside its root, not absolute)."""
 
 
-def resolve_device_path(root: Path, device_path: str, *, plain: bool = False) -> Path:
+def resolve_device_path(root: Path, device_path: str, *, plain: bool = False, follow_last: bool = False) -> Path:
     """Map an absolute device path to a host path inside `root`, following symlinks as a chroot would.
 
-    In plain mode device paths are host paths, and only those under `root` are served.
+    The last component is followed too with `follow_last` (open, opendir) or a trailing slash (as the kernel
+    does); otherwise it is left as is (lstat). The result then holds no symlink that the host could follow
+    out of `root`. In plain mode device paths are host paths, and only those under `root` are served.
     """
     if not device_path.startswith("/"):
         raise SyncPathError(f"path must be absolute: {device_path}")
@@ -82,6 +84,7 @@ def resolve_device_path(root: Path, device_path: str, *, plain: bool = False) ->
         elif part not in ("", "."):
             depth += 1
     parts = [p for p in device_path.split("/") if p not in ("", ".")]
+    follow_last = follow_last or device_path.endswith("/")
     resolved: list[str] = []
     hops = 0
     while parts:
@@ -91,7 +94,7 @@ def resolve_device_path(root: Path, device_path: str, *, plain: bool = False) ->
                 resolved.pop()
             continue
         candidate = root.joinpath(*resolved, part)
-        if parts and candidate.is_symlink():  # the last component is left as is (lstat semantics)
+        if (parts or follow_last) and candidate.is_symlink():
             hops += 1
             if hops > 40:
                 raise SyncPathError(f"too many symlinks: {device_path}")
@@ -182,7 +185,9 @@ class Connection:
                 payload = self._read_exact(length) if length else b""
                 if self._account(HEADER.size + length) < HEADER.size + length:
                     self._drop()
-                verify_checksum(payload, check, self.version)
+                # A CNXN may declare the version that lets it skip its checksum: the stock adb server, reconnecting
+                # to a restarted device, sends one with the version it had negotiated before.
+                verify_checksum(payload, check, max(self.version, arg0) if command == CNXN else self.version)
                 self.dispatch(command, arg0, arg1, payload)
         except ProtocolError as exc:
             log.warning("%s: closing connection: %s", self.peer, exc)
@@ -503,8 +508,8 @@ def sync_service(stream: Stream, service: str) -> None:
             remote, _, mode = path.rpartition(",")
             _sync_send(stream, root, remote or path, int(mode) if mode.isdigit() else 0o644, fail, reply, plain)
             continue
-        try:
-            host_path = resolve_device_path(root, path, plain=plain)
+        try:  # STAT is lstat (adbd's STAT v1); LIST and RECV follow a final symlink, as opendir and open do
+            host_path = resolve_device_path(root, path, plain=plain, follow_last=ident != b"STAT")
         except SyncPathError as exc:
             log.info("refusing sync %s: %s", ident.decode(errors="replace"), exc)
             if ident == b"STAT":  # STAT v1 has no FAIL reply (adbd answers zeros for what it cannot stat)
@@ -517,6 +522,8 @@ def sync_service(stream: Stream, service: str) -> None:
         if ident == b"STAT":
             try:
                 st = os.lstat(host_path)
+                if path.endswith("/") and not stat.S_ISDIR(st.st_mode):  # "file/" fails with ENOTDIR
+                    raise NotADirectoryError(path)
                 reply(b"STAT", st.st_mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime))
             except OSError:
                 reply(b"STAT", 0, 0, 0)
