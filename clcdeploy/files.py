@@ -22,10 +22,22 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import (setting the umask to read it is not thread-safe): mkstemp creates files readable by
+# their owner only, and renaming one into place would keep that, where any other writer gives 0o666 & ~umask.
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
 def temp_path(final: str | os.PathLike) -> Path:
     """A fresh hidden file next to `final` (same file system, so renaming it onto `final` is atomic)."""
     final = Path(final)
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.fchmod(fd, _FILE_MODE)
     os.close(fd)
     return Path(name)
 

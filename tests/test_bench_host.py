@@ -116,12 +116,26 @@ def test_the_python_runner_alternates_the_models_pass_by_pass(tiny_models_dir):
     (("--models", "clcnet_zz", "--no-export"), "unknown model 'clcnet_zz'"),
     (("--formats", "caffe2"), "unknown format caffe2"),
     (("--models", "clcnet_tiny", "--no-export", "--models-dir", "EMPTY"), "run `clcdeploy export clcnet_tiny"),
-    (("--runner", "benchmark_model", "--runner-bin", "/nonexistent/benchmark_model"), "not a readable file"),
-    (("--runner", "benchmark_model"), "needs --runner-bin"),
+    (("--runner", "benchmark_model", "--formats", "tflite", "--runner-bin", "/nonexistent/benchmark_model"),
+     "not a readable file"),
+    (("--runner", "benchmark_model", "--formats", "tflite"), "needs --runner-bin"),
+    (("--runner", "benchmark_model", "--runner-bin", __file__, "--formats", "pte,tflite"),
+     "--runner benchmark_model runs only tflite artifacts, not pte: pass --formats tflite"),
+    (("--runner-bin", __file__), "--runner-bin is the binary of a native runner"),
+    (("--side-by-side", "--runner", "executor_runner", "--runner-bin", __file__, "--formats", "pte"),
+     "--side-by-side times several models in one process, which --runner executor_runner cannot"),
     (("--runs", "0"), "--runs must be at least 1"),
     (("--rounds", "0"), "--rounds must be at least 1"),
-    (("--timeout", "0"), "--timeout is the seconds allowed per model run and must be positive"),
+    (("--warmup", "-1"), "--warmup must not be negative"),
+    (("--timeout", "0"), "--timeout is the seconds allowed per model run, more than 0"),
+    (("--timeout", "inf"), "--timeout is the seconds allowed per model run, more than 0"),
+    (("--cooldown", "nan"), "--cooldown is the seconds of idle before each model"),
+    (("--cooldown", "1e20"), "--cooldown is the seconds of idle before each model"),
     (("--cpu-mask", "zz"), "hexadecimal CPU mask"),
+    (("--cpu-mask", "0"), "--cpu-mask 0 selects no CPU"),
+    (("--models", "../models/clcnet_tiny"), "--models takes model names, not paths"),
+    (("--models", "CLCNET_TINY", "--no-export"), "did you mean clcnet_tiny"),
+    (("--device", "all", "--device", "127.0.0.1:1"), "--device all already means every reachable ADB device"),
 ])
 def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
     args = tuple(str(tmp_path / "empty") if a == "EMPTY" else a for a in args)
@@ -160,7 +174,7 @@ def test_runner_crash_reports_exit_status_and_stderr(tiny_models_dir, tmp_path):
                    "--runner", "benchmark_model", "--runner-bin", str(crashing), "--out", str(out))
     assert result.returncode == 2
     assert "exit status 3" in result.stderr and "Failed to allocate tensors" in result.stderr
-    assert json.loads((out / "results.json").read_text())["complete"] is False
+    assert not out.exists()  # nothing was measured (results of a partly measured run: test_bench_virtual_device)
 
 
 @pytest.mark.parametrize("runner, expected", [([], "pte_runner"), (["--runner", "python"], "python")])
@@ -232,3 +246,101 @@ def test_non_finite_outputs_are_flagged(tmp_path):
     assert result.returncode == 1
     assert "non-finite outputs: nan_model/onnx" in result.stderr
     assert json.loads(result.stdout)["results"][0]["outputs_finite"] is False
+
+
+def test_a_run_that_measures_nothing_keeps_the_previous_results(tiny_models_dir, tmp_path):
+    """Here taskset refuses a mask of cpu63 only (no such CPU): one line, and --out keeps the last results."""
+    out = tmp_path / "results"
+    good = bench("--models", "clcnet_tiny", "--formats", "onnx", "--models-dir", str(tiny_models_dir), "--runs", "2",
+                 "--out", str(out))
+    assert good.returncode == 0, good.stderr
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = bench("--models", "clcnet_tiny", "--formats", "onnx", "--models-dir", str(tiny_models_dir), "--runs", "2",
+                   "--cpu-mask", "8000000000000000", "--out", str(out))
+    assert result.returncode == 2
+    assert "--cpu-mask 8000000000000000 selects no CPU that local can run on" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_timed_out_run_says_so_and_names_no_stage_of_an_earlier_run(tiny_models_dir, tmp_path):
+    result = bench("--models", "clcnet_tiny", "--formats", "onnx", "--models-dir", str(tiny_models_dir),
+                   "--timeout", "0.001", "--out", str(tmp_path / "results"))
+    assert result.returncode == 2
+    assert "clcnet_tiny/onnx did not finish within --timeout 0.001 s" in result.stderr
+    assert "raise --timeout" in result.stderr and " at done" not in result.stderr
+    assert not (tmp_path / "results").exists()  # nothing measured, nothing written
+
+
+def test_a_model_or_format_named_twice_runs_once(tiny_models_dir):
+    result = bench("--models", "clcnet_tiny,clcnet_tiny", "--formats", "onnx,onnx", "--models-dir",
+                   str(tiny_models_dir), "--runs", "2", "--warmup", "0", "--json")
+    assert result.returncode == 0, result.stderr
+    (measurement,) = json.loads(result.stdout)["results"]
+    assert len(measurement["times_ms"]) == 2 and "round_means_ms" not in measurement["extra"]
+
+
+def test_a_changed_artifact_is_refused_with_the_export_command(tiny_models_dir, tmp_path):
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models_dir / "clcnet_tiny", models / "clcnet_tiny")
+    onnx_file = models / "clcnet_tiny" / "clcnet_tiny.onnx"
+    onnx_file.write_bytes(onnx_file.read_bytes()[:1000])
+    result = bench("--models", "clcnet_tiny", "--formats", "onnx", "--models-dir", str(models), "--no-export")
+    assert result.returncode == 2
+    assert f"{onnx_file} does not match its manifest" in result.stderr
+    assert "clcdeploy export clcnet_tiny --formats onnx" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize("manifest", ['{"formats": "x"}', "[1, 2]", "{not json",
+                                      '{"formats": {"onnx": {"file": "clcnet_tiny.onnx"}}}'])
+def test_a_malformed_manifest_is_one_line(tiny_models_dir, tmp_path, manifest):
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models_dir / "clcnet_tiny", models / "clcnet_tiny")
+    (models / "clcnet_tiny" / "manifest.json").write_text(manifest)
+    result = bench("--models", "clcnet_tiny", "--formats", "onnx", "--models-dir", str(models))
+    assert result.returncode == 2
+    assert "manifest.json is not a manifest clcdeploy export wrote" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_missing_format_is_exported_alone_at_the_size_of_the_others(tmp_path):
+    models = tmp_path / "models"
+    subprocess.run([sys.executable, "-m", "clcdeploy", "export", "clcnet_tiny", "--formats", "onnx", "--input-size",
+                    "40", "--out", str(models)], check=True, capture_output=True, timeout=600)
+    onnx_bytes = (models / "clcnet_tiny" / "clcnet_tiny.onnx").read_bytes()
+    result = bench("--models", "clcnet_tiny", "--formats", "onnx,tflite", "--models-dir", str(models), "--runs", "2",
+                   "--json")
+    assert result.returncode == 0, result.stderr
+    assert "exporting clcnet_tiny (tflite)" in result.stderr and "at 40x40" in result.stderr
+    manifest = json.loads((models / "clcnet_tiny" / "manifest.json").read_text())
+    assert manifest["input_shape"] == [1, 3, 40, 40] and set(manifest["formats"]) == {"onnx", "tflite"}
+    assert (models / "clcnet_tiny" / "clcnet_tiny.onnx").read_bytes() == onnx_bytes
+
+
+def test_pte_runner_on_the_host_needs_no_runner_bin(tiny_models_dir):
+    result = bench("--models", "clcnet_tiny", "--formats", "pte", "--models-dir", str(tiny_models_dir), "--runs", "2",
+                   "--runner", "pte_runner", "--json")
+    assert result.returncode == 0, result.stderr
+    (measurement,) = json.loads(result.stdout)["results"]
+    assert measurement["runner"] == "pte_runner" and len(measurement["times_ms"]) == 2
+
+
+def test_a_second_bench_on_a_busy_device_is_refused(tiny_models_dir, tmp_path):
+    """This test holds the host's lock as a running bench would; a bench started meanwhile stops at once."""
+    import os
+
+    from clcdeploy.bench.device_lock import bench_lock
+
+    with bench_lock("local"):
+        result = bench("--models", "clcnet_tiny", "--formats", "onnx", "--models-dir", str(tiny_models_dir),
+                       "--out", str(tmp_path / "results"))
+    assert result.returncode == 2
+    assert f"another clcdeploy bench (pid {os.getpid()}) is using local" in result.stderr
+    assert not (tmp_path / "results").exists()
+    again = bench("--models", "clcnet_tiny", "--formats", "onnx", "--models-dir", str(tiny_models_dir), "--runs", "1")
+    assert again.returncode == 0, again.stderr

@@ -176,3 +176,14 @@ def test_two_devices_in_parallel_merge_into_one_report(tiny_models_dir, tmp_path
     assert [d["serial"] for d in doc["devices"]] == [first.serial, second.serial]
     assert sorted(r["device"] for r in doc["results"]) == sorted([first.serial, second.serial])
     assert all(len(r["times_ms"]) == 3 for r in doc["results"])
+
+
+def test_the_python_runner_asked_for_a_format_the_device_lacks_is_one_line(virtual_device, tiny_models_dir,
+                                                                            tmp_path):
+    """The virtual device's python3 has no ExecuTorch bindings (they need torch): say so before any pass."""
+    result = bench("--device", virtual_device.serial, "--models", "clcnet_tiny", "--formats", "pte",
+                   "--models-dir", str(tiny_models_dir), "--runner", "python", "--out", str(tmp_path / "results"))
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("clcdeploy bench: error:")]
+    assert len(errors) == 1 and "--runner python: no runner for .pte: the device's python3 lacks executorch" in errors[0]
+    assert not (tmp_path / "results").exists()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clcdeploy.errors import BenchError
+from clcdeploy.files import sha256_file
 from clcdeploy.units import millions
 
 FORMATS = ("pte", "tflite", "onnx")
@@ -29,10 +30,22 @@ class Artifact:
 
 
 def _read_manifest(folder: Path) -> dict | None:
-    try:
-        return json.loads((folder / "manifest.json").read_text())
-    except (OSError, ValueError):
+    """The manifest's content; None if there is none; BenchError if it is not a manifest export wrote."""
+    path = folder / "manifest.json"
+    if not path.exists():
         return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise _broken_manifest(path, f"unreadable: {exc}") from None
+    if not (isinstance(manifest, dict) and isinstance(manifest.get("formats"), dict)):
+        raise _broken_manifest(path, "no formats table")
+    return manifest
+
+
+def _broken_manifest(path: Path, why: str) -> BenchError:
+    return BenchError(f"{path} is not a manifest clcdeploy export wrote ({why}): export the model again with "
+                      f"`clcdeploy export {path.parent.name} --out {path.parent.parent}`")
 
 
 def find_artifact(models_dir: Path, model: str, fmt: str) -> Artifact | None:
@@ -41,20 +54,53 @@ def find_artifact(models_dir: Path, model: str, fmt: str) -> Artifact | None:
     entry = (manifest or {}).get("formats", {}).get(fmt)
     if not entry:
         return None
-    path = models_dir / model / entry["file"]
-    if not path.is_file():
-        return None
-    extra = entry.get("extra", {})
-    computed = extra.get("topological_layers", {}).get("computed_mult_adds")
-    return Artifact(model, fmt, path, path.stat().st_size, entry["sha256"], tuple(entry["input_shape"]),
-                    manifest.get("mult_adds"), manifest.get("params"), bool(extra.get("needs_kernel_library")),
-                    tuple(entry.get("delegation_failures", ())),
-                    computed if computed != manifest.get("mult_adds") else None)
+    try:
+        path = models_dir / model / entry["file"]
+        if not path.is_file():
+            return None
+        extra = entry.get("extra", {})
+        computed = extra.get("topological_layers", {}).get("computed_mult_adds")
+        return Artifact(model, fmt, path, path.stat().st_size, str(entry["sha256"]),
+                        tuple(int(n) for n in entry["input_shape"]), manifest.get("mult_adds"),
+                        manifest.get("params"), bool(extra.get("needs_kernel_library")),
+                        tuple(entry.get("delegation_failures", ())),
+                        computed if computed != manifest.get("mult_adds") else None)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _broken_manifest(models_dir / model / "manifest.json",
+                               f"its {fmt} entry lacks or mangles {exc}") from None
+
+
+def check_unchanged(artifact: Artifact) -> None:
+    """A file changed since export (truncated, replaced) would be timed as if it were the exported model."""
+    if sha256_file(artifact.path) != artifact.sha256:
+        raise BenchError(f"{artifact.path} does not match its manifest (its sha256 changed since export): export "
+                         f"it again with `clcdeploy export {artifact.model} --formats {artifact.fmt} --out "
+                         f"{artifact.path.parent.parent}`")
 
 
 def missing_artifacts(models_dir: Path, models: list[str], formats: list[str]) -> list[tuple[str, str]]:
     """The (model, format) pairs that have no exported artifact in `models_dir`."""
     return [(model, fmt) for model in models for fmt in formats if find_artifact(models_dir, model, fmt) is None]
+
+
+def _export_missing(export_model, models_dir: Path, model: str, missing: list[str], log) -> None:
+    """Export only the missing formats, at the input size of the model's other artifacts so that the manifest
+    keeps them; artifacts of a user's weights cannot be matched (the weights file is not known here)."""
+    manifest = _read_manifest(models_dir / model)
+    size = None
+    if manifest:
+        if not str(manifest.get("weights", "")).startswith("random"):
+            raise BenchError(f"no {', '.join(missing)} artifact for {model} in {models_dir}, whose other artifacts "
+                             f"hold the weights {manifest.get('weights')}: export it with them, `clcdeploy export "
+                             f"{model} --formats {','.join(missing)} --weights PATH --out {models_dir}` (and the "
+                             f"same --input-size)")
+        try:
+            size = int(manifest["input_shape"][-1])
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise _broken_manifest(models_dir / model / "manifest.json", "no input shape") from None
+    log(f"exporting {model} ({', '.join(missing)}) into {models_dir}"
+        + (f" at {size}x{size}, as its other artifacts" if size else ""))
+    export_model(model, formats=missing, out_dir=models_dir, input_size=size)
 
 
 def ensure_artifacts(models_dir: Path, models: list[str], formats: list[str], *, export_missing: bool,
@@ -71,14 +117,14 @@ def ensure_artifacts(models_dir: Path, models: list[str], formats: list[str], *,
             except ImportError:
                 export_model = None
             if export_model is not None:
-                log(f"exporting {model} ({', '.join(missing)}) into {models_dir}")
-                export_model(model, formats=formats, out_dir=models_dir)  # the manifest covers all
+                _export_missing(export_model, models_dir, model, missing, log)
                 missing = [f for f in formats if find_artifact(models_dir, model, f) is None]
         if missing:
             raise BenchError(f"no {', '.join(missing)} artifact for {model} in {models_dir}: run "
                              f"`clcdeploy export {model} --formats {','.join(missing)} --out {models_dir}`")
         for fmt in formats:
             found[(model, fmt)] = find_artifact(models_dir, model, fmt)
+            check_unchanged(found[(model, fmt)])
             for failure in found[(model, fmt)].delegation_failures:
                 log(f"warning: {model}: {failure}")
         denser = sorted(f for f in formats if found[(model, f)].computed_macs)

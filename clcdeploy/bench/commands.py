@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import re
 import sys
@@ -17,6 +18,7 @@ from clcdeploy.versions import package_versions
 
 DEFAULT_MODELS = "mobilenet_v1,shufflenet_v1_2x,clcnet_a,clcnet_b"  # the paper's Table 6
 DEFAULT_RUNS, DEFAULT_WARMUP = 10, 3
+MAX_SECONDS = 7 * 24 * 3600  # --cooldown and --timeout: beyond a week is a typo (and overflows the clocks)
 COUNT_PASSES = 2  # --arm64-instructions: passes counted per artifact (one is enough; two show a steady state)
 # Options that only timing uses, with their defaults: --arm64-instructions refuses them.
 TIMING_ONLY = {"device": None, "runner": "auto", "runner_bin": None, "apk": None, "rounds": 1, "side_by_side": False,
@@ -102,29 +104,63 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
         raise BenchError(f"--runs must be at least 1, got {args.runs}")
     if args.rounds < 1:
         raise BenchError(f"--rounds must be at least 1, got {args.rounds}")
-    if args.warmup < 0 or args.threads < 0 or args.cooldown < 0:
-        raise BenchError("--warmup, --threads and --cooldown must not be negative")
-    if not args.timeout > 0:
-        raise BenchError(f"--timeout is the seconds allowed per model run and must be positive, got {args.timeout:g}")
+    for flag, value in (("--warmup", args.warmup), ("--threads", args.threads), ("--cooldown", args.cooldown)):
+        if value < 0:
+            raise BenchError(f"{flag} must not be negative, got {value:g}")
+    if not (math.isfinite(args.cooldown) and args.cooldown <= MAX_SECONDS):
+        raise BenchError(f"--cooldown is the seconds of idle before each model, at most {MAX_SECONDS}, got "
+                         f"{args.cooldown:g}")
+    if not (args.timeout > 0 and math.isfinite(args.timeout) and args.timeout <= MAX_SECONDS):
+        raise BenchError(f"--timeout is the seconds allowed per model run, more than 0 and at most {MAX_SECONDS}, "
+                         f"got {args.timeout:g}")
     if args.cpu_mask and not re.fullmatch(r"(0x)?[0-9a-fA-F]+", args.cpu_mask):
         raise BenchError(f"--cpu-mask must be a hexadecimal CPU mask like f0, got {args.cpu_mask!r}")
-    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    if args.cpu_mask and int(args.cpu_mask, 16) == 0:
+        raise BenchError("--cpu-mask 0 selects no CPU: set a bit per CPU to run on (1 = cpu0, f0 = cpu4-cpu7)")
+    formats = _unique(f.strip() for f in args.formats.split(","))
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         raise BenchError(f"unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}")
     if args.per_op and "pte" not in formats:
         raise BenchError("--per-op cuts .pte programs into their XNNPACK operators: add pte to --formats")
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    models = _unique(m.strip() for m in args.models.split(","))
     if not models:
         raise BenchError("--models is empty")
-    if args.runner_bin is not None and not (args.runner_bin.is_file() and args.runner_bin.stat().st_mode & 0o444):
-        raise BenchError(f"runner binary {args.runner_bin} is not a readable file")
+    pathlike = [m for m in models if "/" in m or m in (".", "..")]
+    if pathlike:
+        raise BenchError(f"--models takes model names, not paths ({', '.join(pathlike)}): for artifacts in another "
+                         f"folder pass --models-dir FOLDER")
+    _check_runner_options(args, formats)
     if args.apk is not None and args.runner != "app":
         raise BenchError(f"--apk installs the demo app for --runner app, not for --runner {args.runner}: add "
                          f"--runner app (the app runs .pte and .tflite)")
     if args.apk is not None and not args.apk.is_file():
         raise BenchError(f"APK {args.apk} is not a readable file")
     return models, formats
+
+
+def _unique(names) -> list[str]:
+    """Non-empty names in their first order, each once (a repeated name would run twice and pool as rounds)."""
+    return list(dict.fromkeys(name for name in names if name))
+
+
+def _check_runner_options(args: argparse.Namespace, formats: list[str]) -> None:
+    """A runner that cannot run a format, time side by side or use --runner-bin is refused before any work."""
+    from clcdeploy.bench.runners import NATIVE_RUNNERS, RUNNER_FORMATS
+
+    if args.runner_bin is not None and args.runner not in NATIVE_RUNNERS:
+        raise BenchError(f"--runner-bin is the binary of a native runner ({', '.join(NATIVE_RUNNERS)}): add --runner "
+                         f"NAME, or drop --runner-bin for --runner {args.runner}")
+    if args.runner_bin is not None and not (args.runner_bin.is_file() and args.runner_bin.stat().st_mode & 0o444):
+        raise BenchError(f"runner binary {args.runner_bin} is not a readable file")
+    runs = RUNNER_FORMATS.get(args.runner)
+    if runs is not None and not set(formats) <= set(runs):
+        raise BenchError(f"--runner {args.runner} runs only {', '.join(runs)} artifacts, not "
+                         f"{', '.join(f for f in formats if f not in runs)}: pass --formats {','.join(runs)}, or "
+                         f"--runner auto")
+    if args.side_by_side and args.runner not in ("auto", "python", "pte_runner"):
+        raise BenchError(f"--side-by-side times several models in one process, which --runner {args.runner} cannot: "
+                         f"use --runner auto, python or pte_runner, or drop --side-by-side")
 
 
 def _check_models_known(models: list[str], models_dir: Path) -> None:
@@ -143,6 +179,9 @@ def _check_models_known(models: list[str], models_dir: Path) -> None:
 def _serials(devices: list[str] | None) -> list[str | None]:
     if not devices:
         return [None]
+    devices = _unique(devices)  # the same device twice would run two benchmarks on it at once
+    if "all" in devices and len(devices) > 1:
+        raise BenchError("--device all already means every reachable ADB device: give it alone, or name devices")
     if devices == ["all"]:
         from clcdeploy.device import list_devices
 
@@ -186,6 +225,9 @@ def _bench(args: argparse.Namespace, models: list[str], formats: list[str]) -> i
 
     check_kernel_library_reachable(serials, artifacts, runner_factory())  # also validates the runner choice
     runs = bench_devices(serials, artifacts, options, runner_factory, log=log)
+    errors = [r.error for r in runs if r.error]
+    if errors and not any(r.measurements for r in runs):  # nothing to report: keep what --out holds
+        raise BenchError("; ".join(errors))
     command, tools = ["clcdeploy", *sys.argv[1:]], package_versions(BENCH_TOOLS)
     if args.out:
         write_outputs(args.out, runs, vars(options), command, tools)
@@ -200,7 +242,6 @@ def _bench(args: argparse.Namespace, models: list[str], formats: list[str]) -> i
     if warning:
         print(warning, file=sys.stderr)
     flagged = [m for r in runs for m in r.measurements if m.outputs_finite is False]
-    errors = [r.error for r in runs if r.error]
     if flagged:
         print("non-finite outputs: " + ", ".join(f"{m.model}/{m.format} on {m.device}" for m in flagged),
               file=sys.stderr)

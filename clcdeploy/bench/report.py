@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -26,11 +27,18 @@ BASELINE = "mobilenet_v1"
 
 
 def relative_speed(m: Measurement, all_measurements: list[Measurement]) -> float | None:
-    """Latency relative to MobileNet-v1 on the same device and format (< 1: faster)."""
-    for base in all_measurements:  # the tiny test variant stands in for it where it is what was measured
-        if base.model.startswith(BASELINE) and (base.device, base.format) == (m.device, m.format):
-            return m.mean_ms / base.mean_ms
-    return None
+    """Latency relative to MobileNet-v1 on the same device and format at the same input size (< 1: faster);
+    a MobileNet-v1 variant (the tiny test model) stands in where MobileNet-v1 itself was not measured."""
+    same = [b for b in all_measurements if b.model.startswith(BASELINE)
+            and (b.device, b.format, b.input_shape) == (m.device, m.format, m.input_shape)]
+    base = next((b for b in same if b.model == BASELINE), same[0] if same else None)
+    return m.mean_ms / base.mean_ms if base else None
+
+
+def _latency(m: Measurement) -> str:
+    if m.aggregate_only:
+        return f"{_ms(m.mean_ms)} (agg.)"
+    return f"{_ms(m.mean_ms)} ± {_ms(m.std_ms)}" if m.std_ms is not None else f"{_ms(m.mean_ms)} (1 pass)"
 
 
 def _ms(value: float | None) -> str:
@@ -45,14 +53,13 @@ def table_rows(runs: list[DeviceRun], *, full: bool = True) -> list[dict]:
     rows = []
     for m in measurements:
         ratio = relative_speed(m, measurements)
-        latency = f"{_ms(m.mean_ms)} ± {_ms(m.std_ms)}" if m.std_ms is not None else f"{_ms(m.mean_ms)} (agg.)"
         row = {"device": m.device} if full or len(runs) > 1 else {}
         row |= {
             "model": m.model, "format": m.format + (" (fused IGC)" if m.extra.get("fused_igc_kernel") else ""),
             "mult-adds": millions(m.macs) if m.macs else "?",
             "params": f"{m.params / 1e6:.2f}M" if m.params else "?",
             "size": f"{m.file_bytes / 1e6:.1f} MB",
-            "latency ms": latency,
+            "latency ms": _latency(m),
             "vs MobileNet": f"{ratio:.2f}x" if ratio is not None else "-",
             "paper ms": str(PAPER_TABLE_6.get(m.model, {}).get("latency_ms", "-")),
         }
@@ -142,7 +149,7 @@ def _csv(runs: list[DeviceRun]) -> str:
 
 
 def _markdown(runs: list[DeviceRun], command: list[str], options: dict) -> str:
-    lines = ["# clcdeploy benchmark", "", f"Command: `{' '.join(command)}`", ""]
+    lines = ["# clcdeploy benchmark", "", f"Command: `{shlex.join(command)}`", ""]
     for run in runs:
         lines += [line.strip() + "  " for line in facts_lines(run)]
     rows = table_rows(runs)
@@ -153,7 +160,7 @@ def _markdown(runs: list[DeviceRun], command: list[str], options: dict) -> str:
               "--rounds, of all rounds' passes (round means: the lowest and highest round's average); "
               "(agg.): the runner reported only an aggregate. Paper column: clcNet paper Table 6, BLU Advance "
               "5.2 (MT6580, Cortex-A7), Caffe2."]
-    if options.get("side_by_side"):
+    if any(m.extra.get("side_by_side_with") for run in runs for m in run.measurements):
         lines += ["", "Side by side: the models of each format ran in one runner process, one pass of each per "
                   "turn in a new order every turn (warm-up first); peak memory is then not per model."]
     warning = unsteady_warning([m for run in runs for m in run.measurements], rounds=options.get("rounds", 1),

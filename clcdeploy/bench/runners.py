@@ -56,6 +56,15 @@ def _pinned(command: str, cpu_mask: str | None) -> str:
     return f"taskset {cpu_mask} {command}" if cpu_mask else command
 
 
+def check_cpu_mask(device: Device, cpu_mask: str, cores: int | None) -> None:
+    """taskset refuses a mask without any CPU the device can run on, but only once the runner starts."""
+    result = device.shell(f"taskset {cpu_mask} true", timeout_s=30)
+    if result.exit_code != 0:
+        reason = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["taskset failed"]
+        raise BenchError(f"--cpu-mask {cpu_mask} selects no CPU that {device.serial} can run on ({cores or '?'} "
+                         f"online; 1 = cpu0, 3 = cpu0-cpu1): {reason[0]}")
+
+
 def _names(requests: list[RunRequest]) -> str:
     return ", ".join(f"{r.model}/{r.fmt}" for r in requests)
 
@@ -127,13 +136,16 @@ class PythonRunner(Runner):
         first = requests[0]
         models = " ".join(f"--model {shlex.quote(r.artifact)}" for r in requests)
         library = next((r.kernel_library for r in requests if r.kernel_library), None)  # one per format
+        progress = shlex.quote(self.progress_file(device, requests))
         command = _pinned(
             f"{device_python(device)} {shlex.quote(self.script)} {models} "
             f"--format {first.fmt} --input-shape {','.join(map(str, first.input_shape))} "
-            f"--runs {first.runs} --warmup {first.warmup} --threads {first.threads} "
-            f"--progress {shlex.quote(self.progress_file(device, requests))}"
+            f"--runs {first.runs} --warmup {first.warmup} --threads {first.threads} --progress {progress}"
             + (f" --kernel-library {shlex.quote(library)}" if library else ""),
             first.cpu_mask)
+        # The progress file names the pass a lost or timed-out run had reached: an earlier run's must not stand
+        # in for it, and a finished run's is of no use.
+        command = f"rm -f {progress}; {command}; status=$?; [ $status -ne 0 ] || rm -f {progress}; exit $status"
         result = device.shell(command, timeout_s=sum(r.timeout_s for r in requests))
         _check_exit(result, requests, "the python runner")
         try:
@@ -169,6 +181,10 @@ class NativeRunner(Runner):
         self.side_by_side = name == "pte_runner"  # clcdeploy's own runner takes several --model_path
 
     def prepare(self, device: Device) -> None:
+        if self.binary is None and self.name == "pte_runner" and device.serial == "local":
+            from clcdeploy.device.native import build_pte_runner
+
+            self.binary = build_pte_runner("host", log=lambda _: None)
         if self.binary is None:
             self.remote = self.name  # on PATH
             return
@@ -271,6 +287,9 @@ class AppRunner(Runner):
 
 
 RUNNER_NAMES = ("auto", "python", "app", *NATIVE_RUNNERS)
+# The formats each named runner runs (auto: whatever the device has).
+RUNNER_FORMATS = {"python": PythonRunner.formats, "app": AppRunner.formats,
+                  **{name: formats for name, (formats, _parse) in NATIVE_RUNNERS.items()}}
 
 
 def make_runner(name: str, binary: Path | None = None, apk: Path | None = None) -> Runner:
@@ -303,7 +322,7 @@ def python_runs(device: Device, fmt: str) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def _on_path(device: Device, program: str) -> bool:
+def on_path(device: Device, program: str) -> bool:
     return device.shell(f"command -v {shlex.quote(program)} >/dev/null", timeout_s=30).exit_code == 0
 
 
@@ -324,14 +343,14 @@ def auto_runner_for(device: Device, fmt: str, python: PythonRunner, needs_kernel
     if fused_pte and device.serial == "local":
         # Not the Python runtime: its Module API places planned memory 16 bytes past a cache line, which costs
         # the fused program 6-8% here (BENCHMARKS.md, section 3); pte_runner aligns it, as on a device.
-        return _pte_runner(device, on_path=False)
+        return _pte_runner(device)
     if not fused_pte and python_runs(device, fmt):
         return python
-    if fmt == "pte" and _on_path(device, "pte_runner"):
-        return _pte_runner(device, on_path=True)
+    if fmt == "pte" and on_path(device, "pte_runner"):
+        return _pte_runner(device)
     if fmt in AppRunner.formats and not needs_kernel_library and demo_app_installed(device):
         return _demo_app(device)
-    raise BenchError(no_runner_message(fmt, needs_kernel_library, _on_path(device, "python3")))
+    raise BenchError(no_runner_message(fmt, needs_kernel_library, on_path(device, "python3")))
 
 
 def no_runner_message(fmt: str, needs_kernel_library: bool, has_python3: bool) -> str:
@@ -362,13 +381,8 @@ def _demo_app(device: Device) -> AppRunner:
 
 
 @functools.lru_cache(maxsize=None)
-def _pte_runner(device: Device, on_path: bool) -> NativeRunner:
-    """clcdeploy's pte_runner, prepared: the device's own (on its PATH), or this host's build."""
-    if on_path:
-        runner = NativeRunner("pte_runner")
-    else:
-        from clcdeploy.device.native import build_pte_runner
-
-        runner = NativeRunner("pte_runner", build_pte_runner("host", log=lambda _: None))
+def _pte_runner(device: Device) -> NativeRunner:
+    """clcdeploy's pte_runner, prepared: this host's build, or the device's own (on its PATH)."""
+    runner = NativeRunner("pte_runner")
     runner.prepare(device)
     return runner

@@ -17,9 +17,12 @@ from typing import Callable
 
 from clcdeploy.bench.artifacts import Artifact
 from clcdeploy.bench.parsers import RunnerOutput
-from clcdeploy.bench.runners import PythonRunner, Runner, RunRequest, auto_runner_for, push_if_changed
+from clcdeploy.bench.device_lock import bench_lock
+from clcdeploy.bench.runners import (PythonRunner, Runner, RunRequest, auto_runner_for, check_cpu_mask,
+                                     no_runner_message, on_path, push_if_changed, python_runs)
 from clcdeploy.bench.stats import summarize
 from clcdeploy.device import Device, open_device
+from clcdeploy.device.errors import CommandTimeoutError
 from clcdeploy.errors import BenchError, ClcDeployError, DeviceError
 
 
@@ -48,6 +51,7 @@ class Measurement:
     params: int | None
     times_ms: list[float] | None
     mean_ms: float
+    input_shape: list[int] | None = None
     std_ms: float | None = None
     median_ms: float | None = None
     min_ms: float | None = None
@@ -102,17 +106,21 @@ def check_kernel_library_reachable(serials: list[str | None], artifacts: dict, r
     for fmt, library in PYTHON_RUNNER_KERNEL_FORMATS.items():
         needy_here = sorted(a.path.name for a in artifacts.values() if a.needs_kernel_library and a.fmt == fmt)
         if needy_here and not (runner is None or isinstance(runner, PythonRunner)):
-            raise BenchError(f"{', '.join(needy_here)} call clcdeploy's fused IGC kernel, whose {library} only "
-                             f"the python runner loads: use --runner auto or python, or export without "
-                             f"--fused-igc")
+            raise BenchError(f"{', '.join(needy_here)} {_call(needy_here)} clcdeploy's fused IGC kernel, whose "
+                             f"{library} only the python runner loads: use --runner auto or python, or export "
+                             f"without --fused-igc")
     needy = sorted(a.path.name for a in artifacts.values() if a.needs_kernel_library and a.fmt == "pte")
     if not needy or runner is None:  # `auto` picks a runner that has the kernel (auto_runner_for)
         return
     if isinstance(runner, PythonRunner) and not remote or getattr(runner, "name", None) == "pte_runner":
         return
-    raise BenchError(f"{', '.join(needy)} call clcdeploy's fused IGC kernel, which only clcdeploy's pte_runner "
-                     f"and the python runner on this host carry: use --runner auto or pte_runner, or export "
-                     f"without --fused-igc")
+    raise BenchError(f"{', '.join(needy)} {_call(needy)} clcdeploy's fused IGC kernel, which only clcdeploy's "
+                     f"pte_runner and the python runner on this host carry: use --runner auto or pte_runner, or "
+                     f"export without --fused-igc")
+
+
+def _call(files: list[str]) -> str:
+    return "calls" if len(files) == 1 else "call"
 
 
 def _kernel_library(device: Device, facts: dict, artifact: Artifact, runner: Runner) -> str | None:
@@ -173,7 +181,7 @@ def _measurement(device: Device, runner: Runner, artifact: Artifact, request: Ru
     return Measurement(
         device=device.serial, model=artifact.model, format=artifact.fmt, runner=runner.name,
         file_bytes=artifact.bytes, macs=artifact.macs, params=artifact.params, times_ms=output.times_ms,
-        **stats, load_ms=output.load_ms, peak_memory_mb=output.peak_memory_mb,
+        input_shape=list(artifact.input_shape), **stats, load_ms=output.load_ms, peak_memory_mb=output.peak_memory_mb,
         aggregate_only=output.aggregate_only, outputs_finite=output.extra.pop("outputs_finite", None),
         extra=output.extra | ({"fused_igc_kernel": True} if artifact.needs_kernel_library else {})
         | ({"computed_mult_adds": artifact.computed_macs} if artifact.computed_macs else {}),
@@ -199,12 +207,15 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
     current, progress_path = "connecting", None
     rounds: dict[tuple[str, str], list[Measurement]] = {}  # per artifact, one measurement per round
     try:
-        with open_device(serial, **device_options) as device:
+        with open_device(serial, **device_options) as device, bench_lock(device.serial):
             run.serial = device.serial
             current = "reading device facts"
             run.facts = device.facts().to_dict()
             run.thermal_before = device.thermal()
             device.ensure_work_dir()
+            if options.cpu_mask:
+                current = "checking --cpu-mask"
+                check_cpu_mask(device, options.cpu_mask, run.facts.get("cores"))
             python = PythonRunner()
             python.prepare(device)
             if runner is not None and runner is not python:
@@ -239,6 +250,10 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
                         for key, measurement in zip(keys, measured):
                             rounds.setdefault(key, []).append(measurement)
             run.thermal_after = device.thermal()
+    except CommandTimeoutError:
+        stage = _last_recorded_stage(serial, progress_path, device_options)
+        run.error = (f"device {run.serial}: {current} did not finish within --timeout {options.timeout_s:g} s"
+                     f"{' each' if ', ' in current else ''}{stage}: raise --timeout if it needs longer")
     except DeviceError as exc:
         stage = _last_recorded_stage(serial, progress_path, device_options)
         run.error = f"device {run.serial} failed during {current}{stage}: {exc}"
@@ -284,6 +299,9 @@ def _choose_runner(device: Device, artifact: Artifact, runner: Runner | None, py
     chosen = runner or auto_runner_for(device, artifact.fmt, python, artifact.needs_kernel_library)
     if artifact.fmt not in chosen.formats:
         raise BenchError(f"runner {chosen.name} cannot run {artifact.fmt} artifacts")
+    if isinstance(runner, PythonRunner) and not python_runs(device, artifact.fmt):
+        raise BenchError("--runner python: " + no_runner_message(artifact.fmt, artifact.needs_kernel_library,
+                                                                 on_path(device, "python3")))
     return chosen
 
 

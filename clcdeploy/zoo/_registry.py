@@ -52,7 +52,7 @@ def model_spec(name: str) -> ModelSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
+        close = difflib.get_close_matches(name.lower().replace("-", "_"), _REGISTRY, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else "run `clcdeploy models` for the list"
         raise UnknownModelError(f"unknown model {name!r}: {hint}") from None
 

@@ -1,0 +1,30 @@
+"""The report's ratio column: each model against MobileNet-v1 on the same device, format and input size."""
+
+from __future__ import annotations
+
+from clcdeploy.bench.report import relative_speed, table_rows
+from clcdeploy.bench.session import DeviceRun, Measurement
+
+
+def _measurement(model: str, mean_ms: float, size: int, times=None) -> Measurement:
+    return Measurement(device="local", model=model, format="onnx", runner="python", file_bytes=1, macs=1, params=1,
+                       times_ms=times, mean_ms=mean_ms, input_shape=[1, 3, size, size])
+
+
+def test_the_baseline_is_mobilenet_at_the_same_input_size_and_the_full_model_first() -> None:
+    tiny, full = _measurement("mobilenet_v1_tiny", 0.1, 32), _measurement("mobilenet_v1", 5.0, 224)
+    clcnet, clcnet_tiny = _measurement("clcnet_a", 4.0, 224), _measurement("clcnet_tiny", 0.05, 32)
+    everything = [tiny, clcnet_tiny, full, clcnet]
+    assert relative_speed(full, everything) == 1.0
+    assert relative_speed(clcnet, everything) == 0.8
+    assert relative_speed(clcnet_tiny, everything) == 0.5
+    other_tiny = _measurement("mobilenet_v1_tiny", 1.0, 224)  # a tiny variant at 224 does not displace the real one
+    assert relative_speed(clcnet, [other_tiny, *everything]) == 0.8
+    assert relative_speed(_measurement("clcnet_a", 4.0, 160), everything) is None
+
+
+def test_one_pass_has_no_spread_to_print() -> None:
+    one = _measurement("clcnet_a", 4.0, 224, times=[4.0])
+    one.std_ms = None
+    (row,) = table_rows([DeviceRun("local", measurements=[one])], full=False)
+    assert row["latency ms"] == "4.00 (1 pass)"

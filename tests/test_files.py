@@ -1,0 +1,31 @@
+"""Atomic writes: readers see the old file or the whole new one, with the permissions any other writer gives."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from clcdeploy.files import atomic_path, write_atomic
+
+
+def test_written_files_get_the_umask_mode_not_mkstemps_private_one(tmp_path: Path) -> None:
+    reference = tmp_path / "plain.txt"
+    reference.write_text("x")  # created the ordinary way: 0o666 & ~umask
+    write_atomic(tmp_path / "atomic.txt", "x")
+    mode = stat.S_IMODE(os.stat(tmp_path / "atomic.txt").st_mode)
+    assert mode == stat.S_IMODE(os.stat(reference).st_mode)
+    assert mode & 0o044, "group and others cannot read the file (umask allows it)"
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    target = tmp_path / "results.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("the writer failed")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
