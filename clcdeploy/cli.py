@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+from typing import NoReturn
 
 from clcdeploy import __version__
 from clcdeploy.errors import ClcDeployError
@@ -21,8 +23,29 @@ COMMAND_MODULES = (
 )
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Usage mistakes as one line (what was wrong, where the usage is) and exit 2, like every other error;
+    argparse's default prints the whole usage block first. Subcommand parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread so that every cleanup an interrupt runs (temporary files,
+    created folders, runner processes) runs for them too."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _terminate(signum: int, _frame) -> None:
+    raise Terminated(signum)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="clcdeploy",
         description="Export channel-local-convolution CNNs to mobile runtimes and benchmark them on ARM devices.",
     )
@@ -31,7 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
+    for subparser in _all_subparsers(subparsers):  # `clcdeploy export NAME --debug` works too
+        subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
+
+
+def _all_subparsers(subparsers: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
+    found = []
+    for subparser in dict.fromkeys(subparsers.choices.values()):
+        found.append(subparser)
+        for action in subparser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                found += _all_subparsers(action)
+    return found
 
 
 
@@ -42,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminate)
     try:
         return int(args.handler(args) or 0)
     except ClcDeployError as exc:
@@ -49,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"clcdeploy {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated as exc:
+        print(f"clcdeploy {args.command}: terminated ({exc})", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print(f"clcdeploy {args.command}: interrupted", file=sys.stderr)
         return 130

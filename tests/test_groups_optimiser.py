@@ -33,3 +33,11 @@ def test_constraints_hold_for_other_kernel_areas():
 def test_rejects_non_positive_channels():
     with pytest.raises(ConfigurationError, match="M"):
         optimal_groups(0, 8, 8)
+
+
+def test_large_channel_counts_are_quick_and_absurd_ones_refused():
+    """Divisors come from up to sqrt(n) trial divisions: a million channels is answered at once."""
+    choice = optimal_groups(720_720, 720_720, 720_720)  # 240 divisors
+    assert choice.g1 * choice.g2 <= 720_720 and 720_720 % choice.g1 == 720_720 % choice.g2 == 0
+    with pytest.raises(ConfigurationError, match="at most 1,000,000"):
+        optimal_groups(10**9, 10**9, 10**9)

@@ -8,6 +8,7 @@ channel receptive field). The range is small, so enumerate.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from clcdeploy.errors import ConfigurationError
@@ -25,8 +26,12 @@ def block_cost(M: int, L: int, N: int, g1: int, g2: int, kernel_area: int = 9) -
     return kernel_area * L * M // g1 + N * L // g2
 
 
+MAX_CHANNELS = 1_000_000  # far beyond any CNN layer; keeps the enumeration (and a typo's cost) small
+
+
 def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted({*small, *(n // d for d in small)})
 
 
 def optimal_groups(M: int, L: int, N: int, kernel_area: int = 9) -> GroupChoice:
@@ -38,6 +43,8 @@ def optimal_groups(M: int, L: int, N: int, kernel_area: int = 9) -> GroupChoice:
     for label, value in (("M (--in)", M), ("L (--mid)", L), ("N (--out)", N), ("kernel area", kernel_area)):
         if value < 1:
             raise ConfigurationError(f"{label} must be a positive integer, got {value}")
+        if value > MAX_CHANNELS:
+            raise ConfigurationError(f"{label} must be at most {MAX_CHANNELS:,}, got {value:,}")
     best = None
     for g1 in _divisors(min(M, L)):
         if M % g1 or L % g1:

@@ -1,0 +1,55 @@
+"""The command line as a whole: usage mistakes, --debug placement, termination by signal."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def clcdeploy(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "clcdeploy", *args], capture_output=True, text=True, timeout=600,
+                          **kwargs)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("bench", "--runs", "abc"), "clcdeploy bench: error: argument --runs: invalid int value: 'abc' "
+                                 "(see `clcdeploy bench --help`)"),
+    (("groups", "--in", "8.5", "--mid", "8", "--out", "8"), "clcdeploy groups: error: argument --in: invalid int"),
+    (("export", "clcnet_tiny", "--topological", "foo"), "clcdeploy export: error: argument --topological: invalid"),
+    (("frobnicate",), "clcdeploy: error: argument COMMAND: invalid choice: 'frobnicate'"),
+])
+def test_usage_mistakes_are_one_line_exit_2(args, message):
+    result = clcdeploy(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message) and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_debug_goes_before_or_after_the_command():
+    for args in (("--debug", "groups", "--in", "0", "--mid", "8", "--out", "8"),
+                 ("groups", "--in", "0", "--mid", "8", "--out", "8", "--debug")):
+        result = clcdeploy(*args)
+        assert result.returncode == 1 and "Traceback" in result.stderr, result.stderr  # the full traceback
+    plain = clcdeploy("groups", "--in", "0", "--mid", "8", "--out", "8")
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_terminated_export_leaves_nothing_behind(tmp_path: Path, signum):
+    """As Ctrl-C does: the staged temporary files and the folder the export created are removed."""
+    out = tmp_path / "models"
+    proc = subprocess.Popen([sys.executable, "-m", "clcdeploy", "export", "clcnet_tiny", "--formats", "onnx,pte",
+                             "--out", str(out)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(out.glob("clcnet_tiny/.*.tmp")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the export ended before it staged a file"
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signum, stderr
+    assert stderr.strip().splitlines()[-1] == f"clcdeploy export: terminated ({signal.Signals(signum).name})"
+    assert not out.exists(), list(out.rglob("*"))
