@@ -7,12 +7,14 @@ import os
 import shutil
 import socket
 import struct
+import threading
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import pytest
 
+from clcdeploy.device.keys import ensure_adb_key
 from clcdeploy.device.virtual import daemon
 from clcdeploy.device.virtual.protocol import CLSE, CNXN, HEADER, OKAY, OPEN, WRTE, pack
 
@@ -50,6 +52,29 @@ def endpoint(tmp_path: Path, **options) -> Iterator[daemon.Endpoint]:
 
 
 @pytest.fixture
+def cli_env(tmp_path: Path, adb_home: Path) -> dict[str, str]:
+    """Environment for `clcdeploy` subprocesses: this test's cache folder (run folder, pidfiles) and ADB key
+    (made here, so the commands do not announce a new key)."""
+    ensure_adb_key(adb_home / "adbkey")
+    # A rootfs build in this empty cache (a command that should have refused first) fails fast, not downloads.
+    return dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"), ANDROID_USER_HOME=str(adb_home),
+                CLCDEPLOY_DEBIAN_MIRROR="http://127.0.0.1:1/debian")
+
+
+@contextlib.contextmanager
+def registered_endpoint(tmp_path: Path, cli_env: dict[str, str], **options) -> Iterator[daemon.Endpoint]:
+    """A plain endpoint in `cli_env`'s run folder, as `clcdeploy device start` leaves one, stopped afterwards."""
+    run = Path(cli_env["XDG_CACHE_HOME"]) / "clcdeploy/virtual-device/run"
+    root = tmp_path / "device-root"
+    (root / "data/local/tmp").mkdir(parents=True, exist_ok=True)
+    ep = daemon.start(port=0, state_dir=run, keys_dir=run, plain_root=root, log=lambda _m: None, **options)
+    try:
+        yield ep
+    finally:
+        daemon.stop(state_dir=run)
+
+
+@pytest.fixture
 def plain_endpoint(tmp_path: Path, adb_home: Path) -> Iterator[daemon.Endpoint]:
     with endpoint(tmp_path) as ep:
         yield ep
@@ -69,6 +94,42 @@ def virtual_device(tmp_path_factory: pytest.TempPathFactory) -> Iterator[daemon.
             os.environ.pop("ANDROID_USER_HOME", None)
         else:
             os.environ["ANDROID_USER_HOME"] = old
+
+
+@contextlib.contextmanager
+def tcp_server(answer: bytes | None) -> Iterator[str]:
+    """A TCP server that is not ADB: it sends `answer` to every client and closes (None: stays silent)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    clients: list[socket.socket] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            clients.append(conn)
+            if answer is not None:
+                conn.recv(4096)
+                conn.sendall(answer)
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the accept()
+        listener.close()
+        for conn in clients:
+            conn.close()
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    """host:port of a server answering every request with HTTP 400."""
+    with tcp_server(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n") as serial:
+        yield serial
 
 
 # --- a raw ADB client for malformed-input and multi-stream tests ------------------------------------------
@@ -136,19 +197,45 @@ def shell_v2_collect(raw: RawAdb, streams: dict[int, str]) -> dict[int, tuple[by
         elif command == CLSE:
             open_ids.discard(arg1)
             raw.send(CLSE, arg1, arg0)
-    out = {}
-    for i, blob in data.items():
-        pos, stdout, code = 0, b"", None
-        while pos < len(blob):
-            kind, length = struct.unpack_from("<BI", blob, pos)
-            chunk = blob[pos + 5: pos + 5 + length]
-            pos += 5 + length
-            if kind == 1:
-                stdout += chunk
-            elif kind == 3:
-                code = chunk[0]
-        out[i] = (stdout, code)
-    return out
+    return {i: _stdout_and_exit(blob) for i, blob in data.items()}
+
+
+def _stdout_and_exit(blob: bytes) -> tuple[bytes, int | None]:
+    """Stdout and exit status of a shell v2 stream's bytes."""
+    pos, stdout, code = 0, b"", None
+    while pos < len(blob):
+        kind, length = struct.unpack_from("<BI", blob, pos)
+        chunk = blob[pos + 5: pos + 5 + length]
+        pos += 5 + length
+        if kind == 1:
+            stdout += chunk
+        elif kind == 3:
+            code = chunk[0]
+    return stdout, code
+
+
+def shell_v2_session(raw: RawAdb, service: str, packets: list[tuple[int, bytes]]) -> tuple[bytes, int | None]:
+    """Open `service`, send each shell v2 packet (id, data) in its own WRTE, then gather stdout and the exit
+    status until the device closes the stream."""
+    raw.send(OPEN, 1, 0, service.encode() + b"\0")
+    command, remote, _, _ = raw.read()
+    assert command == OKAY, f"{service!r} refused"
+    blob, pending = b"", list(packets)
+    can_write = True
+    while True:
+        if pending and can_write:
+            kind, data = pending.pop(0)
+            raw.send(WRTE, 1, remote, struct.pack("<BI", kind, len(data)) + data)
+            can_write = False
+        command, arg0, _, payload = raw.read()
+        if command == OKAY:
+            can_write = True
+        elif command == WRTE:
+            blob += payload
+            raw.send(OKAY, 1, arg0)
+        elif command == CLSE:
+            raw.send(CLSE, 1, arg0)
+            return _stdout_and_exit(blob)
 
 
 # --- tiny models ----------------------------------------------------------------------------------------
@@ -235,3 +322,28 @@ def make_tiny_pte(path: Path) -> Path:
 
 def stock_adb() -> str | None:
     return shutil.which("adb")
+
+
+@contextlib.contextmanager
+def stock_adb_client(tmp_path: Path) -> Iterator:
+    """`adb(*args, **run_options)` running the stock client with its own home and server port; the server is
+    killed afterwards."""
+    import subprocess
+
+    home = tmp_path / "adb-home"
+    (home / ".android").mkdir(parents=True, exist_ok=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        server_port = s.getsockname()[1]
+    env = dict(os.environ, HOME=str(home), ANDROID_USER_HOME=str(home / ".android"),
+               ANDROID_ADB_SERVER_PORT=str(server_port))
+
+    def adb(*args: str, **options) -> subprocess.CompletedProcess:
+        options = {"capture_output": True, "text": True, "timeout": 120, **options}
+        return subprocess.run(["adb", *args], env=env, **options)
+
+    adb.env = env
+    try:
+        yield adb
+    finally:
+        adb("kill-server")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -18,7 +19,8 @@ from clcdeploy.device.adb import AdbDevice
 from clcdeploy.device.errors import (AuthenticationError, CommandTimeoutError, ConnectionLostError,
                                      StorageFullError, TransferError, UnknownDeviceError)
 from clcdeploy.device.virtual.protocol import CNXN, OPEN, HEADER, AndroidPublicKey, pack
-from device_fixtures import RawAdb, adb_home, endpoint, plain_endpoint, shell_v2_collect  # noqa: F401
+from device_fixtures import (RawAdb, adb_home, endpoint, plain_endpoint, shell_v2_collect,  # noqa: F401
+                             shell_v2_session, stock_adb, stock_adb_client)
 
 
 def _work(ep) -> str:
@@ -272,4 +274,62 @@ def test_unauthenticated_open_is_rejected(tmp_path, adb_home) -> None:
         assert raw.read()[0] != CNXN  # an AUTH token, not a session
         raw.send(OPEN, 1, 0, b"shell:echo sneaky\0")
         assert raw.is_closed()
+        raw.close()
+
+
+# --- terminals ----------------------------------------------------------------------------------------------
+needs_stock_adb = pytest.mark.skipif(stock_adb() is None and not os.environ.get("CI"),
+                                     reason="stock adb client not installed")
+
+
+def _interactive(adb, serial: str, *typed: bytes, pause_s: float = 1.0) -> tuple[int, bytes, float]:
+    """`adb shell -tt` (a pty although stdin is a pipe), typing each chunk after a pause; (exit, output,
+    seconds it took)."""
+    began = time.monotonic()
+    proc = subprocess.Popen(["adb", "-s", serial, "shell", "-tt"], env=adb.env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    for chunk in typed:
+        time.sleep(pause_s)
+        proc.stdin.write(chunk)
+        proc.stdin.flush()
+    out, _ = proc.communicate(timeout=60)
+    return proc.returncode, out, time.monotonic() - began
+
+
+@needs_stock_adb
+def test_stock_adb_gets_a_pty_when_it_asks_for_one(plain_endpoint, tmp_path) -> None:
+    with stock_adb_client(tmp_path) as adb:
+        adb("connect", plain_endpoint.serial)
+        with_pty = adb("-s", plain_endpoint.serial, "shell", "-tt", "tty; exit 3", stdin=subprocess.DEVNULL)
+        assert with_pty.returncode == 3 and re.fullmatch(r"/dev/pts/\d+", with_pty.stdout.strip()), with_pty
+        for args in (["-T", "tty"], ["tty"]):  # -T, or a command without -t: no pty, as on a phone
+            no_pty = adb("-s", plain_endpoint.serial, "shell", *args, stdin=subprocess.DEVNULL)
+            assert (no_pty.returncode, no_pty.stdout.strip()) == (1, "not a tty"), (args, no_pty)
+
+
+@needs_stock_adb
+def test_interactive_shell_echoes_and_ctrl_c_interrupts(plain_endpoint, tmp_path) -> None:
+    with stock_adb_client(tmp_path) as adb:
+        adb("connect", plain_endpoint.serial)
+        code, out, seconds = _interactive(adb, plain_endpoint.serial, b"sleep 30\n", b"\x03",
+                                          b"echo done-$((6*7))\n", b"exit 7\n")
+        assert code == 7 and seconds < 25, (out, seconds)
+        assert b"sleep 30\r\n" in out and b"^C" in out and b"done-42" in out  # echoed, interrupted, went on
+
+
+@needs_stock_adb
+def test_interactive_legacy_shell_gets_a_pty(tmp_path, adb_home) -> None:
+    with endpoint(tmp_path, shell_v2=False) as ep, stock_adb_client(tmp_path) as adb:
+        adb("connect", ep.serial)
+        _code, out, _ = _interactive(adb, ep.serial, b"tty\n", b"exit\n")
+        assert re.search(rb"\n/dev/pts/\d+\r\n", out), out
+
+
+def test_window_size_packets_resize_the_pty(tmp_path, adb_home) -> None:
+    with endpoint(tmp_path, auth="none") as ep:
+        raw = RawAdb(ep.serial)
+        raw.handshake()
+        out, code = shell_v2_session(raw, "shell,v2,TERM=vt100,pty:read line; stty size; echo $TERM",
+                                     [(5, b"33x101,0x0\0"), (0, b"\n")])
+        assert code == 0 and out.split(b"\r\n")[1:3] == [b"33 101", b"vt100"], out
         raw.close()

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from clcdeploy.device import open_device
-from device_fixtures import TINY_Y, make_tiny_onnx, make_tiny_pte, make_tiny_tflite, stock_adb, virtual_device  # noqa: F401
+from device_fixtures import (TINY_Y, make_tiny_onnx, make_tiny_pte, make_tiny_tflite, stock_adb,  # noqa: F401
+                             stock_adb_client, virtual_device)
 
 pytestmark = pytest.mark.device
 WORK = "/data/local/tmp/clcdeploy-test"
@@ -71,7 +72,8 @@ def test_facts_decode_the_emulated_core(dev) -> None:
     assert facts.abi == "arm64-v8a" and facts.kernel_machine == "aarch64"
     assert facts.is_emulated is True
     assert facts.cores >= 1 and set(facts.cpu_core_names) == {"Cortex-A53"}
-    assert facts.to_dict()["model"] == "clcdeploy virtual arm64"
+    # Reports print "manufacturer model": no word twice.
+    assert (facts.manufacturer, facts.model) == ("clcdeploy", "virtual arm64 Cortex-A53")
 
 
 def test_tiny_onnx_model_runs_in_the_arm64_userland(dev, tmp_path) -> None:
@@ -128,21 +130,12 @@ def test_pte_runner_rejects_a_missing_model(dev) -> None:
 
 @pytest.mark.skipif(stock_adb() is None and not os.environ.get("CI"), reason="stock adb client not installed")
 def test_stock_adb_client_against_the_virtual_device(virtual_device, tmp_path) -> None:
-    home = tmp_path / "adb-home"
-    (home / ".android").mkdir(parents=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        server_port = s.getsockname()[1]
-    env = dict(os.environ, HOME=str(home), ANDROID_USER_HOME=str(home / ".android"),
-               ANDROID_ADB_SERVER_PORT=str(server_port))
     serial = virtual_device.serial
-
-    def adb(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["adb", *args], env=env, capture_output=True, text=True, timeout=120)
-
-    try:
+    with stock_adb_client(tmp_path) as adb:
         adb("connect", serial)
-        assert f"{serial}\tdevice" in adb("devices").stdout
+        listed = adb("devices", "-l").stdout
+        assert re.search(rf"^{re.escape(serial)}\s+device product:clc_virtual_arm64 model:virtual_arm64_Cortex_A53 "
+                         rf"device:clc_virtual_arm64\b", listed, re.M), listed
         shell = adb("-s", serial, "shell", "uname -m; echo oops >&2; exit 9")
         assert (shell.returncode, shell.stdout.strip(), shell.stderr.strip()) == (9, "aarch64", "oops")
         blob = tmp_path / "blob.bin"
@@ -150,8 +143,8 @@ def test_stock_adb_client_against_the_virtual_device(virtual_device, tmp_path) -
         assert adb("-s", serial, "push", str(blob), f"{WORK}/blob.bin").returncode == 0
         assert adb("-s", serial, "pull", f"{WORK}/blob.bin", str(tmp_path / "back.bin")).returncode == 0
         assert (tmp_path / "back.bin").read_bytes() == blob.read_bytes()
-    finally:
-        adb("kill-server")
+        tty = adb("-s", serial, "shell", "-tt", "tty", stdin=subprocess.DEVNULL)  # the arm64 userland on a pty
+        assert tty.returncode == 0 and re.fullmatch(r"/dev/pts/\d+", tty.stdout.strip()), tty
 
 
 def test_cli_device_start_status_stop(virtual_device) -> None:

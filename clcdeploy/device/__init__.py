@@ -49,14 +49,16 @@ class DeviceInfo:
 
 
 def list_devices(connect: list[str] | tuple[str, ...] = (), *, auth_timeout_s: float = 10.0) -> list[DeviceInfo]:
-    """The host, USB ADB devices, and each `host:port` in `connect`, with their state."""
+    """The host, USB ADB devices, running virtual devices and each `host:port` in `connect`, with their state."""
     import platform
 
     from clcdeploy.device.adb import usb_serials
+    from clcdeploy.device.virtual.daemon import status
     from clcdeploy.errors import DeviceError
 
     rows = [DeviceInfo("local", "local", "device", model=platform.node(), abi=platform.machine())]
-    targets = [(s, "usb") for s in usb_serials()] + [(s, "tcp") for s in connect]
+    tcp = dict.fromkeys([*(ep.serial for ep in status() if ep.running), *connect])  # in order, once each
+    targets = [(s, "usb") for s in usb_serials()] + [(s, "tcp") for s in tcp]
     for serial, transport in targets:
         try:
             from clcdeploy.device.adb import AdbDevice

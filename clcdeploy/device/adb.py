@@ -94,7 +94,10 @@ class AdbDevice(Device):
         else:
             adb = _usb_device(self.serial, self.transport_timeout_s)
 
+        prompted = []
+
         def prompt(_device) -> None:
+            prompted.append(True)
             print(f"{self.serial}: accept the 'Allow USB debugging?' prompt on the device "
                   f"(waiting up to {auth_timeout_s:.0f} s)", file=sys.stderr)
 
@@ -110,8 +113,15 @@ class AdbDevice(Device):
                                      f"{', '.join(available_serials())}; start the virtual one with "
                                      f"`clcdeploy device start`") from exc
         except (ex.TcpTimeoutException, ex.AdbTimeoutError) as exc:
-            raise AuthenticationError(f"{self.serial} did not accept our key within {auth_timeout_s:.0f} s: "
+            if not prompted:  # silent before any key was offered: not waiting for a user
+                raise UnknownDeviceError(f"{self.serial} did not answer the ADB handshake within "
+                                         f"{self.transport_timeout_s:g} s: check that it is an ADB device "
+                                         f"(host:port)") from exc
+            raise AuthenticationError(f"{self.serial} did not accept our key within {auth_timeout_s:g} s: "
                                       f"accept the 'Allow USB debugging?' prompt on the device and retry") from exc
+        except (ex.InvalidCommandError, ex.InvalidResponseError, ex.InvalidChecksumError) as exc:
+            raise UnknownDeviceError(f"{self.serial} does not speak ADB (its answer is not an ADB packet): "
+                                     f"check the address and port") from exc
         except ex.DeviceAuthError as exc:
             raise AuthenticationError(f"{self.serial} refused authentication: {exc}") from exc
         except (ConnectionResetError, BrokenPipeError) as exc:

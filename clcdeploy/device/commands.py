@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("devices", help="list reachable devices (host, USB ADB, --connect host:port)")
+    p = subparsers.add_parser("devices", help="list reachable devices (host, USB ADB, running virtual devices, "
+                                              "--connect host:port)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--connect", action="append", default=[], metavar="HOST:PORT",
                    help="also try this TCP ADB endpoint (repeatable)")
@@ -34,7 +36,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     u.set_defaults(handler=cmd_status)
     f = sub.add_parser("facts", help="print a device's facts (model, CPU cores, frequencies, thermal)")
     f.add_argument("serial", nargs="?", default="local", help="local, host:port or a USB serial")
+    f.add_argument("--auth-timeout", type=float, default=60.0, metavar="S",
+                   help="seconds to wait for an ADB device to accept our key (default 60)")
     f.set_defaults(handler=cmd_facts)
+
+
+def _check_auth_timeout(seconds: float) -> None:
+    from clcdeploy.errors import DeviceError
+
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise DeviceError(f"--auth-timeout {seconds:g}: give a number of seconds above 0")
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -45,6 +56,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
             raise DeviceError(f"--connect {address}: expected host:port, e.g. 192.168.1.20:5555")
+    _check_auth_timeout(args.auth_timeout)
     rows = list_devices(args.connect, auth_timeout_s=args.auth_timeout)
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
@@ -71,11 +83,15 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    from clcdeploy.device.errors import VirtualDeviceError
     from clcdeploy.device.virtual import daemon
 
     stopped = daemon.stop(args.port)
     for ep in stopped:
         print(f"stopped {ep.serial} (pid {ep.pid})")
+    running = [ep.serial for ep in daemon.status() if ep.running]
+    if not stopped and running:  # a wrong --port: stopping nothing is not what the user meant
+        raise VirtualDeviceError(f"no virtual device on port {args.port} (running: {', '.join(running)})")
     if not stopped:
         print("no virtual device running", file=sys.stderr)
     return 0
@@ -101,6 +117,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_facts(args: argparse.Namespace) -> int:
     from clcdeploy.device import open_device
 
-    with open_device(args.serial) as dev:
+    _check_auth_timeout(args.auth_timeout)
+    with open_device(args.serial, auth_timeout_s=args.auth_timeout) as dev:
         print(json.dumps(dev.facts().to_dict(), indent=2))
     return 0

@@ -2,6 +2,7 @@
 
 One thread reads each connection's packets; each stream's service runs in its own thread. Services:
 `shell:`, `exec:`, `shell,v2[,opts]:` (with exit status) and `sync:` (STAT, LIST, SEND, RECV, QUIT).
+Shells get a pty when they ask for one or are interactive, as adbd decides (see `shell_args`).
 Shell commands run in the device's userland (chroot into the arm64 rootfs, or the host shell in `plain`
 mode for protocol tests). A broken packet closes that connection only.
 
@@ -11,9 +12,12 @@ Run: `python -m clcdeploy.device.virtual.adbd --port 5555 --root ROOTFS --state-
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import os
+import pty
 import queue
+import re
 import secrets
 import signal
 import socket
@@ -22,6 +26,7 @@ import stat
 import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from dataclasses import dataclass, field
@@ -335,6 +340,8 @@ class Stream:
             if self.process is not None and self.process.poll() is None:
                 try:
                     os.killpg(self.process.pid, signal.SIGKILL)
+                except ProcessLookupError:  # not yet its own group (`setsid` has not run yet)
+                    self.process.kill()
                 except OSError:
                     pass
 
@@ -398,7 +405,24 @@ class Stream:
 
 
 # --- services -----------------------------------------------------------------------------------------------
-def _spawn(stream: Stream, command: str, *, merge_stderr: bool) -> subprocess.Popen:
+def shell_args(service: str) -> tuple[str, bool, str]:
+    """(command, pty?, TERM) of `exec:cmd` or `shell[,args]:cmd`, as adbd decides: a pty when the command is
+    empty (interactive) unless `raw` is given, or when `pty` is given; TERM from `TERM=...`, else "dumb"."""
+    head, _, command = service.partition(":")
+    if head == "exec":
+        return command, False, "dumb"
+    use_pty, term = not command, "dumb"
+    for arg in head.split(",")[1:]:
+        if arg in ("raw", "pty"):
+            use_pty = arg == "pty"
+        elif arg.startswith("TERM="):
+            term = arg[len("TERM="):]
+    return command, use_pty, term
+
+
+def _spawn(stream: Stream, command: str, *, merge_stderr: bool, use_pty: bool = False,
+           term: str = "dumb") -> tuple[subprocess.Popen, int | None]:
+    """Start `command` (an interactive shell when empty); return it and its pty's master fd (None: pipes)."""
     cfg = stream.conn.config
     if cfg.plain:
         argv = ["/bin/sh", "-c", command] if command else ["/bin/sh"]
@@ -408,21 +432,46 @@ def _spawn(stream: Stream, command: str, *, merge_stderr: bool) -> subprocess.Po
         argv = emulation.shell_argv(cfg.root, command)
         env = emulation.device_env()
         cwd = "/"
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
-                            env=env, cwd=cwd, start_new_session=True)
+    env["TERM"] = term
+    if not use_pty:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+                                env=env, cwd=cwd, start_new_session=True)
+        stream.process = proc
+        return proc, None
+    master, slave = pty.openpty()
+    try:
+        # A new session whose controlling terminal is the pty, so Ctrl-C (sent as \x03) interrupts the job.
+        proc = subprocess.Popen(["setsid", "--ctty", *argv], stdin=slave, stdout=slave, stderr=slave,
+                                env=env, cwd=cwd)
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)  # the master reads EIO once the shell and its children have closed theirs
     stream.process = proc
-    return proc
+    return proc, master
 
 
-def _pump_stdin(stream: Stream, proc: subprocess.Popen, v2: bool) -> None:
-    """Host -> process stdin (raw bytes, or shell v2 STDIN/CLOSE_STDIN packets)."""
+def _set_winsize(fd: int, data: bytes) -> None:
+    """Apply a shell v2 window-size packet ("rows x cols, xpixels x ypixels" as text, e.g. "24x80,0x0")."""
+    match = re.match(rb"(\d+)x(\d+),(\d+)x(\d+)", data)
+    if match:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("4H", *(min(int(v), 0xFFFF) for v in match.groups())))
+
+
+def _pump_stdin(stream: Stream, proc: subprocess.Popen, v2: bool, master: int | None = None) -> None:
+    """Host -> the process's stdin or pty (raw bytes, or shell v2 STDIN/CLOSE_STDIN/WINSIZE packets)."""
+    tty = os.dup(master) if master is not None else None  # ours to close: the output side closes `master`
     try:
         while True:
             if v2:
                 kind, length = struct.unpack("<BI", stream.read_exact(5))
                 data = stream.read_exact(length) if length else b""
-                if kind == SH_CLOSE_STDIN:
+                if kind == SH_WINSIZE and tty is not None:
+                    _set_winsize(tty, data)
+                    continue
+                if kind == SH_CLOSE_STDIN and tty is None:  # a pty cannot close only its input: adbd ignores it
                     break
                 if kind != SH_STDIN:
                     continue
@@ -430,23 +479,50 @@ def _pump_stdin(stream: Stream, proc: subprocess.Popen, v2: bool) -> None:
                 data = stream.read_some()
                 if not data:
                     break
-            proc.stdin.write(data)
-            proc.stdin.flush()
+            if tty is None:
+                proc.stdin.write(data)
+                proc.stdin.flush()
+            else:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(tty, view):]
     except (StreamClosed, OSError, ValueError):
         pass
     finally:
         try:
-            proc.stdin.close()
+            if tty is None:
+                proc.stdin.close()
+            else:
+                os.close(tty)
         except OSError:
             pass
 
 
-def shell_legacy(stream: Stream, service: str) -> None:
-    """`shell:cmd` and `exec:cmd`: raw output (stderr merged), no exit status, as adbd's raw mode."""
-    command = service.split(":", 1)[1]
-    proc = _spawn(stream, command, merge_stderr=True)
-    threading.Thread(target=_pump_stdin, args=(stream, proc, False), daemon=True).start()
+def _pump_pty(master: int, emit) -> None:
+    """pty -> `emit` until every slave side is closed (then Linux reads EIO), closing the master."""
     try:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            emit(data)
+    finally:
+        os.close(master)
+
+
+def shell_legacy(stream: Stream, service: str) -> None:
+    """`shell:cmd` and `exec:cmd`: raw output (stderr merged), no exit status, as adbd's raw mode; `shell:`
+    alone is an interactive shell on a pty."""
+    command, use_pty, term = shell_args(service)
+    proc, master = _spawn(stream, command, merge_stderr=True, use_pty=use_pty, term=term)
+    threading.Thread(target=_pump_stdin, args=(stream, proc, False, master), daemon=True).start()
+    try:
+        if master is not None:
+            _pump_pty(master, stream.write)
+            return
         while True:
             data = proc.stdout.read1(65536)
             if not data:
@@ -457,10 +533,10 @@ def shell_legacy(stream: Stream, service: str) -> None:
 
 
 def shell_v2(stream: Stream, service: str) -> None:
-    """`shell,v2[,args]:cmd`: stdout/stderr/exit framed as [id][u32 len][data]."""
-    command = service.split(":", 1)[1]
-    proc = _spawn(stream, command, merge_stderr=False)
-    threading.Thread(target=_pump_stdin, args=(stream, proc, True), daemon=True).start()
+    """`shell,v2[,args]:cmd`: stdout/stderr/exit framed as [id][u32 len][data] (on a pty: one output)."""
+    command, use_pty, term = shell_args(service)
+    proc, master = _spawn(stream, command, merge_stderr=False, use_pty=use_pty, term=term)
+    threading.Thread(target=_pump_stdin, args=(stream, proc, True, master), daemon=True).start()
     lock = threading.Lock()
 
     def frame(kind: int, data: bytes) -> None:
@@ -477,10 +553,16 @@ def shell_v2(stream: Stream, service: str) -> None:
         except StreamClosed:
             pass
 
-    err_thread = threading.Thread(target=pump, args=(proc.stderr, SH_STDERR), daemon=True)
-    err_thread.start()
-    pump(proc.stdout, SH_STDOUT)
-    err_thread.join()
+    if master is not None:
+        try:
+            _pump_pty(master, lambda data: frame(SH_STDOUT, data))
+        except StreamClosed:
+            pass
+    else:
+        err_thread = threading.Thread(target=pump, args=(proc.stderr, SH_STDERR), daemon=True)
+        err_thread.start()
+        pump(proc.stdout, SH_STDOUT)
+        err_thread.join()
     code = proc.wait()
     frame(SH_EXIT, bytes([code & 0xFF if code >= 0 else (128 - code) & 0xFF]))
 
@@ -709,7 +791,11 @@ def main(argv: list[str] | None = None) -> int:
                           drop_after_bytes=args.drop_after_bytes, latency_s=args.latency_ms / 1000.0,
                           shell_v2=not args.no_shell_v2,
                           banner_props=read_build_prop(root))
-    server = AdbServer((args.host, args.port), config)
+    try:
+        server = AdbServer((args.host, args.port), config)
+    except OSError as exc:  # the exit status tells the starting process why (errno.EADDRINUSE: port taken)
+        log.error("cannot listen on %s:%d: %s", args.host, args.port, exc.strerror or exc)
+        return exc.errno if isinstance(exc.errno, int) and 0 < exc.errno < 126 else 1
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     port = server.server_address[1]
     log.info("adbd listening on %s:%d (root %s)", args.host, port, root)

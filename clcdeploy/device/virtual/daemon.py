@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +22,9 @@ from clcdeploy.device.virtual import emulation
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
+# How messages name `start`'s settings: the CLI's options (shell_v2 is API-only).
+SETTING_FLAGS = {"host": "--host ", "auth": "--auth ", "latency_ms": "--latency-ms ",
+                 "drop_after_bytes": "--drop-after-bytes "}
 
 
 @dataclass
@@ -29,6 +35,7 @@ class Endpoint:
     root: str
     log: str
     running: bool
+    settings: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return self.__dict__.copy()
@@ -59,7 +66,8 @@ def _read(pidfile: Path) -> Endpoint | None:
     except (OSError, ValueError):
         return None
     return Endpoint(serial=f"{data['host']}:{data['port']}", port=data["port"], pid=data["pid"],
-                    root=data["root"], log=data["log"], running=_alive(data["pid"]))
+                    root=data["root"], log=data["log"], running=_alive(data["pid"]),
+                    settings=data.get("settings", {"host": data["host"]}))
 
 
 def status(state_dir: Path | None = None) -> list[Endpoint]:
@@ -74,13 +82,18 @@ def start(*, port: int = 5555, host: str = "127.0.0.1", auth: str = "accept", pl
 
     Without `plain_root` the endpoint serves the arm64 rootfs (built first if needed) under qemu.
     """
+    _check_options(port, latency_ms, drop_after_bytes)
+    settings = {"host": host, "auth": auth, "latency_ms": latency_ms, "drop_after_bytes": drop_after_bytes,
+                "shell_v2": shell_v2}
     folder = state_dir or run_dir()
     folder.mkdir(parents=True, exist_ok=True)
     if port:
         existing = _read(folder / f"adbd-{port}.json")
         if existing and existing.running:
+            _check_same_settings(existing, settings)
             log(f"virtual device already running on {existing.serial} (pid {existing.pid})")
             return existing
+        _check_port_free(host, port)  # before a rootfs build that can take minutes
     if plain_root is None:
         from clcdeploy.device.virtual.rootfs import build_rootfs
 
@@ -112,22 +125,82 @@ def start(*, port: int = 5555, host: str = "127.0.0.1", auth: str = "accept", pl
     deadline = time.monotonic() + START_TIMEOUT_S
     while not ready.exists():
         if proc.poll() is not None:
-            tail = " | ".join(logfile.read_text(errors="replace").strip().splitlines()[-3:])
-            raise VirtualDeviceError(f"the virtual device's ADB endpoint exited at start (exit {proc.returncode}): {tail}")
+            if proc.returncode == errno.EADDRINUSE:  # taken between our check and the endpoint's bind
+                _discard_start(logfile, ready)
+                raise VirtualDeviceError(_in_use(port))
+            raise VirtualDeviceError(f"the virtual device's ADB endpoint exited at start (exit {proc.returncode}): "
+                                     f"{_discard_start(logfile, ready)}")
         if time.monotonic() > deadline:
             _terminate(proc.pid)
-            raise VirtualDeviceError(f"the ADB endpoint did not start within {START_TIMEOUT_S:.0f} s; see {logfile}")
+            raise VirtualDeviceError(f"the ADB endpoint did not start within {START_TIMEOUT_S:.0f} s: "
+                                     f"{_discard_start(logfile, ready)}")
         time.sleep(0.05)
     actual_port = int(ready.read_text())
     ready.unlink()
     final_log = folder / f"adbd-{actual_port}.log"
     os.replace(logfile, final_log)  # the process keeps its open file
-    info = {"host": host, "port": actual_port, "pid": proc.pid, "root": str(root), "log": str(final_log)}
+    info = {"host": host, "port": actual_port, "pid": proc.pid, "root": str(root), "log": str(final_log),
+            "settings": settings}
     pidfile = folder / f"adbd-{actual_port}.json"
     tmp = pidfile.with_suffix(".tmp")
     tmp.write_text(json.dumps(info))
     os.replace(tmp, pidfile)
     return _read(pidfile)
+
+
+def _check_options(port: int, latency_ms: float, drop_after_bytes: int | None) -> None:
+    if not 0 <= port <= 65535:
+        raise VirtualDeviceError(f"--port {port}: a TCP port is 1 to 65535 (0 picks a free one)")
+    if not (math.isfinite(latency_ms) and latency_ms >= 0):
+        raise VirtualDeviceError(f"--latency-ms {latency_ms:g}: the delay must be 0 or more milliseconds")
+    if drop_after_bytes is not None and drop_after_bytes < 0:
+        raise VirtualDeviceError(f"--drop-after-bytes {drop_after_bytes}: must be 0 or more "
+                                 f"(leave it out to never drop)")
+
+
+def _in_use(port: int) -> str:
+    return f"port {port} is in use (by another program): pick another --port"
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind the address as the endpoint will (SO_REUSEADDR), so a taken port is one clear line."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except socket.gaierror as exc:
+            raise VirtualDeviceError(f"--host {host}: cannot listen there ({exc.strerror})") from exc
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise VirtualDeviceError(_in_use(port)) from exc
+            raise VirtualDeviceError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+def _check_same_settings(existing: Endpoint, wanted: dict) -> None:
+    """A running endpoint is reused only when started with the same settings (unknown ones count as equal)."""
+    differ = [k for k, v in wanted.items() if k in existing.settings and existing.settings[k] != v]
+    if differ:
+        raise VirtualDeviceError(f"a virtual device already runs on port {existing.port} (pid {existing.pid}) with "
+                                 f"{_flags(existing.settings, differ)}; to start it with {_flags(wanted, differ)}, "
+                                 f"stop it first: clcdeploy device stop --port {existing.port}")
+
+
+def _flags(settings: dict, keys: list[str]) -> str:
+    def value(v) -> str:
+        return "(not set)" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+
+    return " ".join(f"{SETTING_FLAGS.get(k, k + '=')}{value(settings[k])}" for k in keys)
+
+
+def _discard_start(logfile: Path, ready: Path) -> str:
+    """Remove what a failed start left in the run folder; return the last lines of its log for the message."""
+    try:
+        tail = " | ".join(logfile.read_text(errors="replace").strip().splitlines()[-3:])
+    except OSError:
+        tail = ""
+    logfile.unlink(missing_ok=True)
+    ready.unlink(missing_ok=True)
+    return tail or "no output"
 
 
 def _terminate(pid: int) -> None:

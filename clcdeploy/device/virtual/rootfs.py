@@ -37,8 +37,9 @@ EXECUTORCH_LIBS = (
     "libexecutorch_threadpool.so",
 )
 
+# Reports print "manufacturer model" and `adb devices -l` shows product, model (spaces as _) and device.
 BUILD_PROP = {
-    "ro.product.model": "clcdeploy virtual arm64",
+    "ro.product.model": "virtual arm64 Cortex-A53",
     "ro.product.manufacturer": "clcdeploy",
     "ro.product.name": "clc_virtual_arm64",
     "ro.product.device": "clc_virtual_arm64",
@@ -143,8 +144,10 @@ def remove_tree(path: Path) -> None:
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write `text` unless the file already holds it (a running device may have it open or bind-mounted)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    if not (path.exists() and path.read_text() == text):
+        path.write_text(text)
     path.chmod(mode)
 
 
@@ -181,9 +184,10 @@ def _install_runner(rootfs: Path, log: Log) -> None:
 
 def build_rootfs(*, mirror: str | None = None, log: Log = print, force: bool = False) -> Path:
     """Build the cached rootfs if missing (debootstrap + wheels + ExecuTorch runner), else bring its
-    pte_runner up to date; return its path."""
+    identity and pte_runner up to date; return its path."""
     rootfs = rootfs_dir()
     if is_built(rootfs) and not force:
+        _install_identity(rootfs)  # cheap: a cached rootfs gets the current build.prop
         _install_runner(rootfs, log)
         return rootfs
     for tool in ("debootstrap", emulation.QEMU_BINARY):
