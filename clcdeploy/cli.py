@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 from typing import NoReturn
@@ -92,3 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"clcdeploy {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `clcdeploy models | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 128 + signal.SIGPIPE

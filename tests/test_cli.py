@@ -53,3 +53,11 @@ def test_a_terminated_export_leaves_nothing_behind(tmp_path: Path, signum):
     assert proc.returncode == 128 + signum, stderr
     assert stderr.strip().splitlines()[-1] == f"clcdeploy export: terminated ({signal.Signals(signum).name})"
     assert not out.exists(), list(out.rglob("*"))
+
+
+def test_output_cut_short_by_its_reader_is_no_error():
+    """`clcdeploy device facts | head -1`: no traceback when the reader stops early (`true` reads nothing and
+    exits while clcdeploy still starts, so its first write meets a closed pipe)."""
+    result = subprocess.run(["bash", "-c", f"{sys.executable} -m clcdeploy device facts | true; "
+                                           f"echo ${{PIPESTATUS[0]}}"], capture_output=True, text=True, timeout=600)
+    assert result.stderr == "" and result.stdout.strip() == str(128 + signal.SIGPIPE), result.stderr
