@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from clcdeploy.cli import main
-from clcdeploy.export import pipeline
+from clcdeploy.export import pipeline, validate
 from clcdeploy.export.passes import deployment_passes
+from clcdeploy.export.weights import load_weights
 from clcdeploy.zoo import create_model
 
 
@@ -141,3 +143,92 @@ def test_no_validate_keeps_a_mismatching_artifact(capsys, out, monkeypatch) -> N
 def test_all_with_weights_is_refused(capsys, out, tmp_path) -> None:
     code, line = _run(capsys, "--all", "--weights", str(tmp_path / "w.pt"), "--out", str(out))
     assert code == 2 and "--weights fits one model" in line
+
+
+def _save_weights(path: Path, change) -> Path:
+    torch.save({k: change(k, v) for k, v in create_model("clcnet_tiny").state_dict().items()}, path)
+    return path
+
+
+def test_checkpoints_without_num_batches_tracked_load_with_the_models_counters(tmp_path) -> None:
+    model = create_model("clcnet_tiny")
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith(".num_batches_tracked")}
+    torch.save(state, tmp_path / "old.pt")
+    before = {k: v.clone() for k, v in model.state_dict().items() if k.endswith(".num_batches_tracked")}
+    assert load_weights(model, tmp_path / "old.pt").startswith("file old.pt")
+    assert before and all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+
+
+def test_weights_in_other_floating_dtypes_load(tmp_path) -> None:
+    path = _save_weights(tmp_path / "half.pt", lambda k, v: v.half() if v.is_floating_point() else v)
+    assert load_weights(create_model("clcnet_tiny"), path).startswith("file half.pt")
+
+
+def test_integer_weights_are_refused(capsys, out, tmp_path) -> None:
+    path = _save_weights(tmp_path / "int8.pt", lambda k, v: v.to(torch.int8))
+    code, line = _run(capsys, "clcnet_tiny", "--weights", str(path), "--out", str(out))
+    assert code == 2 and not out.exists()
+    assert "keys of another dtype kind (torch.int8 where the model has torch.float32): stem.0.weight" in line
+    assert "num_batches_tracked" not in line  # int8 for int64 is the same kind
+
+
+def _unreadable_weights(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / f"{kind}.pt"
+    if kind == "text":
+        path.write_text("epoch 3, accuracy 0.7\n")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        torch.save(create_model("clcnet_tiny").state_dict(), path)
+        path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "numpy":
+        torch.save({"state_dict": create_model("clcnet_tiny").state_dict(), "np": np.zeros(3)}, path)
+    return Path("/dev/null") if kind == "device" else path
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("text", "is not a readable PyTorch state dict: it is not in torch.save's format (neither a zip archive nor a "
+             "pickle); pass a file saved with torch.save(model.state_dict())"),
+    ("empty", "is empty; pass a file saved with torch.save(model.state_dict())"),
+    ("truncated", "is not a readable PyTorch state dict: its zip archive is damaged or truncated (PytorchStreamReader "
+                  "failed reading zip archive: failed finding central directory); copy or save it again"),
+    ("directory", "is not a regular file (a directory or device?); pass the file holding the state dict"),
+    ("device", "is not a regular file"),
+    ("numpy", "holds a pickled numpy."),  # then numpy's array constructor, named as numpy's version names it
+])
+def test_unreadable_weights_files_get_one_line_saying_what_is_wrong(capsys, out, tmp_path, kind, message) -> None:
+    path = _unreadable_weights(tmp_path, kind)
+    code, line = _run(capsys, "clcnet_tiny", "--weights", str(path), "--out", str(out))
+    assert code == 2 and line.startswith(f"clcdeploy export: error: weights file {path} {message}"), line
+    assert "whole model" not in line
+    if kind == "numpy":
+        assert line.endswith(", and clcdeploy loads only tensors (in dicts and lists) from weights files, running no "
+                             "code from them: save the state_dict() alone and pass that file")
+
+
+def test_nan_weights_are_named_as_the_cause(capsys, out, tmp_path) -> None:
+    path = _save_weights(tmp_path / "nan.pt",
+                         lambda k, v: torch.full_like(v, float("nan")) if k == "stem.0.weight" else v)
+    code, line = _run(capsys, "clcnet_tiny", "--weights", str(path), "--out", str(out))
+    assert code == 2 and not out.exists()
+    assert "clcnet_tiny with weights file nan.pt" in line
+    assert "gives non-finite outputs (NaN or inf) in PyTorch itself" in line
+
+
+def test_a_non_finite_reference_is_not_blamed_on_the_artifact() -> None:
+    x = np.zeros((1, 2), np.float32)
+    check = validate.check_artifact("onnx", "onnxruntime", lambda path, x: x, Path("unused"), [x], [x + np.nan])
+    assert check.line() == "onnx (onnxruntime): not compared: PyTorch's own outputs are non-finite (NaN or inf)"
+
+
+def test_input_size_too_large_to_compute_is_too_large(capsys, out) -> None:
+    code, line = _run(capsys, "clcnet_tiny", "--input-size", "99999999999", "--out", str(out))
+    assert code == 2 and "input size 99999999999 is too large for clcnet_tiny" in line
+
+
+def test_input_size_a_channelnet_v3_classifier_does_not_take_names_the_sizes_it_takes(capsys, out) -> None:
+    code, line = _run(capsys, "channelnet_tiny", "--input-size", "33", "--out", str(out))
+    assert code == 2 and "input size 33 does not fit channelnet_tiny" in line
+    assert "the model takes inputs of 17 to 32 pixels" in line

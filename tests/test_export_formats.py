@@ -77,7 +77,13 @@ def test_naive_grouped_export_fails_the_delegation_requirements(tmp_path: Path) 
     entry = manifest.formats["tflite"]
     assert entry.validated
     assert any(g["group_channels"] == 2 for g in entry.delegation["grouped_conv2d"])
-    assert any("grouped CONV_2D" in f for f in entry.delegation_failures)
+    assert any("grouped CONV_2D" in f and "(first: 4 channels in 2 groups of 2)" in f
+               for f in entry.delegation_failures), entry.delegation_failures
+
+
+def test_models_without_igc_record_none_as_their_igc_lowering(tmp_path: Path) -> None:
+    manifest = export_model("mobilenet_v1_tiny", ["onnx"], tmp_path)
+    assert manifest.igc_lowering == manifest.formats["onnx"].extra["igc_lowering"] == "none (no IGC)"
 
 
 def test_clcnet_ap_exports_through_onnx(tmp_path: Path) -> None:

@@ -91,6 +91,7 @@ def test_fused_onnx_matches_pytorch_with_one_igc2_node_per_igc(tmp_path: Path, c
     (["--formats", "onnx", "--fused-igc"], "applies to pte and tflite, and neither is exported"),
     (["--formats", "onnx", "--fused-igc-formats", "pte"], "pte is not among the exported formats"),
     (["--formats", "onnx", "--fused-igc-formats", "dlc"], "unknown format 'dlc'"),
+    (["--formats", "onnx", "--fused-igc-formats", ""], "unknown format (none given)"),
 ])
 def test_fused_igc_for_formats_not_exported_or_unknown_is_refused(capsys, tmp_path: Path, args,
                                                                                message) -> None:
@@ -98,3 +99,14 @@ def test_fused_igc_for_formats_not_exported_or_unknown_is_refused(capsys, tmp_pa
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "clcnet_tiny").exists()
+
+
+def test_fused_igc_for_a_model_without_igc_exports_the_standard_artifact(tmp_path: Path, capsys) -> None:
+    code = main(["export", "mobilenet_v1_tiny", "--formats", "pte", "--fused-igc", "--out", str(tmp_path), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "  mobilenet_v1_tiny has no IGC the fused kernel computes: pte exported with the standard passes" \
+        in captured.err.splitlines()
+    pte = json.loads(captured.out)["formats"]["pte"]
+    assert pte["extra"]["igc_lowering"] == "none (no IGC)" and not pte["extra"]["needs_kernel_library"]
+    assert pte["delegation"]["ops_outside_delegate"] == 0 and sum(pte["delegation"]["delegate_calls"].values()) == 1

@@ -29,8 +29,10 @@ def check_input_size(model: nn.Module, name: str, size: int) -> None:
     try:
         with torch.no_grad():
             model(example_input(model, 1, 3, size, size))
+    except ConfigurationError as exc:  # a layer that checks its input itself (e.g. ChannelNet-v3's classifier)
+        raise ConfigurationError(f"input size {size} does not fit {name}: {exc}") from None
     except RuntimeError as exc:
-        if "can't allocate memory" in str(exc):
+        if "can't allocate memory" in str(exc) or "overflow" in str(exc).lower():
             raise ConfigurationError(f"input size {size} is too large for {name}: one forward pass cannot allocate "
                                      f"its tensors here ({first_line(exc, 200)})") from None
         raise ConfigurationError(f"input size {size} is too small for {name}: {first_line(exc)}") from None

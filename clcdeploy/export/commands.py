@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 FORMAT_NAMES = ("onnx", "pte", "tflite")  # mirrors pipeline.FORMATS without importing torch at startup
 # mirrors passes.IGC_LOWERINGS (default: None, each format's measured fastest, passes.DEFAULT_IGC_LOWERINGS)
@@ -63,7 +64,9 @@ def run_export(args: argparse.Namespace) -> int:
     if args.all and args.weights:
         raise ConfigurationError("--weights fits one model; export that model by NAME instead of --all")
     formats = parse_formats(args.formats)
-    fused_igc = parse_fused_igc(args.fused_igc_formats or args.fused_igc, formats)  # refused before any work
+    # refused before any work; an empty --fused-igc-formats is refused like an empty --formats
+    fused_igc = parse_fused_igc(args.fused_igc if args.fused_igc_formats is None else args.fused_igc_formats,
+                                formats)
     names = list_models(include_tiny=False) if args.all else [model_spec(args.name).name]  # unknown: fail now
     console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -76,8 +79,7 @@ def run_export(args: argparse.Namespace) -> int:
         manifest = export_model(
             name, formats, args.out, weights=args.weights, input_size=args.input_size,
             validate_outputs=not args.no_validate, igc_lowering=args.igc_lowering, topological=args.topological,
-            fused_igc=fused_igc,
-            progress=progress,
+            fused_igc=fused_igc, progress=progress, log=lambda line: console.print(f"  {line}", markup=False),
         )
         dense = next((e.extra["topological_layers"] for e in manifest.formats.values()
                       if e.extra.get("topological_layers", {}).get("lowering") == "dense"), None)
@@ -92,7 +94,7 @@ def run_export(args: argparse.Namespace) -> int:
             if entry.extra.get("needs_kernel_library"):
                 console.print(f"  [bold]note:[/bold] {entry.file} calls clcdeploy's fused IGC kernel: it runs "
                               f"where that kernel is loaded ({KERNEL_LIBRARIES[fmt]}){KERNEL_BUILT_IN[fmt]}")
-        console.print(f"  wrote {args.out}/{name}/manifest.json")
+        console.print(f"  wrote {Path(args.out) / name / 'manifest.json'}")
         manifests.append(manifest.to_dict())
     if args.json:
         json.dump(manifests[0] if len(manifests) == 1 else manifests, sys.stdout, indent=2)

@@ -136,7 +136,8 @@ def delegation_failures(fmt: str, op_histogram: dict[str, int], report: dict, *,
         tiny = [g for g in report["grouped_conv2d"] if g["group_channels"] < MIN_GROUP_CHANNELS]
         if tiny:
             failures.append(f"tflite: {len(tiny)} grouped CONV_2D with fewer than {MIN_GROUP_CHANNELS} input "
-                            f"channels per group (first: {tiny[0]})")
+                            f"channels per group (first: {tiny[0]['channels']} channels in {tiny[0]['groups']} "
+                            f"groups of {tiny[0]['group_channels']})")
     return failures
 
 

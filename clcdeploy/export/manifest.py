@@ -61,16 +61,30 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict) -> Manifest:
+        """The manifest `to_dict` gave; ValueError or TypeError if `data` is not one."""
         data = dict(data)
         data["formats"] = {k: FormatEntry(**v) for k, v in data["formats"].items()}
-        return cls(**data)
+        manifest = cls(**data)
+        _check_types(manifest)
+        return manifest
+
+
+def _check_types(manifest: Manifest) -> None:
+    """Raise ValueError unless the fields an export reads back have their types (JSON can hold anything)."""
+    fields = [(manifest.config, dict), (manifest.input_shape, list), (manifest.weights, str),
+              (manifest.igc_lowering, str)]
+    for entry in manifest.formats.values():
+        fields += [(entry.file, str), (entry.sha256, str), (entry.extra, dict)]
+    wrong = [value for value, kind in fields if not isinstance(value, kind)]
+    if wrong:
+        raise ValueError(f"malformed manifest: {wrong[0]!r} has the wrong type")
 
 
 def read_manifest(folder: Path) -> Manifest | None:
-    """The manifest in `folder`, or None if there is none or it cannot be read."""
+    """The manifest in `folder`, or None if there is none or it cannot be read or is malformed."""
     try:
         return Manifest.from_dict(json.loads((folder / MANIFEST_NAME).read_text()))
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return None
 
 

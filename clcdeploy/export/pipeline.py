@@ -3,35 +3,38 @@
 from __future__ import annotations
 
 import importlib
-import os
+import json
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from clcdeploy.analysis.input_size import check_input_size
 from clcdeploy.errors import ClcDeployError, ConfigurationError, ExportError, first_line
 from clcdeploy.export import delegation, validate
+from clcdeploy.export.commit import check_targets, commit
 from clcdeploy.export.manifest import (
     MANIFEST_NAME,
     FormatEntry,
     Manifest,
     read_manifest,
     tool_versions,
-    write_manifest,
 )
 from clcdeploy.export.passes import (
     DEFAULT_CHANNELWISE, DEFAULT_IGC_LOWERINGS, IGC_LOWERINGS, TOPOLOGICAL_LOWERINGS, deployment_passes,
-    densify_topological, fused_igc_passes, mergeable_convs,
+    densify_topological, fused_igc_passes, mergeable_convs, recognise_igc,
 )
+from clcdeploy.export.passes.trace import UntraceableError
 from clcdeploy.export.quiet import quiet_output
 from clcdeploy.export.weights import load_weights, random_weights
 from clcdeploy.files import output_folder, sha256_file, temp_path
 from clcdeploy.zoo import create_model, model_spec
 from clcdeploy.zoo.channelnet import ChannelWiseConv, ConvClassifier
+from clcdeploy.zoo.layers import IGC
 from clcdeploy.zoo.sic import TopologicalConv
 
 # format name -> module defining NAME, SUFFIX, RUNTIME, export(model, example, path) -> dict, run(path, x)
@@ -51,6 +54,8 @@ _REPORTS = {"onnx": delegation.onnx_report, "pte": delegation.executorch_report,
 
 Rewrite = Callable[[nn.Module, torch.Tensor], nn.Module]
 Progress = Callable[[str, float], None]
+Log = Callable[[str], None]
+NO_IGC = "none (no IGC)"  # the igc_lowering recorded for models without IGCs
 
 
 class UnknownFormatError(ExportError):
@@ -81,6 +86,7 @@ def export_model(
     fused_igc: bool | Sequence[str] = False,
     rewrite: Rewrite | None = None,
     progress: Progress | None = None,
+    log: Log | None = None,
     model_kwargs: dict | None = None,
 ) -> Manifest:
     """Export the zoo model `name` to `out_dir/name/name.<suffix>` for each format, plus `manifest.json`.
@@ -100,7 +106,9 @@ def export_model(
     on NHWC activations, the ONNX model's custom node `clcdeploy.IGC2`, the .tflite's custom op
     `custom_call.CLCDEPLOY_IGC2`); such artifacts need clcdeploy's kernel library where they run, which each
     format entry records as `extra["needs_kernel_library"]`. Other formats keep the standard passes.
-    All artifacts are written under temporary names and renamed only when every format succeeded.
+    All artifacts are written under temporary names and renamed only when every format succeeded; then the
+    files of formats the new manifest no longer describes are removed (each one reported to `log`, which also
+    hears when `fused_igc` falls back to the standard passes for a model without fusable IGCs).
     """
     formats = parse_formats(formats)
     if igc_lowering is not None and igc_lowering not in IGC_LOWERINGS:
@@ -111,51 +119,63 @@ def export_model(
     fused = parse_fused_igc(fused_igc, formats)
     spec = model_spec(name)
     report = progress or (lambda stage, seconds: None)
+    note = log or (lambda line: None)
     folder = Path(out_dir) / name
     size = spec.input_size if input_size is None else input_size
+    finals = {f: folder / f"{name}{_format_module(f).SUFFIX}" for f in formats}
     with output_folder(folder):
+        check_targets([*finals.values(), folder / MANIFEST_NAME])  # before the slow work, not at the end
         start = time.perf_counter()
         model, source = _build(name, size, weights, model_kwargs)
         inputs = validate.validation_inputs((1, 3, size, size))
         with torch.no_grad():
             expected = [model(torch.from_numpy(x)).numpy() for x in inputs]
+        if validate_outputs and not all(np.isfinite(e).all() for e in expected):
+            raise ExportError(f"{name} with weights {source} gives non-finite outputs (NaN or inf) in PyTorch "
+                              f"itself, so no artifact can be validated: check the weights (--no-validate exports "
+                              f"anyway)")
         example = torch.from_numpy(inputs[0])
         report("build model", time.perf_counter() - start)
 
         start = time.perf_counter()
-        lowerings = {f: igc_lowering or DEFAULT_IGC_LOWERINGS[f] for f in formats if f not in fused}
-        # formats that share their IGC and channel-wise lowerings share one rewritten module
-        passes = {f: (low, DEFAULT_CHANNELWISE[f]) for f, low in lowerings.items()}
         deploys: dict[str, nn.Module] = {}
-        for lowering, channelwise in dict.fromkeys(passes.values()):
-            deploy = _rewrite(name, model, example, rewrite or partial(
-                deployment_passes, igc_lowering=lowering, topological=topological, channelwise=channelwise))
-            deploys.update({f: deploy for f, key in passes.items() if key == (lowering, channelwise)})
         for fmt in fused:
             # Only ExecuTorch needs the network itself in channels-last memory (litert-torch makes its own NHWC).
             deploys[fmt] = _rewrite(name, model, example,
                                     rewrite or partial(fused_igc_passes, channels_last=fmt == "pte",
                                                        topological=topological,
                                                        channelwise=DEFAULT_CHANNELWISE[fmt]))
+        unfused = [f for f in fused if rewrite is None and not _calls_fused_igc(deploys[f])]
+        if unfused:
+            note(f"{name} has no IGC the fused kernel computes: {', '.join(unfused)} exported with the standard "
+                 f"passes")
+        lowerings = {f: igc_lowering or DEFAULT_IGC_LOWERINGS[f] for f in formats if f not in fused or f in unfused}
+        # formats that share their IGC and channel-wise lowerings share one rewritten module
+        passes = {f: (low, DEFAULT_CHANNELWISE[f]) for f, low in lowerings.items()}
+        for lowering, channelwise in dict.fromkeys(passes.values()):
+            deploy = _rewrite(name, model, example, rewrite or partial(
+                deployment_passes, igc_lowering=lowering, topological=topological, channelwise=channelwise))
+            deploys.update({f: deploy for f, key in passes.items() if key == (lowering, channelwise)})
         report("rewrite passes", time.perf_counter() - start)
 
         staged: dict[str, Path] = {}
         entries: dict[str, FormatEntry] = {}
         checks: list[validate.Check] = []
         igc_lowered = _lowers_to_depthwise(spec.family, model)
+        has_igc = _has_igc(model)
         topological_layers = _topological_layers(model, size, topological)
         has_channelwise = any(isinstance(m, (ChannelWiseConv, ConvClassifier)) for m in model.modules())
         try:
             for fmt in formats:
-                module = importlib.import_module(FORMAT_MODULES[fmt])
-                final = folder / f"{name}{module.SUFFIX}"
-                staged[fmt] = temp_path(final)
+                module = _format_module(fmt)
+                staged[fmt] = temp_path(finals[fmt])
                 entry, check = _export_format(fmt, module, deploys[fmt], example, staged[fmt], inputs, expected,
                                               report)
-                entry.file, entry.validated = final.name, validate_outputs and check.ok
+                entry.file, entry.validated = finals[fmt].name, validate_outputs and check.ok
                 entry.extra["needs_kernel_library"] = _needs_kernel_library(fmt, staged[fmt])
-                entry.extra["igc_lowering"] = lowerings.get(fmt) or (
-                    f"fused-igc2-{FUSED_IGC_LAYOUTS[fmt]}" if entry.extra["needs_kernel_library"]
+                entry.extra["igc_lowering"] = (
+                    (lowerings[fmt] if has_igc else NO_IGC) if fmt in lowerings
+                    else f"fused-igc2-{FUSED_IGC_LAYOUTS[fmt]}" if entry.extra["needs_kernel_library"]
                     else "none (no fusable IGC)")
                 if topological_layers:
                     entry.extra["topological_layers"] = topological_layers
@@ -169,11 +189,12 @@ def export_model(
                 checks.append(check)
             if validate_outputs:
                 validate.raise_on_failures(checks)
-            manifest = _manifest(name, spec, model, size, source, entries, folder)
-            (folder / MANIFEST_NAME).unlink(missing_ok=True)  # never leave a manifest describing other files
-            for fmt, tmp in staged.items():
-                os.replace(tmp, folder / entries[fmt].file)
-            write_manifest(folder, manifest)
+            config = dict(getattr(model, "config", {}) or {})
+            kept, stale = _previous_entries(folder, name, config, source, [1, 3, size, size], entries)
+            manifest = _manifest(name, spec, model, config, size, source, {**entries, **kept})
+            commit(folder, {staged[f]: finals[f] for f in formats}, manifest, list(stale))
+            for path, why in stale.items():
+                note(f"removed stale {path} ({why})")
             return manifest
         finally:
             for tmp in staged.values():
@@ -183,7 +204,7 @@ def export_model(
 def parse_fused_igc(value: bool | str | Sequence[str] | None, formats: Sequence[str]) -> list[str]:
     """The formats to export with the fused IGC kernel: True means the exported ones of `FUSED_IGC_DEFAULT`;
     a list must name exported formats that have a kernel binding (`FUSED_IGC_LAYOUTS`)."""
-    if not value:
+    if value is None or value is False or (not isinstance(value, str) and not value):
         return []
     if value is True:
         names = [f for f in FUSED_IGC_DEFAULT if f in formats]
@@ -201,6 +222,26 @@ def parse_fused_igc(value: bool | str | Sequence[str] | None, formats: Sequence[
         raise ConfigurationError(f"--fused-igc {','.join(names)}: {', '.join(missing)} is not among the exported "
                                  f"formats; add it to --formats")
     return names
+
+
+def _format_module(fmt: str):
+    return importlib.import_module(FORMAT_MODULES[fmt])
+
+
+def _calls_fused_igc(deploy: nn.Module) -> bool:
+    from clcdeploy.kernels.fuse import FusedIGC2
+
+    return any(isinstance(m, FusedIGC2) for m in deploy.modules())
+
+
+def _has_igc(model: nn.Module) -> bool:
+    """Whether the model has IGCs, as modules or written by hand (a grouped convolution and a shuffle)."""
+    if any(isinstance(m, IGC) for m in model.modules()):
+        return True
+    try:
+        return any(isinstance(m, IGC) for m in recognise_igc(model).modules())
+    except UntraceableError:  # the passes then rewrite it child by child
+        return any(_has_igc(child) for child in model.children())
 
 
 def _needs_kernel_library(fmt: str, path: Path) -> bool:
@@ -261,26 +302,49 @@ def _export_format(fmt: str, module, deploy: nn.Module, example: torch.Tensor, t
     return entry, check
 
 
-def _manifest(name: str, spec, model: nn.Module, size: int, source: str, entries: dict[str, FormatEntry],
-              folder: Path) -> Manifest:
-    """The manifest; `igc_lowering` is the artifacts' common lowering, or "per-format" (see their extra)."""
-    config = dict(getattr(model, "config", {}) or {})
-    shape = [1, 3, size, size]
-    macs, params = _costs(model, size)
-    formats = dict(entries)
+def _previous_entries(folder: Path, name: str, config: dict, source: str, shape: list[int],
+                      exported: dict[str, FormatEntry]) -> tuple[dict[str, FormatEntry], dict[Path, str]]:
+    """The previous manifest's entries of formats not exported now that still describe their files (same model,
+    weights and input), and the artifact files of the others, which the new manifest will not describe, with
+    why."""
     previous = read_manifest(folder)
-    # Keep the entries of formats not exported this time if they describe the same model and files
-    # (each entry records its own IGC lowering).
-    if previous is not None and previous.config == config and previous.weights == source \
-            and previous.input_shape == shape:
-        for fmt, entry in previous.formats.items():
-            path = folder / entry.file
-            if fmt not in formats and path.is_file() and sha256_file(path) == entry.sha256:
-                formats[fmt] = entry
-    used = {e.extra.get("igc_lowering", previous.igc_lowering if previous else "split") for e in formats.values()}
+    if previous is None:
+        return {}, {}
+    # compared as JSON: the previous manifest's config has lists for tuples and strings for integer keys
+    same = _as_json(previous.config) == _as_json(config) and previous.weights == source \
+        and previous.input_shape == shape
+    kept: dict[str, FormatEntry] = {}
+    stale: dict[Path, str] = {}
+    for fmt, entry in previous.formats.items():
+        if fmt in exported or fmt not in FORMAT_MODULES:
+            continue
+        path = folder / entry.file
+        if same and _has_content(path, entry.sha256):
+            kept[fmt] = entry
+        elif entry.file == f"{name}{_format_module(fmt).SUFFIX}" and path.is_file():  # only the name it writes
+            stale[path] = "changed since it was exported" if same else "exported for another configuration"
+    return kept, stale
+
+
+def _has_content(path: Path, sha256: str) -> bool:
+    try:
+        return path.is_file() and sha256_file(path) == sha256
+    except OSError:
+        return False
+
+
+def _as_json(value: object) -> object:
+    return json.loads(json.dumps(value))
+
+
+def _manifest(name: str, spec, model: nn.Module, config: dict, size: int, source: str,
+              formats: dict[str, FormatEntry]) -> Manifest:
+    """The manifest; `igc_lowering` is the artifacts' common lowering, or "per-format" (see their extra)."""
+    macs, params = _costs(model, size)
+    used = {e.extra.get("igc_lowering", "split") for e in formats.values()}
     igc_lowering = used.pop() if len(used) == 1 else "per-format"
     return Manifest(
-        model=name, family=spec.family, paper=spec.paper, config=config, input_shape=shape,
+        model=name, family=spec.family, paper=spec.paper, config=config, input_shape=[1, 3, size, size],
         mult_adds=macs, params=params, weights=source, igc_lowering=igc_lowering,
         formats={k: formats[k] for k in FORMATS if k in formats}, tools=tool_versions(),
     )

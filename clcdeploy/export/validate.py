@@ -25,7 +25,7 @@ class Check:
     fmt: str
     runtime: str
     max_abs_diff: float | None
-    error: str | None = None
+    error: str | None = None  # why there is no difference: the artifact failed to run, or what it gave
     atol: float = ATOL
 
     @property
@@ -34,7 +34,7 @@ class Check:
 
     def line(self) -> str:
         if self.error is not None:
-            return f"{self.fmt} ({self.runtime}): failed to run: {self.error}"
+            return f"{self.fmt} ({self.runtime}): {self.error}"
         verdict = "OK" if self.ok else "MISMATCH"
         return f"{self.fmt} ({self.runtime}): max abs diff {self.max_abs_diff:.2e} (atol {self.atol:.0e}) {verdict}"
 
@@ -48,6 +48,8 @@ def validation_inputs(shape: tuple[int, ...], seed: int = INPUT_SEED, count: int
 def check_artifact(fmt: str, runtime: str, run: Callable[[Path, np.ndarray], np.ndarray], path: Path,
                    inputs: list[np.ndarray], expected: list[np.ndarray], atol: float = ATOL) -> Check:
     """Run `path` on every input and return the largest absolute difference from `expected`."""
+    if not all(np.isfinite(want).all() for want in expected):
+        return Check(fmt, runtime, None, "not compared: PyTorch's own outputs are non-finite (NaN or inf)", atol)
     try:
         diffs = []
         for x, want in zip(inputs, expected):
@@ -57,11 +59,11 @@ def check_artifact(fmt: str, runtime: str, run: Callable[[Path, np.ndarray], np.
             diffs.append(float(np.max(np.abs(got - want))))
         diff = max(diffs)
         if not np.isfinite(diff):
-            return Check(fmt, runtime, None, "non-finite outputs", atol)
+            return Check(fmt, runtime, None, "non-finite outputs where PyTorch's are finite", atol)
         return Check(fmt, runtime, diff, None, atol)
     except Exception as exc:  # any runtime failure is a validation failure of that format
         text = str(exc).strip().splitlines()
-        return Check(fmt, runtime, None, text[0][:300] if text else type(exc).__name__, atol)
+        return Check(fmt, runtime, None, "failed to run: " + (text[0][:300] if text else type(exc).__name__), atol)
 
 
 def raise_on_failures(checks: list[Check]) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from clcdeploy.errors import WeightsError, first_line
+from clcdeploy.errors import WeightsError
 from clcdeploy.files import sha256_file
 
 RANDOM_SEED = 0
@@ -20,11 +21,16 @@ _MAX_NAMED = 6
 def load_weights(model: nn.Module, path: str | Path) -> str:
     """Load a state dict (or a checkpoint holding one under `state_dict`/`model`) into `model`.
 
-    Strips DataParallel's `module.` prefixes. Returns a description of the source for the manifest.
+    Strips DataParallel's `module.` prefixes; batch-norm `num_batches_tracked` counters that older or converted
+    checkpoints lack keep the model's values (as in PyTorch). Returns a description of the source for the
+    manifest.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise WeightsError(f"weights file {path} not found")
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} is not a regular file (a directory or device?); pass the file "
+                           f"holding the state dict")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises unpickling, zip and runtime errors alike
@@ -32,14 +38,19 @@ def load_weights(model: nn.Module, path: str | Path) -> str:
     state = _unwrap(obj, path)
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
     expected = model.state_dict()
+    state.update({k: v for k, v in expected.items() if k.endswith(".num_batches_tracked") and k not in state})
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     misshaped = [
         f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}"
         for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
     ]
+    mistyped = [k for k in expected if k in state and _kind(state[k]) != _kind(expected[k])]
+    retyped = f"keys of another dtype kind ({state[mistyped[0]].dtype} where the model has " \
+              f"{expected[mistyped[0]].dtype})" if mistyped else ""
     problems = [f"{label}: {_names(keys)}" for label, keys in
-                (("missing keys", missing), ("unexpected keys", unexpected), ("mis-shaped keys", misshaped)) if keys]
+                (("missing keys", missing), ("unexpected keys", unexpected), ("mis-shaped keys", misshaped),
+                 (retyped, mistyped)) if keys]
     if problems:
         raise WeightsError(f"weights file {path} does not fit the model; " + "; ".join(problems))
     model.load_state_dict(state, strict=True)
@@ -47,17 +58,51 @@ def load_weights(model: nn.Module, path: str | Path) -> str:
     return f"file {path.name} (sha256 {sha256_file(path)[:16]})"
 
 
+def _kind(tensor: torch.Tensor) -> str:
+    """floating, complex, bool or integer: loading casts across kinds too, and integer weights are truncated."""
+    if tensor.is_floating_point():
+        return "floating"
+    return "complex" if tensor.is_complex() else "bool" if tensor.dtype == torch.bool else "integer"
+
+
 def _unreadable(path: Path, exc: Exception) -> WeightsError:
     """torch.load's weights-only errors open with paragraphs about its defaults; the cause is further down."""
     text = str(exc)
     pickled = re.search(r"Unsupported global: GLOBAL (\S+)", text)
     if pickled:
-        return WeightsError(f"weights file {path} holds a pickled {pickled.group(1)}, not only tensors (a whole "
-                            f"model saved with torch.save(model)?): save its state_dict() and pass that file "
-                            f"(clcdeploy does not run code from weights files)")
+        name = pickled.group(1)
+        hint = " (a whole model saved with torch.save(model)?)" if _is_module_class(name) else ""
+        return WeightsError(f"weights file {path} holds a pickled {name}{hint}, and clcdeploy loads only tensors "
+                            f"(in dicts and lists) from weights files, running no code from them: save the "
+                            f"state_dict() alone and pass that file")
+    if path.stat().st_size == 0:
+        return WeightsError(f"weights file {path} is empty; pass a file saved with torch.save(model.state_dict())")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head == b"PK\x03\x04":
+        return WeightsError(f"weights file {path} is not a readable PyTorch state dict: its zip archive is damaged "
+                            f"or truncated ({_first_sentence(text)}); copy or save it again")
+    if not head.startswith(b"\x80"):  # every pickle torch.save writes opens with a protocol opcode
+        return WeightsError(f"weights file {path} is not a readable PyTorch state dict: it is not in torch.save's "
+                            f"format (neither a zip archive nor a pickle); pass a file saved with "
+                            f"torch.save(model.state_dict())")
     cause = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
     return WeightsError(f"weights file {path} is not a readable PyTorch state dict "
-                        f"({cause.group(1).strip() if cause else first_line(exc, 200)})")
+                        f"({_first_sentence(cause.group(1) if cause else text) or type(exc).__name__})")
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of `text`'s first line (at most 200 characters, cut at a word)."""
+    lines = text.strip().splitlines()
+    sentence = lines[0].split(". ")[0].rstrip(".") if lines else ""
+    return sentence if len(sentence) <= 200 else sentence[:200].rsplit(" ", 1)[0] + " ..."
+
+
+def _is_module_class(name: str) -> bool:
+    """Whether `name` (module.Class) is an nn.Module class of a module already imported (nothing is imported)."""
+    module_name, _, attr = name.rpartition(".")
+    cls = getattr(sys.modules.get(module_name), attr, None)
+    return isinstance(cls, type) and issubclass(cls, nn.Module)
 
 
 def random_weights(model: nn.Module, seed: int = RANDOM_SEED, input_size: int | None = None) -> str:

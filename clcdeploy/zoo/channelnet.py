@@ -107,9 +107,10 @@ class ConvClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         if h * w != self.spatial * self.spatial:
+            low, high = _input_sizes(self.spatial)
             raise ConfigurationError(
                 f"the convolutional classification layer was built for {self.spatial}x{self.spatial} feature "
-                f"maps but got {h}x{w}; build the model with input_size matching the input"
+                f"maps but got {h}x{w}: the model takes inputs of {low} to {high} pixels (set by its input_size)"
             )
         return self.conv(x.reshape(n, 1, c, h * w)).reshape(n, self.num_classes)
 
@@ -194,6 +195,12 @@ def _final_spatial(input_size: int, strides: int = 5) -> int:
     for _ in range(strides):
         input_size = (input_size + 1) // 2
     return input_size
+
+
+def _input_sizes(spatial: int, strides: int = 5) -> tuple[int, int]:
+    """The smallest and largest input sizes that give `spatial` x `spatial` final maps (and every strided layer
+    a map at least as large as its stride)."""
+    return max((spatial - 1) * 2 ** strides + 1, 2 ** (strides - 1) + 1), spatial * 2 ** strides
 
 
 class ChannelNet(nn.Module):

@@ -1,0 +1,111 @@
+"""Re-exports into a folder: the manifest keeps what still describes its files and nothing else is left beside it;
+what is in the way is refused before any work; a commit that fails keeps the previous export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from clcdeploy.cli import main
+from clcdeploy.errors import ExportError
+from clcdeploy.export.manifest import read_manifest
+from clcdeploy.export.commit import commit
+from clcdeploy.files import temp_path
+
+
+def _export(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, list[str]]:
+    code = main(["export", *argv])
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_reexporting_one_format_keeps_the_others_of_a_model_with_tuples_and_int_keys_in_its_config(
+        capsys, tmp_path: Path) -> None:
+    """sic_i_tiny's config has tuples and a topology dict with integer keys, which JSON turns into lists and
+    strings."""
+    assert _export(capsys, "sic_i_tiny", "--formats", "onnx", "--out", str(tmp_path))[0] == 0
+    assert _export(capsys, "sic_i_tiny", "--formats", "tflite", "--out", str(tmp_path))[0] == 0
+    manifest = json.loads((tmp_path / "sic_i_tiny" / "manifest.json").read_text())
+    assert list(manifest["formats"]) == ["onnx", "tflite"]
+
+
+def test_a_reexport_that_does_not_merge_removes_the_other_formats_files(capsys, tmp_path: Path) -> None:
+    assert _export(capsys, "clcnet_tiny", "--formats", "onnx,tflite", "--out", str(tmp_path))[0] == 0
+    code, err = _export(capsys, "clcnet_tiny", "--formats", "onnx", "--input-size", "48", "--out", str(tmp_path))
+    folder = tmp_path / "clcnet_tiny"
+    assert code == 0 and sorted(p.name for p in folder.iterdir()) == ["clcnet_tiny.onnx", "manifest.json"]
+    assert f"  removed stale {folder / 'clcnet_tiny.tflite'} (exported for another configuration)" in err
+    assert list(json.loads((folder / "manifest.json").read_text())["formats"]) == ["onnx"]
+
+
+def test_a_directory_where_an_artifact_goes_is_refused_before_any_work_and_keeps_the_previous_export(
+        capsys, tmp_path: Path) -> None:
+    assert _export(capsys, "clcnet_tiny", "--formats", "onnx", "--out", str(tmp_path))[0] == 0
+    folder = tmp_path / "clcnet_tiny"
+    before = _contents(folder)
+    (folder / "clcnet_tiny.tflite").mkdir()
+    code, err = _export(capsys, "clcnet_tiny", "--formats", "onnx,tflite", "--input-size", "40", "--out",
+                        str(tmp_path))
+    assert code == 2 and not any("onnx export" in line for line in err), err
+    assert f"{folder / 'clcnet_tiny.tflite'} is in the way" in err[-1] and "remove it" in err[-1]
+    assert _contents(folder) == before
+
+
+@pytest.mark.parametrize("blocker", ["manifest.json", "clcnet_tiny.onnx"])
+def test_a_directory_where_a_file_goes_in_a_new_folder_is_refused(capsys, tmp_path: Path, blocker: str) -> None:
+    (tmp_path / "clcnet_tiny" / blocker).mkdir(parents=True)
+    code, err = _export(capsys, "clcnet_tiny", "--formats", "onnx", "--out", str(tmp_path))
+    assert code == 2 and f"{blocker} is in the way" in err[-1]
+    assert [p.name for p in (tmp_path / "clcnet_tiny").iterdir()] == [blocker]
+
+
+def test_a_commit_that_fails_halfway_puts_the_previous_export_back(capsys, tmp_path: Path) -> None:
+    assert _export(capsys, "clcnet_tiny", "--formats", "onnx", "--out", str(tmp_path))[0] == 0
+    folder = tmp_path / "clcnet_tiny"
+    before = _contents(folder)
+    onnx = temp_path(folder / "clcnet_tiny.onnx")
+    onnx.write_bytes(b"new onnx")
+    vanished = folder / ".clcnet_tiny.tflite.vanished.tmp"  # the second rename fails, after the first
+    with pytest.raises(ExportError, match="could not write the export into .*; the previous export there is kept"):
+        commit(folder, {onnx: folder / "clcnet_tiny.onnx", vanished: folder / "clcnet_tiny.tflite"},
+                read_manifest(folder), [])
+    assert _contents(folder) == before
+
+
+@pytest.mark.parametrize("text", ['{"formats": []}', "[]", '{"formats": {"onnx": 3}}', "not json"])
+def test_a_malformed_manifest_reads_as_none(tmp_path: Path, text: str) -> None:
+    (tmp_path / "manifest.json").write_text(text)
+    assert read_manifest(tmp_path) is None
+
+
+def test_a_manifest_with_fields_of_the_wrong_type_reads_as_none(capsys, tmp_path: Path) -> None:
+    assert _export(capsys, "clcnet_tiny", "--formats", "onnx", "--out", str(tmp_path))[0] == 0
+    path = tmp_path / "clcnet_tiny" / "manifest.json"
+    assert read_manifest(path.parent) is not None
+    manifest = json.loads(path.read_text())
+    manifest["formats"]["onnx"]["extra"] = []
+    path.write_text(json.dumps(manifest))
+    assert read_manifest(path.parent) is None
+
+
+def test_a_malformed_previous_manifest_is_overwritten(capsys, tmp_path: Path) -> None:
+    folder = tmp_path / "clcnet_tiny"
+    folder.mkdir()
+    (folder / "manifest.json").write_text('{"formats": []}')
+    code, err = _export(capsys, "clcnet_tiny", "--formats", "onnx", "--out", str(tmp_path))
+    assert code == 0, err
+    assert list(json.loads((folder / "manifest.json").read_text())["formats"]) == ["onnx"]
+
+
+@pytest.mark.parametrize("out, shown", [("", "clcnet_tiny/manifest.json"),
+                                        ("trail/", "trail/clcnet_tiny/manifest.json")])
+def test_the_report_shows_the_manifest_path_as_written(capsys, tmp_path: Path, monkeypatch, out: str,
+                                                       shown: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, err = _export(capsys, "clcnet_tiny", "--formats", "onnx", "--out", out)
+    assert code == 0 and err[-1] == f"  wrote {shown}"
