@@ -70,6 +70,10 @@ def output_folder(folder: str | os.PathLike) -> Iterator[Path]:
     folder = Path(folder)
     created = [path for path in (folder, *folder.parents) if not path.exists()]  # deepest first
     try:
+        blocker = next((path for path in (folder, *folder.parents) if path.exists() and not path.is_dir()), None)
+        if blocker is not None:
+            where = "" if blocker == folder else f" cannot be made: {blocker}"
+            raise OutputFolderError(f"output folder {folder}{where} is a file, not a folder: pick another path")
         try:
             folder.mkdir(parents=True, exist_ok=True)
             temp_path(folder / "probe").unlink()

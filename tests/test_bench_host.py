@@ -160,7 +160,7 @@ def test_an_unwritable_out_folder_is_refused_before_anything_is_exported_or_time
     result = bench("--models", "clcnet_tiny", "--formats", "onnx", "--models-dir", str(tmp_path / "models"),
                    "--out", str(blocker / "results"))
     assert result.returncode == 2
-    assert f"output folder {blocker / 'results'} is not writable" in result.stderr
+    assert f"output folder {blocker / 'results'} cannot be made: {blocker} is a file, not a folder" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "models").exists() and result.stdout == ""
 

@@ -185,5 +185,6 @@ def test_the_python_runner_asked_for_a_format_the_device_lacks_is_one_line(virtu
                    "--models-dir", str(tiny_models_dir), "--runner", "python", "--out", str(tmp_path / "results"))
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("clcdeploy bench: error:")]
-    assert len(errors) == 1 and "--runner python: no runner for .pte: the device's python3 lacks executorch" in errors[0]
+    assert len(errors) == 1
+    assert "--runner python: no runner for .pte: the device's python3 lacks executorch" in errors[0]
     assert not (tmp_path / "results").exists()

@@ -101,7 +101,7 @@ def test_output_folder_not_writable(capsys, tmp_path) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     code, line = _run(capsys, "clcnet_tiny", "--out", str(blocker / "models"))
-    assert code == 2 and "is not writable" in line
+    assert code == 2 and f"models/clcnet_tiny cannot be made: {blocker} is a file, not a folder" in line
 
 
 def _broken_passes(model, example, **kwargs):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from clcdeploy.files import atomic_path, write_atomic
+from clcdeploy.errors import OutputFolderError
+from clcdeploy.files import atomic_path, output_folder, write_atomic
 
 
 def test_written_files_get_the_umask_mode_not_mkstemps_private_one(tmp_path: Path) -> None:
@@ -29,3 +30,19 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp_file(tmp_path: Pat
             raise RuntimeError("the writer failed")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+@pytest.mark.parametrize("where", ["the folder", "a parent"])
+def test_an_output_folder_blocked_by_a_file_says_so(tmp_path: Path, where) -> None:
+    blocker = tmp_path / "results"
+    blocker.write_text("")
+    folder = blocker if where == "the folder" else blocker / "run1"
+    with pytest.raises(OutputFolderError, match="is a file, not a folder"):
+        with output_folder(folder):
+            pass
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_error(tmp_path: Path) -> None:
+    with pytest.raises(OutputFolderError, match="is not writable"):
+        with output_folder(Path("/proc/clcdeploy-results")):  # /proc takes no new folders, even from root
+            pass
