@@ -12,7 +12,7 @@ import pytest
 from clcdeploy.device import CommandResult, open_device
 from clcdeploy.device.errors import CommandTimeoutError, TransferError
 from clcdeploy.device.facts import decode_core, parse_cpuinfo, parse_thermal
-from clcdeploy.device.virtual.adbd import SyncPathError, resolve_device_path
+from clcdeploy.device.virtual.sync_service import SyncPathError, resolve_device_path
 from clcdeploy.device.virtual.protocol import (CNXN, AndroidPublicKey, ProtocolError, checksum, pack, parse_header,
                                                verify_checksum)
 from clcdeploy.errors import DeviceError

@@ -1,10 +1,9 @@
 """Device-side ADB endpoint over TCP: the part of Android's adbd that hosts need, for the virtual device.
 
 One thread reads each connection's packets; each stream's service runs in its own thread. Services:
-`shell:`, `exec:`, `shell,v2[,opts]:` (with exit status) and `sync:` (STAT, LIST, SEND, RECV, QUIT).
-Shells get a pty when they ask for one or are interactive, as adbd decides (see `shell_args`).
-Shell commands run in the device's userland (chroot into the arm64 rootfs, or the host shell in `plain`
-mode for protocol tests). A broken packet closes that connection only.
+`shell:`, `exec:`, `shell,v2[,opts]:` (shell_service: exit status, a pty as adbd decides) and `sync:`
+(sync_service: STAT, LIST, SEND, RECV, QUIT). Shell commands run in the device's userland (chroot into the
+arm64 rootfs, or the host shell in `plain` mode for protocol tests). A broken packet closes that connection only.
 
 Run: `python -m clcdeploy.device.virtual.adbd --port 5555 --root ROOTFS --state-dir DIR`.
 """
@@ -12,21 +11,15 @@ Run: `python -m clcdeploy.device.virtual.adbd --port 5555 --root ROOTFS --state-
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
 import os
-import pty
 import queue
-import re
 import secrets
 import signal
 import socket
 import socketserver
-import stat
-import struct
 import subprocess
 import sys
-import termios
 import threading
 import time
 from dataclasses import dataclass, field
@@ -36,14 +29,13 @@ from clcdeploy.device.virtual import emulation
 from clcdeploy.device.virtual.protocol import (AUTH, AUTH_RSAPUBLICKEY, AUTH_SIGNATURE, AUTH_TOKEN, CLSE, CNXN,
                                                HEADER, MAX_HANDSHAKE_PAYLOAD, MAX_PAYLOAD, OKAY, OPEN,
                                                VERSION_MIN, VERSION_SKIP_CHECKSUM, WRTE, AndroidPublicKey,
-                                               ProtocolError, pack, parse_header, verify_checksum)
+                                               ProtocolError, StreamClosed, pack, parse_header, verify_checksum)
+from clcdeploy.device.virtual.shell_service import shell_legacy, shell_v2
+from clcdeploy.device.virtual.sync_service import sync_service
 
 log = logging.getLogger("clcdeploy.adbd")
 
 FEATURES = "shell_v2"
-SYNC_DATA_MAX = 64 * 1024
-# shell protocol v2 packet ids
-SH_STDIN, SH_STDOUT, SH_STDERR, SH_EXIT, SH_CLOSE_STDIN, SH_WINSIZE = range(6)
 
 
 @dataclass
@@ -60,56 +52,6 @@ class ServerConfig:
     @property
     def keys_file(self) -> Path:
         return self.state_dir / "adb_keys"
-
-
-class SyncPathError(Exception):
-    """A sync path the device refuses (outside its root, not absolute)."""
-
-
-def resolve_device_path(root: Path, device_path: str, *, plain: bool = False, follow_last: bool = False) -> Path:
-    """Map an absolute device path to a host path inside `root`, following symlinks as a chroot would.
-
-    The last component is followed too with `follow_last` (open, opendir) or a trailing slash (as the kernel
-    does); otherwise it is left as is (lstat). The result then holds no symlink that the host could follow
-    out of `root`. In plain mode device paths are host paths, and only those under `root` are served.
-    """
-    if not device_path.startswith("/"):
-        raise SyncPathError(f"path must be absolute: {device_path}")
-    if plain:
-        host = Path(os.path.realpath(device_path))
-        if host != root and root not in host.parents:
-            raise SyncPathError(f"path is outside the device root {root}: {device_path}")
-        return host
-    depth = 0
-    for part in device_path.split("/"):
-        if part == "..":
-            depth -= 1
-            if depth < 0:
-                raise SyncPathError(f"path escapes the device root: {device_path}")
-        elif part not in ("", "."):
-            depth += 1
-    parts = [p for p in device_path.split("/") if p not in ("", ".")]
-    follow_last = follow_last or device_path.endswith("/")
-    resolved: list[str] = []
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = root.joinpath(*resolved, part)
-        if (parts or follow_last) and candidate.is_symlink():
-            hops += 1
-            if hops > 40:
-                raise SyncPathError(f"too many symlinks: {device_path}")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-            continue
-        resolved.append(part)
-    return root.joinpath(*resolved)
 
 
 class Connection:
@@ -301,10 +243,6 @@ class Connection:
                          name=f"adbd-stream-{local_id}").start()
 
 
-class StreamClosed(Exception):
-    """The host closed the stream (or the connection went away)."""
-
-
 class Stream:
     """One OPENed service: inbox of WRTE payloads, and a writer that waits for OKAY between WRTEs."""
 
@@ -405,306 +343,6 @@ class Stream:
 
 
 # --- services -----------------------------------------------------------------------------------------------
-def shell_args(service: str) -> tuple[str, bool, str]:
-    """(command, pty?, TERM) of `exec:cmd` or `shell[,args]:cmd`, as adbd decides: a pty when the command is
-    empty (interactive) unless `raw` is given, or when `pty` is given; TERM from `TERM=...`, else "dumb"."""
-    head, _, command = service.partition(":")
-    if head == "exec":
-        return command, False, "dumb"
-    use_pty, term = not command, "dumb"
-    for arg in head.split(",")[1:]:
-        if arg in ("raw", "pty"):
-            use_pty = arg == "pty"
-        elif arg.startswith("TERM="):
-            term = arg[len("TERM="):]
-    return command, use_pty, term
-
-
-def _spawn(stream: Stream, command: str, *, merge_stderr: bool, use_pty: bool = False,
-           term: str = "dumb") -> tuple[subprocess.Popen, int | None]:
-    """Start `command` (an interactive shell when empty); return it and its pty's master fd (None: pipes)."""
-    cfg = stream.conn.config
-    if cfg.plain:
-        argv = ["/bin/sh", "-c", command] if command else ["/bin/sh"]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(cfg.root), "LANG": "C.UTF-8"}
-        cwd = str(cfg.root)
-    else:
-        argv = emulation.shell_argv(cfg.root, command)
-        env = emulation.device_env()
-        cwd = "/"
-    env["TERM"] = term
-    if not use_pty:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
-                                env=env, cwd=cwd, start_new_session=True)
-        stream.process = proc
-        return proc, None
-    master, slave = pty.openpty()
-    try:
-        # A new session whose controlling terminal is the pty, so Ctrl-C (sent as \x03) interrupts the job.
-        proc = subprocess.Popen(["setsid", "--ctty", *argv], stdin=slave, stdout=slave, stderr=slave,
-                                env=env, cwd=cwd)
-    except BaseException:
-        os.close(master)
-        raise
-    finally:
-        os.close(slave)  # the master reads EIO once the shell and its children have closed theirs
-    stream.process = proc
-    return proc, master
-
-
-def _set_winsize(fd: int, data: bytes) -> None:
-    """Apply a shell v2 window-size packet ("rows x cols, xpixels x ypixels" as text, e.g. "24x80,0x0")."""
-    match = re.match(rb"(\d+)x(\d+),(\d+)x(\d+)", data)
-    if match:
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("4H", *(min(int(v), 0xFFFF) for v in match.groups())))
-
-
-def _pump_stdin(stream: Stream, proc: subprocess.Popen, v2: bool, master: int | None = None) -> None:
-    """Host -> the process's stdin or pty (raw bytes, or shell v2 STDIN/CLOSE_STDIN/WINSIZE packets)."""
-    tty = os.dup(master) if master is not None else None  # ours to close: the output side closes `master`
-    try:
-        while True:
-            if v2:
-                kind, length = struct.unpack("<BI", stream.read_exact(5))
-                data = stream.read_exact(length) if length else b""
-                if kind == SH_WINSIZE and tty is not None:
-                    _set_winsize(tty, data)
-                    continue
-                if kind == SH_CLOSE_STDIN and tty is None:  # a pty cannot close only its input: adbd ignores it
-                    break
-                if kind != SH_STDIN:
-                    continue
-            else:
-                data = stream.read_some()
-                if not data:
-                    break
-            if tty is None:
-                proc.stdin.write(data)
-                proc.stdin.flush()
-            else:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(tty, view):]
-    except (StreamClosed, OSError, ValueError):
-        pass
-    finally:
-        try:
-            if tty is None:
-                proc.stdin.close()
-            else:
-                os.close(tty)
-        except OSError:
-            pass
-
-
-def _pump_pty(master: int, emit) -> None:
-    """pty -> `emit` until every slave side is closed (then Linux reads EIO), closing the master."""
-    try:
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            emit(data)
-    finally:
-        os.close(master)
-
-
-def shell_legacy(stream: Stream, service: str) -> None:
-    """`shell:cmd` and `exec:cmd`: raw output (stderr merged), no exit status, as adbd's raw mode; `shell:`
-    alone is an interactive shell on a pty."""
-    command, use_pty, term = shell_args(service)
-    proc, master = _spawn(stream, command, merge_stderr=True, use_pty=use_pty, term=term)
-    threading.Thread(target=_pump_stdin, args=(stream, proc, False, master), daemon=True).start()
-    try:
-        if master is not None:
-            _pump_pty(master, stream.write)
-            return
-        while True:
-            data = proc.stdout.read1(65536)
-            if not data:
-                break
-            stream.write(data)
-    finally:
-        proc.wait()
-
-
-def shell_v2(stream: Stream, service: str) -> None:
-    """`shell,v2[,args]:cmd`: stdout/stderr/exit framed as [id][u32 len][data] (on a pty: one output)."""
-    command, use_pty, term = shell_args(service)
-    proc, master = _spawn(stream, command, merge_stderr=False, use_pty=use_pty, term=term)
-    threading.Thread(target=_pump_stdin, args=(stream, proc, True, master), daemon=True).start()
-    lock = threading.Lock()
-
-    def frame(kind: int, data: bytes) -> None:
-        with lock:
-            stream.write(struct.pack("<BI", kind, len(data)) + data)
-
-    def pump(pipe, kind: int) -> None:
-        try:
-            while True:
-                data = pipe.read1(65536)
-                if not data:
-                    return
-                frame(kind, data)
-        except StreamClosed:
-            pass
-
-    if master is not None:
-        try:
-            _pump_pty(master, lambda data: frame(SH_STDOUT, data))
-        except StreamClosed:
-            pass
-    else:
-        err_thread = threading.Thread(target=pump, args=(proc.stderr, SH_STDERR), daemon=True)
-        err_thread.start()
-        pump(proc.stdout, SH_STDOUT)
-        err_thread.join()
-    code = proc.wait()
-    frame(SH_EXIT, bytes([code & 0xFF if code >= 0 else (128 - code) & 0xFF]))
-
-
-def sync_service(stream: Stream, service: str) -> None:
-    root = stream.conn.config.root
-    plain = stream.conn.config.plain
-
-    def reply(ident: bytes, *values: int) -> None:
-        stream.write(ident + struct.pack(f"<{len(values)}I", *values))
-
-    def fail(message: str) -> None:
-        data = message.encode()
-        stream.write(b"FAIL" + struct.pack("<I", len(data)) + data)
-
-    while True:
-        ident, length = struct.unpack("<4sI", stream.read_exact(8))
-        if ident == b"QUIT":
-            return
-        if length > 4096:
-            fail(f"path too long ({length})")
-            return
-        path = stream.read_exact(length).decode("utf-8", "replace")
-        if ident == b"SEND":
-            remote, _, mode = path.rpartition(",")
-            _sync_send(stream, root, remote or path, int(mode) if mode.isdigit() else 0o644, fail, reply, plain)
-            continue
-        try:  # STAT is lstat (adbd's STAT v1); LIST and RECV follow a final symlink, as opendir and open do
-            host_path = resolve_device_path(root, path, plain=plain, follow_last=ident != b"STAT")
-        except SyncPathError as exc:
-            log.info("refusing sync %s: %s", ident.decode(errors="replace"), exc)
-            if ident == b"STAT":  # STAT v1 has no FAIL reply (adbd answers zeros for what it cannot stat)
-                reply(b"STAT", 0, 0, 0)
-            elif ident == b"LIST":
-                stream.write(b"DONE" + bytes(16))
-            else:
-                fail(str(exc))
-            continue
-        if ident == b"STAT":
-            try:
-                st = os.lstat(host_path)
-                if path.endswith("/") and not stat.S_ISDIR(st.st_mode):  # "file/" fails with ENOTDIR
-                    raise NotADirectoryError(path)
-                reply(b"STAT", st.st_mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime))
-            except OSError:
-                reply(b"STAT", 0, 0, 0)
-        elif ident == b"LIST":
-            try:
-                names = [".", ".."] + sorted(os.listdir(host_path))
-            except OSError:
-                names = []
-            for name in names:
-                try:
-                    st = os.lstat(host_path / name)
-                except OSError:
-                    continue
-                raw = name.encode()
-                stream.write(b"DENT" + struct.pack("<4I", st.st_mode, st.st_size & 0xFFFFFFFF, int(st.st_mtime), len(raw)) + raw)
-            stream.write(b"DONE" + bytes(16))
-        elif ident == b"RECV":
-            try:
-                fh = open(host_path, "rb")
-            except OSError as exc:
-                fail(f"open failed: {exc.strerror}")
-                continue
-            with fh:
-                while True:
-                    data = fh.read(SYNC_DATA_MAX)
-                    if not data:
-                        break
-                    stream.write(b"DATA" + struct.pack("<I", len(data)) + data)
-            reply(b"DONE", 0)
-        else:
-            fail(f"unknown sync request {ident!r}")
-            return
-
-
-def _sync_send(stream: Stream, root: Path, remote: str, mode: int, fail, reply, plain: bool) -> None:
-    """Receive DATA records into a temp file next to the target; rename on DONE; FAIL on any error."""
-    error = None
-    tmp = None
-    fh = None
-    try:
-        target = resolve_device_path(root, remote, plain=plain)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_dir():
-            raise OSError(21, "Is a directory")
-        tmp = target.with_name(f".{target.name}.adbd-{secrets.token_hex(4)}")
-        fh = open(tmp, "wb")
-    except (SyncPathError, OSError) as exc:
-        error = str(exc) if isinstance(exc, SyncPathError) else f"{remote}: {exc.strerror}"
-    try:
-        while True:
-            ident, length = struct.unpack("<4sI", stream.read_exact(8))
-            if ident == b"DATA":
-                if length > SYNC_DATA_MAX:
-                    error = error or f"DATA chunk of {length} bytes exceeds {SYNC_DATA_MAX}"
-                    raise StreamClosed
-                data = stream.read_exact(length)
-                if fh is not None and error is None:
-                    try:
-                        fh.write(data)
-                    except OSError as exc:
-                        error = f"{remote}: {exc.strerror}"
-            elif ident == b"DONE":
-                mtime = length
-                break
-            else:
-                error = error or f"unexpected {ident!r} during SEND"
-                raise StreamClosed
-        if fh is not None:
-            try:
-                fh.close()
-                fh = None
-                if error is None:
-                    os.chmod(tmp, stat.S_IMODE(mode) or 0o644)
-                    if mtime:
-                        os.utime(tmp, (mtime, mtime))
-                    os.replace(tmp, target)
-                    tmp = None
-            except OSError as exc:
-                error = f"{remote}: {exc.strerror}"
-        _discard(fh, tmp)  # before answering, so the host never sees the partial file
-        fh = tmp = None
-        if error:
-            fail(error)
-        else:
-            reply(b"OKAY", 0)
-    finally:
-        _discard(fh, tmp)  # an interrupted or failed push leaves nothing behind
-
-
-def _discard(fh, tmp: Path | None) -> None:
-    try:
-        if fh is not None:
-            fh.close()
-    except OSError:
-        pass
-    if tmp is not None and tmp.exists():
-        tmp.unlink()
-
-
 def service_for(service: str):
     if service.startswith("shell,v2") or (service.startswith("shell,") and ":" in service):
         return shell_v2 if ",v2" in service.split(":", 1)[0] else shell_legacy

@@ -105,3 +105,7 @@ class AndroidPublicKey:
         digest_info = SHA1_DIGEST_INFO + token
         expected = b"\x00\x01" + b"\xff" * (k - 3 - len(digest_info)) + b"\x00" + digest_info
         return em == expected
+
+
+class StreamClosed(Exception):
+    """The host closed the stream (or the connection went away)."""
