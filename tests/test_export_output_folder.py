@@ -10,8 +10,8 @@ import pytest
 
 from clcdeploy.cli import main
 from clcdeploy.errors import ExportError
-from clcdeploy.export.manifest import read_manifest
 from clcdeploy.export.commit import commit
+from clcdeploy.export.manifest import read_manifest
 from clcdeploy.files import temp_path
 
 

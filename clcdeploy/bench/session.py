@@ -204,7 +204,7 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
                  runner: Runner | None, log: Callable[[str], None] = print, **device_options) -> DeviceRun:
     """Benchmark every artifact on one device. Errors end this device's run; results so far are kept."""
     run = DeviceRun(serial or "local")
-    current, progress_path = "connecting", None
+    current, progress_path, timing = "connecting", None, False
     rounds: dict[tuple[str, str], list[Measurement]] = {}  # per artifact, one measurement per round
     try:
         with open_device(serial, **device_options) as device, bench_lock(device.serial):
@@ -245,18 +245,19 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
                         group = [requests[k] for k in keys]
                         progress_path = (chosen.progress_file(device, group) if isinstance(chosen, PythonRunner)
                                          else None)
+                        timing = True
                         measured = _run_group(device, chosen, [artifacts[k] for k in keys], group, tag, log)
-                        progress_path = None
+                        progress_path, timing = None, False
                         for key, measurement in zip(keys, measured):
                             rounds.setdefault(key, []).append(measurement)
             run.thermal_after = device.thermal()
-    except CommandTimeoutError:
-        stage = _last_recorded_stage(serial, progress_path, device_options)
-        run.error = (f"device {run.serial}: {current} did not finish within --timeout {options.timeout_s:g} s"
-                     f"{' each' if ', ' in current else ''}{stage}: raise --timeout if it needs longer")
     except DeviceError as exc:
         stage = _last_recorded_stage(serial, progress_path, device_options)
-        run.error = f"device {run.serial} failed during {current}{stage}: {exc}"
+        if isinstance(exc, CommandTimeoutError) and timing:  # --timeout, not one of our own command limits
+            run.error = (f"device {run.serial}: {current} did not finish within --timeout {options.timeout_s:g} s"
+                         f"{' each' if ', ' in current else ''}{stage}: raise --timeout if it needs longer")
+        else:
+            run.error = f"device {run.serial} failed during {current}{stage}: {exc}"
     except ClcDeployError as exc:
         run.error = f"device {run.serial} during {current}: {exc}"
     run.measurements = [pool_rounds(measured) for measured in rounds.values()]
