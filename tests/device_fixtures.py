@@ -342,7 +342,13 @@ def stock_adb_client(tmp_path: Path) -> Iterator:
         options = {"capture_output": True, "text": True, "timeout": 120, **options}
         return subprocess.run(["adb", *args], env=env, **options)
 
-    adb.env = env
+    def connect(serial: str) -> None:
+        """`adb connect`, then wait for the device state: a new client key leaves the device unauthorized for a
+        moment (until it takes the key, as a phone once its prompt is accepted), and commands fail meanwhile."""
+        adb("connect", serial)
+        adb("-s", serial, "wait-for-device", timeout=60)
+
+    adb.env, adb.connect = env, connect
     try:
         yield adb
     finally:

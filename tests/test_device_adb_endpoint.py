@@ -299,7 +299,7 @@ def _interactive(adb, serial: str, *typed: bytes, pause_s: float = 1.0) -> tuple
 @needs_stock_adb
 def test_stock_adb_gets_a_pty_when_it_asks_for_one(plain_endpoint, tmp_path) -> None:
     with stock_adb_client(tmp_path) as adb:
-        adb("connect", plain_endpoint.serial)
+        adb.connect(plain_endpoint.serial)
         with_pty = adb("-s", plain_endpoint.serial, "shell", "-tt", "tty; exit 3", stdin=subprocess.DEVNULL)
         assert with_pty.returncode == 3 and re.fullmatch(r"/dev/pts/\d+", with_pty.stdout.strip()), with_pty
         for args in (["-T", "tty"], ["tty"]):  # -T, or a command without -t: no pty, as on a phone
@@ -309,18 +309,34 @@ def test_stock_adb_gets_a_pty_when_it_asks_for_one(plain_endpoint, tmp_path) -> 
 
 @needs_stock_adb
 def test_interactive_shell_echoes_and_ctrl_c_interrupts(plain_endpoint, tmp_path) -> None:
+    """Ctrl-C goes in only once `sleep` runs (plain mode: a host process): earlier, on a loaded machine, it could
+    reach the shell before the shell had started the job, and interrupt nothing."""
     with stock_adb_client(tmp_path) as adb:
-        adb("connect", plain_endpoint.serial)
-        code, out, seconds = _interactive(adb, plain_endpoint.serial, b"sleep 30\n", b"\x03",
-                                          b"echo done-$((6*7))\n", b"exit 7\n")
-        assert code == 7 and seconds < 25, (out, seconds)
-        assert b"sleep 30\r\n" in out and b"^C" in out and b"done-42" in out  # echoed, interrupted, went on
+        adb.connect(plain_endpoint.serial)
+        proc = subprocess.Popen(["adb", "-s", plain_endpoint.serial, "shell", "-tt"], env=adb.env,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc.stdin.write(b"sleep 29.125\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 60
+        while not _processes_with("29.125") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _processes_with("29.125"), "sleep did not start"
+        interrupted = time.monotonic()
+        proc.stdin.write(b"\x03")
+        proc.stdin.flush()
+        while _processes_with("29.125") and time.monotonic() < interrupted + 20:
+            time.sleep(0.05)
+        seconds = time.monotonic() - interrupted
+        proc.stdin.write(b"echo done-$((6*7))\nexit 7\n")
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 7 and seconds < 15, (out, seconds)
+        assert b"29.125" in out and b"^C" in out and b"done-42" in out  # echoed, interrupted, went on
 
 
 @needs_stock_adb
 def test_interactive_legacy_shell_gets_a_pty(tmp_path, adb_home) -> None:
     with endpoint(tmp_path, shell_v2=False) as ep, stock_adb_client(tmp_path) as adb:
-        adb("connect", ep.serial)
+        adb.connect(ep.serial)
         _code, out, _ = _interactive(adb, ep.serial, b"tty\n", b"exit\n")
         assert re.search(rb"\n/dev/pts/\d+\r\n", out), out
 

@@ -132,7 +132,7 @@ def test_pte_runner_rejects_a_missing_model(dev) -> None:
 def test_stock_adb_client_against_the_virtual_device(virtual_device, tmp_path) -> None:
     serial = virtual_device.serial
     with stock_adb_client(tmp_path) as adb:
-        adb("connect", serial)
+        adb.connect(serial)
         listed = adb("devices", "-l").stdout
         assert re.search(rf"^{re.escape(serial)}\s+device product:clc_virtual_arm64 model:virtual_arm64_Cortex_A53 "
                          rf"device:clc_virtual_arm64\b", listed, re.M), listed
