@@ -136,6 +136,8 @@ def test_the_python_runner_alternates_the_models_pass_by_pass(tiny_models_dir):
     (("--models", "../models/clcnet_tiny"), "--models takes model names, not paths"),
     (("--models", "CLCNET_TINY", "--no-export"), "did you mean clcnet_tiny"),
     (("--device", "all", "--device", "127.0.0.1:1"), "--device all already means every reachable ADB device"),
+    (("--device", "127.0.0.1:1", "--device", "localhost:1"),
+     "--device 127.0.0.1:1 and --device localhost:1 name the same device"),
 ])
 def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
     args = tuple(str(tmp_path / "empty") if a == "EMPTY" else a for a in args)
@@ -295,7 +297,10 @@ def test_a_changed_artifact_is_refused_with_the_export_command(tiny_models_dir, 
 
 
 @pytest.mark.parametrize("manifest", ['{"formats": "x"}', "[1, 2]", "{not json",
-                                      '{"formats": {"onnx": {"file": "clcnet_tiny.onnx"}}}'])
+                                      '{"formats": {"onnx": {"file": "clcnet_tiny.onnx"}}}',
+                                      '{"formats": {"onnx": {"file": "/etc/passwd", "sha256": "0", '
+                                      '"input_shape": [1, 3, 32, 32]}}}',
+                                      '{"model": "mobilenet_v1_tiny", "formats": {}}'])
 def test_a_malformed_manifest_is_one_line(tiny_models_dir, tmp_path, manifest):
     import shutil
 
@@ -344,3 +349,24 @@ def test_a_second_bench_on_a_busy_device_is_refused(tiny_models_dir, tmp_path):
     assert not (tmp_path / "results").exists()
     again = bench("--models", "clcnet_tiny", "--formats", "onnx", "--models-dir", str(tiny_models_dir), "--runs", "1")
     assert again.returncode == 0, again.stderr
+
+
+def test_a_busy_device_is_refused_before_missing_artifacts_are_exported(tmp_path):
+    from clcdeploy.bench.device_lock import bench_lock
+
+    with bench_lock("local"):
+        result = bench("--models", "clcnet_tiny", "--formats", "onnx", "--models-dir", str(tmp_path / "models"))
+    assert result.returncode == 2 and "another clcdeploy bench" in result.stderr, result.stderr
+    assert not (tmp_path / "models").exists()
+
+
+def test_a_lock_folder_blocked_by_a_file_is_one_line(tiny_models_dir, tmp_path):
+    import os
+
+    (tmp_path / "cache" / "clcdeploy").mkdir(parents=True)
+    (tmp_path / "cache" / "clcdeploy" / "locks").write_text("")
+    result = subprocess.run([sys.executable, "-m", "clcdeploy", "bench", "--models", "clcnet_tiny", "--formats",
+                             "onnx", "--models-dir", str(tiny_models_dir), "--runs", "1"], capture_output=True,
+                            text=True, timeout=600, env=dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache")))
+    assert result.returncode == 2 and "cannot open the device lock" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -186,5 +186,6 @@ def test_the_python_runner_asked_for_a_format_the_device_lacks_is_one_line(virtu
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("clcdeploy bench: error:")]
     assert len(errors) == 1
-    assert "--runner python: no runner for .pte: the device's python3 lacks executorch" in errors[0]
+    assert f"--runner python: {virtual_device.serial}'s python3 lacks executorch: use --runner auto or pte_runner, " \
+           f"which this device has" in errors[0]
     assert not (tmp_path / "results").exists()

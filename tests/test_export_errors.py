@@ -95,6 +95,7 @@ def test_checkpoint_with_module_prefix_loads(capsys, out, tmp_path) -> None:
 def test_input_size_too_small(capsys, out) -> None:
     code, line = _run(capsys, "clcnet_tiny", "--input-size", "16", "--out", str(out))
     assert code == 2 and "input size 16 is too small for clcnet_tiny" in line
+    assert line.endswith("; pass a larger --input-size (its own is 32)")
 
 
 def test_output_folder_not_writable(capsys, tmp_path) -> None:

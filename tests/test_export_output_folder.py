@@ -93,13 +93,16 @@ def test_a_manifest_with_fields_of_the_wrong_type_reads_as_none(capsys, tmp_path
     assert read_manifest(path.parent) is None
 
 
-def test_a_malformed_previous_manifest_is_overwritten(capsys, tmp_path: Path) -> None:
+def test_a_malformed_previous_manifest_is_overwritten_and_its_artifacts_removed(capsys, tmp_path: Path) -> None:
     folder = tmp_path / "clcnet_tiny"
     folder.mkdir()
     (folder / "manifest.json").write_text('{"formats": []}')
+    (folder / "clcnet_tiny.tflite").write_bytes(b"of unknown configuration")
     code, err = _export(capsys, "clcnet_tiny", "--formats", "onnx", "--out", str(tmp_path))
     assert code == 0, err
     assert list(json.loads((folder / "manifest.json").read_text())["formats"]) == ["onnx"]
+    assert sorted(p.name for p in folder.iterdir()) == ["clcnet_tiny.onnx", "manifest.json"]
+    assert f"  removed stale {folder / 'clcnet_tiny.tflite'} (no readable manifest described it)" in err
 
 
 @pytest.mark.parametrize("out, shown", [("", "clcnet_tiny/manifest.json"),

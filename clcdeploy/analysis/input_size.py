@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from clcdeploy.analysis.cost import example_input
-from clcdeploy.errors import ConfigurationError, first_line
+from clcdeploy.errors import ClcDeployError, ConfigurationError, first_line
 
 
 def check_input_size(model: nn.Module, name: str, size: int) -> None:
@@ -35,9 +35,20 @@ def check_input_size(model: nn.Module, name: str, size: int) -> None:
         if "can't allocate memory" in str(exc) or "overflow" in str(exc).lower():
             raise ConfigurationError(f"input size {size} is too large for {name}: one forward pass cannot allocate "
                                      f"its tensors here ({first_line(exc, 200)})") from None
-        raise ConfigurationError(f"input size {size} is too small for {name}: {first_line(exc)}") from None
+        raise ConfigurationError(f"input size {size} is too small for {name}: {first_line(exc)}{_larger(name)}") \
+            from None
     finally:
         for h in handles:
             h.remove()
     if too_small:
-        raise ConfigurationError(f"input size {size} is too small for {name}: {too_small[0]}")
+        raise ConfigurationError(f"input size {size} is too small for {name}: {too_small[0]}{_larger(name)}")
+
+
+def _larger(name: str) -> str:
+    """What to do about a too small input: the model's own size, where the zoo knows it."""
+    from clcdeploy.zoo import model_spec
+
+    try:
+        return f"; pass a larger --input-size (its own is {model_spec(name).input_size})"
+    except ClcDeployError:
+        return "; pass a larger --input-size"

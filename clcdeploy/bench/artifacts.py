@@ -40,6 +40,8 @@ def _read_manifest(folder: Path) -> dict | None:
         raise _broken_manifest(path, f"unreadable: {exc}") from None
     if not (isinstance(manifest, dict) and isinstance(manifest.get("formats"), dict)):
         raise _broken_manifest(path, "no formats table")
+    if manifest.get("model", folder.name) != folder.name:
+        raise _broken_manifest(path, f"it describes {manifest.get('model')!r}, not {folder.name!r}")
     return manifest
 
 
@@ -55,7 +57,10 @@ def find_artifact(models_dir: Path, model: str, fmt: str) -> Artifact | None:
     if not entry:
         return None
     try:
-        path = models_dir / model / entry["file"]
+        name = entry["file"]
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise ValueError(f"file {name!r} is not a file name in the model's folder")
+        path = models_dir / model / name
         if not path.is_file():
             return None
         extra = entry.get("extra", {})
@@ -65,9 +70,10 @@ def find_artifact(models_dir: Path, model: str, fmt: str) -> Artifact | None:
                         manifest.get("params"), bool(extra.get("needs_kernel_library")),
                         tuple(entry.get("delegation_failures", ())),
                         computed if computed != manifest.get("mult_adds") else None)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise _broken_manifest(models_dir / model / "manifest.json",
-                               f"its {fmt} entry lacks or mangles {exc}") from None
+    except KeyError as exc:
+        raise _broken_manifest(models_dir / model / "manifest.json", f"its {fmt} entry has no {exc}") from None
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise _broken_manifest(models_dir / model / "manifest.json", f"its {fmt} entry: {exc}") from None
 
 
 def check_unchanged(artifact: Artifact) -> None:

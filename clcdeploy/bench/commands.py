@@ -177,11 +177,18 @@ def _check_models_known(models: list[str], models_dir: Path) -> None:
 
 
 def _serials(devices: list[str] | None) -> list[str | None]:
+    from clcdeploy.bench.device_lock import device_key
+
     if not devices:
         return [None]
     devices = _unique(devices)  # the same device twice would run two benchmarks on it at once
     if "all" in devices and len(devices) > 1:
         raise BenchError("--device all already means every reachable ADB device: give it alone, or name devices")
+    named: dict[str, str] = {}
+    for serial in devices:
+        same = named.setdefault(device_key(serial), serial)
+        if same != serial:
+            raise BenchError(f"--device {same} and --device {serial} name the same device: give it once")
     if devices == ["all"]:
         from clcdeploy.device import list_devices
 

@@ -88,10 +88,11 @@ GLIBC_AARCH64_LOADER = "/lib/ld-linux-aarch64.so.1"
 
 def check_devices_reachable(serials: list[str | None], **device_options) -> None:
     """Connect to every named device once and let go: a mistyped serial, a phone held by a running `adb
-    server` or one that has not yet trusted our key fails in seconds instead of after minutes of exports."""
+    server`, one that has not yet trusted our key or one another bench is using fails in seconds instead of
+    after minutes of exports."""
     for serial in serials:
         try:
-            with open_device(serial, **device_options):
+            with open_device(serial, **device_options) as device, bench_lock(device.serial):
                 pass
         except DeviceError as exc:
             raise BenchError(f"device {serial} is not reachable (nothing exported or measured): {exc}") from None
@@ -301,6 +302,9 @@ def _choose_runner(device: Device, artifact: Artifact, runner: Runner | None, py
     if artifact.fmt not in chosen.formats:
         raise BenchError(f"runner {chosen.name} cannot run {artifact.fmt} artifacts")
     if isinstance(runner, PythonRunner) and not python_runs(device, artifact.fmt):
+        if artifact.fmt == "pte" and on_path(device, "pte_runner"):
+            raise BenchError(f"--runner python: {device.serial}'s python3 lacks executorch: use --runner auto or "
+                             f"pte_runner, which this device has")
         raise BenchError("--runner python: " + no_runner_message(artifact.fmt, artifact.needs_kernel_library,
                                                                  on_path(device, "python3")))
     return chosen

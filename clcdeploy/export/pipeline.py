@@ -309,7 +309,11 @@ def _previous_entries(folder: Path, name: str, config: dict, source: str, shape:
     why."""
     previous = read_manifest(folder)
     if previous is None:
-        return {}, {}
+        if not (folder / MANIFEST_NAME).exists():
+            return {}, {}
+        # an unreadable manifest vouches for nothing: its artifacts may be of any configuration
+        others = [folder / f"{name}{_format_module(f).SUFFIX}" for f in FORMAT_MODULES if f not in exported]
+        return {}, {path: "no readable manifest described it" for path in others if path.is_file()}
     # compared as JSON: the previous manifest's config has lists for tuples and strings for integer keys
     same = _as_json(previous.config) == _as_json(config) and previous.weights == source \
         and previous.input_shape == shape
