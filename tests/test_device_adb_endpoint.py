@@ -5,9 +5,11 @@ Real processes and real TCP on loopback: the endpoint runs as a separate process
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -339,6 +341,23 @@ def test_interactive_legacy_shell_gets_a_pty(tmp_path, adb_home) -> None:
         adb.connect(ep.serial)
         _code, out, _ = _interactive(adb, ep.serial, b"tty\n", b"exit\n")
         assert re.search(rb"\n/dev/pts/\d+\r\n", out), out
+
+
+def test_shells_start_with_default_signals_whatever_the_endpoint_inherited(tmp_path, adb_home) -> None:
+    """Started from a process that ignores SIGINT and SIGQUIT (as a script's background job does), the endpoint
+    still gives its shells the default dispositions, so Ctrl-C on a pty interrupts them."""
+    with contextlib.ExitStack() as stack:
+        ignored = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGQUIT)}
+        try:
+            ep = stack.enter_context(endpoint(tmp_path, auth="none"))  # inherits the ignored dispositions
+        finally:
+            for signum, handler in ignored.items():
+                signal.signal(signum, handler)
+        raw = RawAdb(ep.serial)
+        raw.handshake()
+        out, code = shell_v2_collect(raw, {1: "grep SigIgn /proc/self/status"})[1]
+        assert code == 0 and out.split() == [b"SigIgn:", b"0000000000000000"], out
+        raw.close()
 
 
 def test_window_size_packets_resize_the_pty(tmp_path, adb_home) -> None:

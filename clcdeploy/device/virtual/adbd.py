@@ -405,6 +405,10 @@ def read_build_prop(root: Path) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Shells inherit ignored signals: started from a process that ignores SIGINT (a background job of a script,
+    # some test runners), Ctrl-C would interrupt nothing in them. A phone's shell starts with the defaults.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5555)
