@@ -40,8 +40,9 @@ def run_folder_files(env: dict[str, str]) -> list[str]:
 @pytest.mark.parametrize("option, message", [
     (("--port", "70000"), "--port 70000: a TCP port is 1 to 65535 (0 picks a free one)"),
     (("--port", "-1"), "--port -1: a TCP port is 1 to 65535 (0 picks a free one)"),
-    (("--latency-ms", "-5"), "--latency-ms -5: the delay must be 0 or more milliseconds"),
-    (("--latency-ms", "nan"), "--latency-ms nan: the delay must be 0 or more milliseconds"),
+    (("--latency-ms", "-5"), "--latency-ms -5: the delay must be a finite number of milliseconds, 0 or more"),
+    (("--latency-ms", "nan"), "--latency-ms nan: the delay must be a finite number of milliseconds, 0 or more"),
+    (("--latency-ms", "inf"), "--latency-ms inf: the delay must be a finite number of milliseconds, 0 or more"),
     (("--drop-after-bytes", "-1"), "--drop-after-bytes -1: must be 0 or more (leave it out to never drop)"),
 ])
 def test_start_refuses_bad_options_up_front(cli_env, option, message) -> None:

@@ -152,7 +152,8 @@ def _check_options(port: int, latency_ms: float, drop_after_bytes: int | None) -
     if not 0 <= port <= 65535:
         raise VirtualDeviceError(f"--port {port}: a TCP port is 1 to 65535 (0 picks a free one)")
     if not (math.isfinite(latency_ms) and latency_ms >= 0):
-        raise VirtualDeviceError(f"--latency-ms {latency_ms:g}: the delay must be 0 or more milliseconds")
+        raise VirtualDeviceError(f"--latency-ms {latency_ms:g}: the delay must be a finite number of milliseconds, "
+                                 f"0 or more")
     if drop_after_bytes is not None and drop_after_bytes < 0:
         raise VirtualDeviceError(f"--drop-after-bytes {drop_after_bytes}: must be 0 or more "
                                  f"(leave it out to never drop)")
