@@ -299,8 +299,7 @@ def test_a_changed_artifact_is_refused_with_the_export_command(tiny_models_dir, 
 @pytest.mark.parametrize("manifest", ['{"formats": "x"}', "[1, 2]", "{not json",
                                       '{"formats": {"onnx": {"file": "clcnet_tiny.onnx"}}}',
                                       '{"formats": {"onnx": {"file": "/etc/passwd", "sha256": "0", '
-                                      '"input_shape": [1, 3, 32, 32]}}}',
-                                      '{"model": "mobilenet_v1_tiny", "formats": {}}'])
+                                      '"input_shape": [1, 3, 32, 32]}}}'])
 def test_a_malformed_manifest_is_one_line(tiny_models_dir, tmp_path, manifest):
     import shutil
 
@@ -370,3 +369,14 @@ def test_a_lock_folder_blocked_by_a_file_is_one_line(tiny_models_dir, tmp_path):
                             text=True, timeout=600, env=dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache")))
     assert result.returncode == 2 and "cannot open the device lock" in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_model_folder_copied_under_another_name_is_benchmarked(tiny_models_dir, tmp_path):
+    """Two exports of one model kept side by side (say, other weights) under names of the user's choosing."""
+    import shutil
+
+    shutil.copytree(tiny_models_dir / "clcnet_tiny", tmp_path / "models" / "clcnet_tiny_trained")
+    result = bench("--models", "clcnet_tiny_trained", "--formats", "onnx", "--models-dir", str(tmp_path / "models"),
+                   "--no-export", "--runs", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["results"][0]["model"] == "clcnet_tiny_trained"

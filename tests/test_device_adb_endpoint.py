@@ -344,10 +344,11 @@ def test_interactive_legacy_shell_gets_a_pty(tmp_path, adb_home) -> None:
 
 
 def test_shells_start_with_default_signals_whatever_the_endpoint_inherited(tmp_path, adb_home) -> None:
-    """Started from a process that ignores SIGINT and SIGQUIT (as a script's background job does), the endpoint
-    still gives its shells the default dispositions, so Ctrl-C on a pty interrupts them."""
+    """Started from a process that ignores SIGINT and SIGQUIT (as a script's background job does) or SIGHUP
+    (nohup), the endpoint still gives its shells the default dispositions, so Ctrl-C on a pty interrupts them."""
     with contextlib.ExitStack() as stack:
-        ignored = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGQUIT)}
+        ignored = {signum: signal.signal(signum, signal.SIG_IGN)
+                   for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)}
         try:
             ep = stack.enter_context(endpoint(tmp_path, auth="none"))  # inherits the ignored dispositions
         finally:

@@ -40,8 +40,6 @@ def _read_manifest(folder: Path) -> dict | None:
         raise _broken_manifest(path, f"unreadable: {exc}") from None
     if not (isinstance(manifest, dict) and isinstance(manifest.get("formats"), dict)):
         raise _broken_manifest(path, "no formats table")
-    if manifest.get("model", folder.name) != folder.name:
-        raise _broken_manifest(path, f"it describes {manifest.get('model')!r}, not {folder.name!r}")
     return manifest
 
 

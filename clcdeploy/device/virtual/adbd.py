@@ -404,11 +404,22 @@ def read_build_prop(root: Path) -> dict[str, str]:
     return {k: props[k] for k in ("ro.product.name", "ro.product.model", "ro.product.device") if k in props}
 
 
+def _unignore_signals() -> None:
+    """Shells inherit ignored signals: started from a process that ignores SIGINT (a script's background job) or
+    SIGHUP (nohup), Ctrl-C on a pty would interrupt nothing in them. A phone's shells start with the defaults.
+    SIGPIPE and SIGXFSZ stay as Python set them; subprocess restores them in children."""
+    for signum in signal.valid_signals():
+        if signum in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            if signal.getsignal(signum) == signal.SIG_IGN:
+                signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+        except (OSError, ValueError):  # signals Python cannot handle
+            continue
+
+
 def main(argv: list[str] | None = None) -> int:
-    # Shells inherit ignored signals: started from a process that ignores SIGINT (a background job of a script,
-    # some test runners), Ctrl-C would interrupt nothing in them. A phone's shell starts with the defaults.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+    _unignore_signals()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5555)
