@@ -14,6 +14,7 @@ from typing import Iterator
 import numpy as np
 import pytest
 
+from clcdeploy.device.adb import parse_shell_v2
 from clcdeploy.device.keys import ensure_adb_key
 from clcdeploy.device.virtual import daemon
 from clcdeploy.device.virtual.protocol import CLSE, CNXN, HEADER, OKAY, OPEN, WRTE, pack
@@ -202,15 +203,7 @@ def shell_v2_collect(raw: RawAdb, streams: dict[int, str]) -> dict[int, tuple[by
 
 def _stdout_and_exit(blob: bytes) -> tuple[bytes, int | None]:
     """Stdout and exit status of a shell v2 stream's bytes."""
-    pos, stdout, code = 0, b"", None
-    while pos < len(blob):
-        kind, length = struct.unpack_from("<BI", blob, pos)
-        chunk = blob[pos + 5: pos + 5 + length]
-        pos += 5 + length
-        if kind == 1:
-            stdout += chunk
-        elif kind == 3:
-            code = chunk[0]
+    stdout, _stderr, code = parse_shell_v2(blob)
     return stdout, code
 
 
