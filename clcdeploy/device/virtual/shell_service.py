@@ -13,6 +13,8 @@ import struct
 import subprocess
 import termios
 import threading
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from clcdeploy.device.virtual import emulation
@@ -118,17 +120,24 @@ def _pump_stdin(stream: Stream, proc: subprocess.Popen, v2: bool, master: int | 
             pass
 
 
-def _pump_pty(master: int, emit) -> None:
-    """pty -> `emit` until every slave side is closed (then Linux reads EIO), closing the master."""
+def _relay(read: Callable[[], bytes], emit: Callable[[bytes], None]) -> None:
+    """Hand each chunk `read` returns to `emit` until it returns nothing (end of output)."""
+    while data := read():
+        emit(data)
+
+
+def _read_pty(master: int) -> bytes:
+    """The next output of a pty; nothing once every slave side is closed (then Linux reads EIO)."""
     try:
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            emit(data)
+        return os.read(master, 65536)
+    except OSError:
+        return b""
+
+
+def _pump_pty(master: int, emit: Callable[[bytes], None]) -> None:
+    """pty -> `emit` until the end of its output, closing the master."""
+    try:
+        _relay(partial(_read_pty, master), emit)
     finally:
         os.close(master)
 
@@ -142,12 +151,8 @@ def shell_legacy(stream: Stream, service: str) -> None:
     try:
         if master is not None:
             _pump_pty(master, stream.write)
-            return
-        while True:
-            data = proc.stdout.read1(65536)
-            if not data:
-                break
-            stream.write(data)
+        else:
+            _relay(partial(proc.stdout.read1, 65536), stream.write)
     finally:
         proc.wait()
 
@@ -165,17 +170,13 @@ def shell_v2(stream: Stream, service: str) -> None:
 
     def pump(pipe, kind: int) -> None:
         try:
-            while True:
-                data = pipe.read1(65536)
-                if not data:
-                    return
-                frame(kind, data)
+            _relay(partial(pipe.read1, 65536), partial(frame, kind))
         except StreamClosed:
             pass
 
     if master is not None:
         try:
-            _pump_pty(master, lambda data: frame(SH_STDOUT, data))
+            _pump_pty(master, partial(frame, SH_STDOUT))
         except StreamClosed:
             pass
     else:
