@@ -19,6 +19,7 @@ import clcdeploy
 from clcdeploy.device.errors import VirtualDeviceError
 from clcdeploy.device.paths import virtual_device_dir
 from clcdeploy.device.virtual import emulation
+from clcdeploy.files import write_atomic
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
@@ -142,9 +143,7 @@ def start(*, port: int = 5555, host: str = "127.0.0.1", auth: str = "accept", pl
     info = {"host": host, "port": actual_port, "pid": proc.pid, "root": str(root), "log": str(final_log),
             "settings": settings}
     pidfile = folder / f"adbd-{actual_port}.json"
-    tmp = pidfile.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info))
-    os.replace(tmp, pidfile)
+    write_atomic(pidfile, json.dumps(info))
     return _read(pidfile)
 
 
