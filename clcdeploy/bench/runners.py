@@ -98,11 +98,12 @@ def device_python(device: Device) -> str:
     return shlex.quote(sys.executable) if device.serial == "local" else "python3"
 
 
-def push_if_changed(device: Device, local: Path, remote: str) -> bool:
-    """Push `local` unless a file with the same sha256 is already at `remote`; True if it was pushed."""
+def push_if_changed(device: Device, local: Path, remote: str, sha256: str | None = None) -> bool:
+    """Push `local` unless a file with the same sha256 is already at `remote`; True if it was pushed. `sha256`:
+    `local`'s, where the caller has already checked it (an artifact against its manifest)."""
     from clcdeploy.device import sha256_file
 
-    if device.remote_sha256(remote) == sha256_file(local):
+    if device.remote_sha256(remote) == (sha256 or sha256_file(local)):
         return False
     device.push(local, remote)
     return True

@@ -313,7 +313,7 @@ def _choose_runner(device: Device, artifact: Artifact, runner: Runner | None, py
 def _prepare(device: Device, facts: dict, artifact: Artifact, options: BenchOptions, chosen: Runner) -> RunRequest:
     """Push `artifact` (and the kernel library it may need) for its runner: once per session."""
     remote = f"{device.work_dir}/{artifact.path.name}"
-    push_if_changed(device, artifact.path, remote)
+    push_if_changed(device, artifact.path, remote, artifact.sha256)  # checked against the file by ensure_artifacts
     return _request(artifact, remote, options, chosen, _kernel_library(device, facts, artifact, chosen))
 
 
