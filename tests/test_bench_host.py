@@ -367,7 +367,7 @@ def test_a_lock_folder_blocked_by_a_file_is_one_line(tiny_models_dir, tmp_path):
     result = subprocess.run([sys.executable, "-m", "clcdeploy", "bench", "--models", "clcnet_tiny", "--formats",
                              "onnx", "--models-dir", str(tiny_models_dir), "--runs", "1"], capture_output=True,
                             text=True, timeout=600, env=dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache")))
-    assert result.returncode == 2 and "cannot open the device lock" in result.stderr, result.stderr
+    assert result.returncode == 2 and "cannot open the lock" in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 

@@ -112,3 +112,35 @@ def test_the_report_shows_the_manifest_path_as_written(capsys, tmp_path: Path, m
     monkeypatch.chdir(tmp_path)
     code, err = _export(capsys, "clcnet_tiny", "--formats", "onnx", "--out", out)
     assert code == 0 and err[-1] == f"  wrote {shown}"
+
+
+def test_files_a_killed_export_left_staged_are_removed_and_named(capsys, tmp_path: Path) -> None:
+    folder = tmp_path / "clcnet_tiny"
+    folder.mkdir()
+    leftovers = [folder / ".clcnet_tiny.pte.k1ll3d_x.tmp", folder / ".manifest.json.a8c_2z9q.tmp"]
+    kept = [folder / ".notes.tmp", folder / ".other.onnx.k1ll3d_x.tmp", folder / "clcnet_tiny.onnx.tmp"]
+    for path in leftovers + kept:
+        path.write_bytes(b"x")
+    code, err = _export(capsys, "clcnet_tiny", "--formats", "onnx", "--out", str(tmp_path))
+    assert code == 0, err
+    assert [line for line in err if "interrupted" in line] == [
+        f"  removed {path}, left staged by an interrupted export" for path in leftovers]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(["clcnet_tiny.onnx", "manifest.json",
+                                                               *(p.name for p in kept)])
+
+
+def test_an_export_into_a_folder_another_export_is_writing_is_refused(capsys, tmp_path: Path) -> None:
+    """This test holds the folder's lock as a running export would."""
+    import os
+
+    from clcdeploy.export.commit import export_lock
+
+    assert _export(capsys, "clcnet_tiny", "--formats", "onnx", "--out", str(tmp_path))[0] == 0
+    folder = tmp_path / "clcnet_tiny"
+    before = _contents(folder)
+    with export_lock(tmp_path / "." / "clcnet_tiny"):  # the same folder, spelled differently
+        code, err = _export(capsys, "clcnet_tiny", "--formats", "onnx,tflite", "--out", str(tmp_path))
+    assert code == 2 and err[-1] == (f"clcdeploy export: error: another clcdeploy export (pid {os.getpid()}) is "
+                                     f"writing {folder}: wait for it to finish"), err
+    assert _contents(folder) == before
+    assert _export(capsys, "clcnet_tiny", "--formats", "onnx", "--out", str(tmp_path))[0] == 0

@@ -16,7 +16,7 @@ from torch import nn
 from clcdeploy.analysis.input_size import check_input_size
 from clcdeploy.errors import ClcDeployError, ConfigurationError, ExportError, first_line
 from clcdeploy.export import delegation, validate
-from clcdeploy.export.commit import check_targets, commit
+from clcdeploy.export.commit import check_targets, commit, export_lock, remove_leftovers
 from clcdeploy.export.manifest import (
     MANIFEST_NAME,
     FormatEntry,
@@ -123,7 +123,10 @@ def export_model(
     folder = Path(out_dir) / name
     size = spec.input_size if input_size is None else input_size
     finals = {f: folder / f"{name}{_format_module(f).SUFFIX}" for f in formats}
-    with output_folder(folder):
+    with export_lock(folder), output_folder(folder):
+        ours = [f"{name}{_format_module(f).SUFFIX}" for f in FORMATS] + [MANIFEST_NAME, "probe"]
+        for path in remove_leftovers(folder, ours):
+            note(f"removed {path}, left staged by an interrupted export")
         check_targets([*finals.values(), folder / MANIFEST_NAME])  # before the slow work, not at the end
         start = time.perf_counter()
         model, source = _build(name, size, weights, model_kwargs)
