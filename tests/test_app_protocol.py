@@ -71,6 +71,17 @@ def test_start_command_rejects_bad_arguments(args: tuple, fragment: str) -> None
         ap.start_command(*args)
 
 
+def test_start_command_sends_the_input_shape_as_an_int_array() -> None:
+    cmd = ap.start_command("/d/a.tflite", "tflite", 5, 0, 0, input_shape=(1, 224, 224, 3))
+    assert cmd.endswith(" --eia input_shape 1,224,224,3")
+
+
+@pytest.mark.parametrize("shape", [(), (1, 0, 4, 4), (1, 3, 4.0, 4), (True, 3, 4, 4)])
+def test_start_command_rejects_a_bad_input_shape(shape: tuple) -> None:
+    with pytest.raises(BenchError, match="input_shape must be positive integers"):
+        ap.start_command("/d/a.pte", "pte", 1, 0, 0, input_shape=shape)
+
+
 def test_start_command_rejects_run_id_that_needs_quoting() -> None:
     with pytest.raises(BenchError, match="run_id"):
         ap.start_command("/d/a.pte", "pte", 1, 0, 0, run_id="a b;rm")

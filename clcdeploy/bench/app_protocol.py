@@ -1,15 +1,17 @@
 """The contract between the harness and the bundled demo app (android_app/): shell commands and result parsing.
 
 Pure: builds the device-shell command strings and parses the JSON the app writes; no device I/O, no torch.
-The app side of every name here lives in android_app/app/src/main/kotlin/org/clcdeploy/demo/Protocol.kt
-(package, activity, extras, result file) and ResultKeys.kt (JSON keys); tests check the two sides agree.
+The app side of every name here lives in android_app/app/src/main/java/org/clcdeploy/demo/Protocol.kt
+(package, activity, extras, result file) and ResultKeys.kt (JSON keys); tests/test_app_android_project.py checks
+that the two sides agree.
 
 A run, as the harness drives it:
   1. `install_command(remote_apk)` once, after pushing the debug APK (run-as needs a debuggable app);
   2. models pushed world-readable under /data/local/tmp/…;
-  3. per model: `force_stop_command()`, `clear_result_command()`, `start_command(...)` (check its output
-     with `check_start_output`), then poll `read_result_command()` until `is_result_pending` is false
-     (bounded), and `parse_result` the text.
+  3. per model: `force_stop_command()`, `clear_result_command()`, `wake_command()` (a locked phone would start
+     the app behind its keyguard), `start_command(...)` (check its output with `check_start_output`), then poll
+     `read_result_command()` until `is_result_pending` is false (bounded; `running_command()` tells a crashed
+     app from a slow one), and `parse_result` the text.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ EXTRA_ITERATIONS = "iterations"
 EXTRA_WARMUP = "warmup"
 EXTRA_THREADS = "threads"
 EXTRA_RUN_ID = "run_id"
+EXTRA_INPUT_SHAPE = "input_shape"  # int array: the artifact's input shape, from which the app builds its input
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -88,8 +91,12 @@ def start_command(
     warmup: int,
     threads: int,
     run_id: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
 ) -> str:
-    """The `am start -W` device-shell command that runs one headless benchmark (threads 0 = runtime default)."""
+    """The `am start -W` device-shell command that runs one headless benchmark (threads 0: the app picks one count
+    for both runtimes and reports it). `input_shape` is the artifact's own (NCHW for .pte, NHWC for .tflite):
+    ExecuTorch's Android API cannot read a program's input shape, and without one it would run every pass on a
+    freshly filled sample input."""
     if runtime not in RUNTIMES:
         raise BenchError(f"app runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
     if not model_remote_path.startswith("/"):
@@ -112,6 +119,10 @@ def start_command(
         if not _RUN_ID.match(run_id):
             raise BenchError(f"run_id must be 1-64 characters of [A-Za-z0-9._-], got {run_id!r}")
         parts += ["--es", EXTRA_RUN_ID, run_id]
+    if input_shape is not None:
+        if not input_shape or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in input_shape):
+            raise BenchError(f"input_shape must be positive integers, got {input_shape!r}")
+        parts += ["--eia", EXTRA_INPUT_SHAPE, ",".join(map(str, input_shape))]
     return " ".join(parts)
 
 
@@ -128,6 +139,18 @@ def check_start_output(output: str) -> None:
 def force_stop_command() -> str:
     """Device-shell command that stops the app, so each model starts in a fresh process."""
     return f"am force-stop {PACKAGE}"
+
+
+def wake_command() -> str:
+    """Device-shell command that wakes the screen and dismisses a keyguard without a PIN, so the activity runs
+    in the foreground (a background app may be scheduled on the little cores). Harmless when already awake."""
+    return "input keyevent KEYCODE_WAKEUP; wm dismiss-keyguard"
+
+
+def running_command() -> str:
+    """Device-shell command that prints the app's process ids; it exits 1 when the app is not running (and 127
+    where there is no pidof, before Android 6)."""
+    return f"pidof {PACKAGE}"
 
 
 def result_path() -> str:

@@ -146,7 +146,7 @@ def _unique(names) -> list[str]:
 
 def _check_runner_options(args: argparse.Namespace, formats: list[str]) -> None:
     """A runner that cannot run a format, time side by side or use --runner-bin is refused before any work."""
-    from clcdeploy.bench.runners import NATIVE_RUNNERS, RUNNER_FORMATS
+    from clcdeploy.bench.runners import CPU_MASK_APP, NATIVE_RUNNERS, RUNNER_FORMATS
 
     if args.runner_bin is not None and args.runner not in NATIVE_RUNNERS:
         raise BenchError(f"--runner-bin is the binary of a native runner ({', '.join(NATIVE_RUNNERS)}): add --runner "
@@ -158,6 +158,8 @@ def _check_runner_options(args: argparse.Namespace, formats: list[str]) -> None:
         raise BenchError(f"--runner {args.runner} runs only {', '.join(runs)} artifacts, not "
                          f"{', '.join(f for f in formats if f not in runs)}: pass --formats {','.join(runs)}, or "
                          f"--runner auto")
+    if args.cpu_mask and args.runner == "app":
+        raise BenchError(CPU_MASK_APP)
     if args.side_by_side and args.runner not in ("auto", "python", "pte_runner"):
         raise BenchError(f"--side-by-side times several models in one process, which --runner {args.runner} cannot: "
                          f"use --runner auto, python or pte_runner, or drop --side-by-side")

@@ -56,6 +56,10 @@ def _pinned(command: str, cpu_mask: str | None) -> str:
     return f"taskset {cpu_mask} {command}" if cpu_mask else command
 
 
+CPU_MASK_APP = ("--cpu-mask cannot pin the demo app: Android starts its process, not the shell that taskset "
+                "wraps; drop --cpu-mask, or use a runner started from the shell (pte_runner, --runner-bin)")
+
+
 def check_cpu_mask(device: Device, cpu_mask: str, cores: int | None) -> None:
     """taskset refuses a mask without any CPU the device can run on, but only once the runner starts."""
     result = device.shell(f"taskset {cpu_mask} true", timeout_s=30)
@@ -268,23 +272,41 @@ class AppRunner(Runner):
         device.shell(f"chmod 644 {shlex.quote(request.artifact)}", timeout_s=30)
         device.shell(app_protocol.force_stop_command(), timeout_s=60).check("force-stopping the demo app")
         device.shell(app_protocol.clear_result_command(), timeout_s=60)
+        device.shell(app_protocol.wake_command(), timeout_s=30)  # best effort: fails harmlessly on some builds
         run_id = f"{request.model}-{int(time.time())}"
         start = app_protocol.start_command(request.artifact, request.fmt, request.runs, request.warmup,
-                                           request.threads, run_id=run_id)
+                                           request.threads, run_id=run_id, input_shape=request.input_shape)
         app_protocol.check_start_output(device.shell(start, timeout_s=120).check("starting the demo app").stdout)
-        deadline = time.monotonic() + min(self.poll_timeout_s, request.timeout_s)
+        what = f"{request.model}/{request.fmt}"
+        result = app_protocol.parse_result(self._wait_for_result(device, request, what))
+        if result.run_id != run_id:
+            raise RunnerCrashed(f"the demo app's result for {what} belongs to another run ({result.run_id!r}, not "
+                                f"{run_id!r}): is another harness driving the app on {device.serial}?")
+        if not result.ok:
+            raise RunnerCrashed(f"the demo app failed on {what}: {result.error}")
+        return RunnerOutput(list(result.times_ms), result.mean_ms, result.load_ms,
+                            extra={"device": result.device, "threads": result.threads})
+
+    def _wait_for_result(self, device: Device, request: RunRequest, what: str) -> str:
+        """Poll for the result file until it appears; stop early when the app's process has gone without
+        writing one (a native crash writes nothing), and at the deadline."""
+        limit = min(self.poll_timeout_s, request.timeout_s)
+        deadline = time.monotonic() + limit
         while True:
             out = device.shell(app_protocol.read_result_command(), timeout_s=60).stdout
             if not app_protocol.is_result_pending(out):
-                break
+                return out
+            running = device.shell(app_protocol.running_command(), timeout_s=30)
+            if running.exit_code == 1 and not running.stdout.strip():  # 127 (no pidof before Android 6): unknown
+                # it may have written the result and exited between the two commands
+                out = device.shell(app_protocol.read_result_command(), timeout_s=60).stdout
+                if not app_protocol.is_result_pending(out):
+                    return out
+                raise RunnerCrashed(f"the demo app's process ended without a result for {what} (a crash: see "
+                                    f"`adb logcat -s {app_protocol.LOG_TAG} AndroidRuntime DEBUG`)")
             if time.monotonic() > deadline:
-                raise BenchError(f"the demo app wrote no result for {request.model}/{request.fmt} within "
-                                 f"{self.poll_timeout_s:.0f} s")
+                raise BenchError(f"the demo app wrote no result for {what} within {limit:.0f} s: raise --timeout")
             time.sleep(2)
-        result = app_protocol.parse_result(out)
-        if not result.ok:
-            raise RunnerCrashed(f"the demo app failed on {request.model}/{request.fmt}: {result.status}")
-        return RunnerOutput(list(result.times_ms), result.mean_ms, result.load_ms, extra={"device": result.device})
 
 
 RUNNER_NAMES = ("auto", "python", "app", *NATIVE_RUNNERS)

@@ -18,8 +18,8 @@ from typing import Callable
 from clcdeploy.bench.artifacts import Artifact
 from clcdeploy.bench.parsers import RunnerOutput
 from clcdeploy.bench.device_lock import bench_lock
-from clcdeploy.bench.runners import (PythonRunner, Runner, RunRequest, auto_runner_for, check_cpu_mask,
-                                     no_runner_message, on_path, push_if_changed, python_runs)
+from clcdeploy.bench.runners import (CPU_MASK_APP, AppRunner, PythonRunner, Runner, RunRequest, auto_runner_for,
+                                     check_cpu_mask, no_runner_message, on_path, push_if_changed, python_runs)
 from clcdeploy.bench.stats import summarize
 from clcdeploy.device import Device, open_device
 from clcdeploy.device.errors import CommandTimeoutError
@@ -231,6 +231,8 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
             for key in (key for step in steps for key in step):
                 current = f"{key[0]}/{key[1]} (choosing a runner)"
                 chosen_runners[key] = _choose_runner(device, artifacts[key], runner, python)
+                if options.cpu_mask and isinstance(chosen_runners[key], AppRunner):
+                    raise BenchError(CPU_MASK_APP)
             requests: dict[tuple[str, str], RunRequest] = {}
             for index in range(options.rounds):
                 tag = f" (round {index + 1} of {options.rounds})" if options.rounds > 1 else ""
