@@ -110,3 +110,16 @@ def test_fused_igc_for_a_model_without_igc_exports_the_standard_artifact(tmp_pat
     pte = json.loads(captured.out)["formats"]["pte"]
     assert pte["extra"]["igc_lowering"] == "none (no IGC)" and not pte["extra"]["needs_kernel_library"]
     assert pte["delegation"]["ops_outside_delegate"] == 0 and sum(pte["delegation"]["delegate_calls"].values()) == 1
+
+
+def test_a_fused_pte_has_no_op_outside_its_partitions_after_the_last_igc(tmp_path: Path) -> None:
+    """clcNet-A's last IGC feeds the global pool on channels-last activations, where the pool's decomposition
+    ended in an as_strided copy that XNNPACK does not take (one op outside, one partition more)."""
+    from clcdeploy.export.pipeline import export_model
+
+    manifest = export_model("clcnet_a", formats=("pte",), out_dir=tmp_path, input_size=64, fused_igc=True)
+    delegation = manifest.formats["pte"].delegation
+    igcs = sum(isinstance(m, IGC) for m in create_model("clcnet_a").modules())
+    assert delegation["ops_outside_delegate"] == 0, delegation
+    assert delegation["custom_op_calls"] == {"clcdeploy::igc2.out": igcs}
+    assert delegation["delegate_calls"] == {"XnnpackBackend": igcs + 1}  # one partition before each IGC, one after

@@ -53,6 +53,27 @@ def fuse_igc(model: nn.Module) -> nn.Module:
     return model
 
 
+class GlobalMean(nn.Module):
+    """A global average pool written as a mean over H and W: on channels-last activations the pool's export
+    decomposition ends in an `as_strided` copy that XNNPACK does not take (an op outside the delegate and one
+    more partition); the mean stays in the last partition."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3), keepdim=True)
+
+
+def pools_as_means(model: nn.Module) -> nn.Module:
+    """Return `model` (modified in place) with each global `AdaptiveAvgPool2d` replaced by `GlobalMean`."""
+    for name, module in list(model.named_modules()):
+        if name and isinstance(module, nn.AdaptiveAvgPool2d) and module.output_size in (1, (1, 1)):
+            parent_name, _, child = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, child, GlobalMean())
+    if isinstance(model, fx.GraphModule):
+        model.recompile()
+    return model
+
+
 class ChannelsLast(nn.Module):
     """Runs `model` on a channels-last copy of its NCHW input, so every 4-d activation is NHWC in memory.
 

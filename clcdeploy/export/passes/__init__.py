@@ -155,7 +155,7 @@ def fused_igc_passes(model: nn.Module, example: torch.Tensor, *, channels_last: 
     Such artifacts need clcdeploy's kernel library at run time (`clcdeploy.kernels.runtime`).
     IGCs the kernel cannot compute keep the standard lowering.
     """
-    from clcdeploy.kernels.fuse import ChannelsLast, fuse_igc
+    from clcdeploy.kernels.fuse import ChannelsLast, fuse_igc, pools_as_means
 
     model = _layer_rewrites(model, example, topological, channelwise)
     try:
@@ -166,4 +166,4 @@ def fused_igc_passes(model: nn.Module, example: torch.Tensor, *, channels_last: 
     if any((isinstance(m, IGC) and m.crf <= 2) or is_small_group_conv(m) for m in fused.modules()):
         # lower what the kernel does not cover
         fused = _traced_rewrites(fused, example, _TracedPlan(DEFAULT_IGC_LOWERING))
-    return (ChannelsLast(fused) if channels_last else fused).eval()
+    return (ChannelsLast(pools_as_means(fused)) if channels_last else fused).eval()
