@@ -8,9 +8,10 @@
 # matplotlib's grace_hopper.jpg), then runs Gradle: assembleFullDebug (ExecuTorch + LiteRT, minSdk 23) and
 # assembleLegacyDebug (LiteRT only, minSdk 22). Debug builds, because the harness reads results with run-as.
 #
-# Environment: MODELS_DIR (default models), ANDROID_HOME or ANDROID_SDK_ROOT, GRADLE (a gradle >= 8.11.1
-# used once to create the wrapper), CLC_SKIP_NETWORK_CHECK=1 (skip the Maven reachability probe).
-# Exit 2 with one line naming everything that is missing when a prerequisite is absent.
+# Environment: MODELS_DIR (default models), ANDROID_HOME or ANDROID_SDK_ROOT, GRADLE (a Gradle >= 8, used once
+# to create the wrapper, which then runs the Gradle pinned in gradle-wrapper.properties), CLC_SKIP_NETWORK_CHECK=1
+# (skip the Maven reachability probe).
+# Exit 2 with one line naming everything that is missing or unusable when a prerequisite is absent.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +23,30 @@ version_of() { sed -n "s/^$1 *= *\"\([^\"]*\)\".*/\1/p" "$versions" | head -1; }
 gradle_version="$(sed -n 's/.*gradle-\([0-9.]*\)-bin\.zip.*/\1/p' "$app/gradle/wrapper/gradle-wrapper.properties")"
 
 problems=()
+
+python=""
+for py in "$root/.venv/bin/python" python3; do
+    if "$py" -c '' >/dev/null 2>&1; then python="$py"; break; fi
+done
+
+# The bundled artifacts (.pte, .tflite) of manifest $1 exported with --fused-igc: they call clcdeploy's own
+# kernel, which the app's ExecuTorch and LiteRT do not have. Without a Python, any such entry counts.
+fused_artifacts() {
+    if [ -n "$python" ]; then
+        "$python" - "$1" <<'PY' 2>/dev/null || true
+import json, sys
+try:
+    formats = json.load(open(sys.argv[1])).get("formats") or {}
+    fused = [entry.get("file") or fmt for fmt, entry in formats.items() if fmt in ("pte", "tflite")
+             and isinstance(entry, dict) and (entry.get("extra") or {}).get("needs_kernel_library")]
+    print(" ".join(fused))
+except (OSError, ValueError, AttributeError):
+    pass
+PY
+    elif grep -q '"needs_kernel_library": *true' "$1"; then
+        echo "an artifact"
+    fi
+}
 
 # 1. exported models
 names=("$@")
@@ -39,6 +64,9 @@ for name in "${names[@]}"; do
         problems+=("$dir/manifest.json is missing (run: clcdeploy export $name)")
     elif [ ! -f "$dir/$name.pte" ] && [ ! -f "$dir/$name.tflite" ]; then
         problems+=("$dir has neither $name.pte nor $name.tflite (run: clcdeploy export $name --formats pte,tflite)")
+    else
+        fused="$(fused_artifacts "$dir/manifest.json")"
+        [ -z "$fused" ] || problems+=("$name: $fused was exported with --fused-igc (extra.needs_kernel_library) and needs clcdeploy's kernel library, which the app lacks (export it again without --fused-igc)")
     fi
 done
 
@@ -66,10 +94,17 @@ else
     compgen -G "$sdk/build-tools/*" >/dev/null || problems+=("no build-tools in $sdk (sdkmanager \"build-tools;35.0.0\")")
 fi
 
-# 4. Gradle: the wrapper, or a local Gradle to create it
+# 4. Gradle: the wrapper, or a local Gradle >= 8 to create it (distributions such as Debian's ship 4.4.1)
 gradle_bin="${GRADLE-$(command -v gradle || true)}"
-if [ ! -x "$app/gradlew" ] && { [ -z "$gradle_bin" ] || [ ! -x "$gradle_bin" ]; }; then
-    problems+=("no Gradle wrapper in android_app/ and no gradle to create it (install Gradle >= $gradle_version, or open android_app/ once in Android Studio)")
+if [ ! -x "$app/gradlew" ]; then
+    if [ -z "$gradle_bin" ] || [ ! -x "$gradle_bin" ]; then
+        problems+=("no Gradle wrapper in android_app/ and no gradle to create it (install Gradle >= 8 and put it on PATH or in GRADLE, or build android_app/ in Android Studio)")
+    else
+        found="$("$gradle_bin" --version 2>/dev/null | sed -n 's/^Gradle \([0-9][0-9.]*\).*/\1/p' | head -1 || true)"
+        if [ -z "$found" ] || [ "${found%%.*}" -lt 8 ]; then
+            problems+=("$gradle_bin is Gradle ${found:-of unknown version}, and creating the wrapper needs Gradle >= 8 (the wrapper then runs Gradle $gradle_version)")
+        fi
+    fi
 fi
 
 # 5. the Maven repositories (only probed once everything local is in place)
@@ -109,7 +144,15 @@ if [ -n "$sample" ] && [ -f "$sample" ]; then cp "$sample" "$assets/sample.jpg";
 
 cd "$app"
 if [ ! -x ./gradlew ]; then
-    "$gradle_bin" wrapper --gradle-version "$gradle_version" --distribution-type bin
+    # In an empty scratch build: run here, the wrapper task would configure this build, whose Android Gradle
+    # plugin refuses any Gradle older than its own minimum. Only the scripts and the jar are taken; the
+    # committed gradle-wrapper.properties keeps pinning the distribution.
+    scratch="$(mktemp -d)"
+    touch "$scratch/settings.gradle.kts"
+    (cd "$scratch" && "$gradle_bin" --no-daemon -q wrapper --gradle-version "$gradle_version" --distribution-type bin)
+    cp "$scratch/gradlew" "$scratch/gradlew.bat" ./
+    cp "$scratch/gradle/wrapper/gradle-wrapper.jar" gradle/wrapper/
+    rm -rf "$scratch"
 fi
 [ -n "$sdk" ] && [ ! -f local.properties ] && echo "sdk.dir=$sdk" > local.properties
 ./gradlew --no-daemon assembleFullDebug assembleLegacyDebug

@@ -60,6 +60,22 @@ def test_every_activity_the_harness_starts_is_declared_and_exported() -> None:
         assert (KOTLIN / f"{cls.lstrip('.')}.kt").is_file()
 
 
+def test_only_the_shell_user_may_start_the_benchmark() -> None:
+    """BenchmarkActivity reads any path it is given: only callers holding DUMP (adb's shell user) may start it;
+    the launcher activity stays open to everyone."""
+    activities = _activity_names()
+    benchmark = activities[ap.BENCHMARK_ACTIVITY.split("/")[1]]
+    assert benchmark.get(ANDROID_NS + "permission") == "android.permission.DUMP"
+    assert activities[ap.DEMO_ACTIVITY.split("/")[1]].get(ANDROID_NS + "permission") is None
+
+
+def test_benchmark_survives_configuration_changes_mid_run() -> None:
+    changes = set(_activity_names()[ap.BENCHMARK_ACTIVITY.split("/")[1]].get(ANDROID_NS + "configChanges").split("|"))
+    needed = {"orientation", "screenSize", "screenLayout", "smallestScreenSize", "uiMode", "fontScale", "locale",
+              "layoutDirection", "density", "keyboard", "keyboardHidden", "navigation"}
+    assert needed <= changes, f"a change of {needed - changes} would recreate BenchmarkActivity mid-run"
+
+
 def test_launcher_activity_is_the_demo() -> None:
     launcher = [
         name for name, a in _activity_names().items()
@@ -105,9 +121,25 @@ def _kotlin_consts(path: Path) -> dict[str, str]:
 def test_kotlin_protocol_matches_python() -> None:
     kt = _kotlin_consts(KOTLIN / "Protocol.kt")
     for name in ("EXTRA_MODEL_PATH", "EXTRA_RUNTIME", "EXTRA_ITERATIONS", "EXTRA_WARMUP", "EXTRA_THREADS",
-                 "EXTRA_RUN_ID", "RESULT_FILE", "LOG_TAG"):
+                 "EXTRA_RUN_ID", "EXTRA_INPUT_SHAPE", "RESULT_FILE", "LOG_TAG"):
         assert kt[name] == getattr(ap, name), name
     assert (kt["RUNTIME_PTE"], kt["RUNTIME_TFLITE"]) == ap.RUNTIMES
+
+
+def test_kotlin_defaults_are_the_harness_defaults() -> None:
+    from clcdeploy.bench.commands import DEFAULT_RUNS, DEFAULT_WARMUP
+
+    text = (KOTLIN / "Protocol.kt").read_text()
+    defaults = dict(re.findall(r"const val (DEFAULT_\w+) = (\d+)", text))
+    assert int(defaults["DEFAULT_WARMUP"]) == DEFAULT_WARMUP
+    assert int(defaults["DEFAULT_ITERATIONS"]) == DEFAULT_RUNS
+
+
+def test_kotlin_sources_cite_files_that_exist() -> None:
+    """Doc comments point at tests/…py and clcdeploy/… files: they must exist (they were renamed once)."""
+    for kt in APP.rglob("*.kt"):
+        for cited in re.findall(r"\b((?:tests|clcdeploy)/[\w/.]*\.(?:py|json))\b", kt.read_text()):
+            assert (ROOT / cited).is_file(), f"{kt.name} cites {cited}, which does not exist"
 
 
 def _result_keys() -> tuple[dict[str, str], dict[str, str]]:
@@ -184,7 +216,19 @@ def test_kotlin_manifest_reader_uses_the_exporters_field_names() -> None:
         pytest.skip("clcdeploy/export/manifest.py is not in this tree")
     kotlin = (KOTLIN / "ModelManifest.kt").read_text()
     read = set(re.findall(r'"(\w+)"', kotlin))
-    assert {"model", "mult_adds", "params", "input_shape", "formats"} <= _dataclass_fields(exporter, "Manifest")
-    assert {"model", "mult_adds", "params", "input_shape", "formats"} <= read
+    fields = {"model", "mult_adds", "params", "input_shape", "formats", "weights"}
+    assert fields <= _dataclass_fields(exporter, "Manifest")
+    assert fields <= read
     assert {"file", "bytes", "input_shape"} <= _dataclass_fields(exporter, "FormatEntry")
     assert {"file", "bytes", "input_shape"} <= read
+
+
+def test_kotlin_recognises_the_exporters_random_weights() -> None:
+    """MainActivity warns that the labels are meaningless when ModelManifest.randomWeights: the exporter's
+    description of random weights (clcdeploy/export/weights.py random_weights) must start with its prefix."""
+    weights = ROOT / "clcdeploy" / "export" / "weights.py"
+    if not weights.is_file():
+        pytest.skip("clcdeploy/export/weights.py is not in this tree")
+    prefix = re.search(r'weights\?\.startsWith\("([^"]+)"\)', (KOTLIN / "ModelManifest.kt").read_text())
+    assert prefix, "ModelManifest.kt no longer recognises random weights by a prefix"
+    assert re.search(rf'return f"{re.escape(prefix.group(1))}\b', weights.read_text())

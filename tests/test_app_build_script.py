@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -66,3 +67,53 @@ def test_full_sdk_but_no_gradle_names_only_gradle(tmp_path: Path) -> None:
     problems = [p for p in line.split(": ", 1)[1].split("; ") if "java" not in p]  # a JDK may be absent in CI
     assert len(problems) == 1 and "no Gradle wrapper" in problems[0], line
     assert not (ROOT / "android_app" / "app" / "src" / "main" / "assets" / "models" / "clcnet_a").exists()
+
+
+def _manifest(tmp_path: Path, name: str, fused: dict[str, bool]) -> None:
+    """A manifest shaped like `clcdeploy export`'s, with extra.needs_kernel_library per format."""
+    formats = {fmt: {"file": f"{name}.{fmt}", "extra": {"needs_kernel_library": on}} for fmt, on in fused.items()}
+    (tmp_path / "models" / name / "manifest.json").write_text(json.dumps({"model": name, "formats": formats}, indent=2))
+
+
+def test_refuses_an_artifact_exported_with_fused_igc(tmp_path: Path) -> None:
+    _export(tmp_path, "clcnet_f", "clcnet_f.pte", "clcnet_f.tflite")
+    _manifest(tmp_path, "clcnet_f", {"pte": True, "tflite": False, "onnx": True})
+    _export(tmp_path, "clcnet_a", "clcnet_a.pte", "clcnet_a.tflite")
+    _manifest(tmp_path, "clcnet_a", {"pte": False, "tflite": False, "onnx": True})  # the onnx is not bundled
+    line = _one_line_failure(_run(tmp_path))
+    assert "clcnet_f: clcnet_f.pte was exported with --fused-igc" in line and "without --fused-igc" in line, line
+    assert "clcnet_f.tflite" not in line and "clcnet_f.onnx" not in line and "clcnet_a" not in line, line
+
+
+def _fake_gradle(tmp_path: Path, version: str) -> Path:
+    """An executable that answers --version as Gradle does (a banner, then `Gradle X.Y.Z`)."""
+    gradle = tmp_path / "bin" / "gradle"
+    gradle.parent.mkdir()
+    rule = "-" * 60
+    gradle.write_text(f"#!/bin/sh\nprintf '\\n{rule}\\nGradle {version}\\n{rule}\\n\\nBuild time: 2018-01-01\\n'\n")
+    gradle.chmod(0o755)
+    return gradle
+
+
+def _full_sdk(tmp_path: Path) -> Path:
+    sdk = tmp_path / "sdk"
+    (sdk / "platforms" / "android-35").mkdir(parents=True)
+    (sdk / "build-tools" / "35.0.0").mkdir(parents=True)
+    return sdk
+
+
+def test_refuses_a_gradle_too_old_to_create_the_wrapper(tmp_path: Path) -> None:
+    _export(tmp_path, "clcnet_a", "manifest.json", "clcnet_a.tflite")
+    gradle = _fake_gradle(tmp_path, "4.4.1")  # Debian's
+    line = _one_line_failure(_run(tmp_path, ANDROID_HOME=str(_full_sdk(tmp_path)), GRADLE=str(gradle)))
+    problems = [p for p in line.split(": ", 1)[1].split("; ") if "java" not in p]  # a JDK may be absent in CI
+    assert len(problems) == 1, line
+    assert f"{gradle} is Gradle 4.4.1" in problems[0] and "needs Gradle >= 8" in problems[0], line
+    assert not (ROOT / "android_app" / "app" / "src" / "main" / "assets" / "models" / "clcnet_a").exists()
+
+
+def test_accepts_a_gradle_8_to_create_the_wrapper(tmp_path: Path) -> None:
+    _export(tmp_path, "clcnet_a", "manifest.json", "clcnet_a.tflite")
+    line = _one_line_failure(_run(tmp_path, GRADLE=str(_fake_gradle(tmp_path, "8.11.1"))))  # no SDK: still exit 2
+    assert "ANDROID_HOME is not set" in line
+    assert "Gradle" not in line, line

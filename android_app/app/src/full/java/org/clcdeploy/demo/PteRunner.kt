@@ -9,28 +9,29 @@ import org.pytorch.executorch.Tensor
 /** ExecuTorch Module running an XNNPACK-delegated .pte ("full" build only). */
 class PteRunner private constructor(
     private val module: Module,
-    /** ExecuTorch's Java API does not report input shapes: this is the export manifest's, if known. */
-    override val inputShape: IntArray?
+    /** ExecuTorch's Java API does not report input shapes: this is the harness's or the export manifest's. */
+    override val inputShape: IntArray
 ) : ModelRunner {
-    private var inputs: Array<EValue> = emptyArray()
+    private var inputs: Array<EValue>? = null
 
-    override fun setInput(input: FloatArray?) {
-        val shape = inputShape
-        inputs = if (input == null || shape == null) {
-            emptyArray() // forward() without inputs runs the method on ExecuTorch's sample inputs
-        } else {
-            arrayOf(EValue.from(Tensor.fromBlob(input, shape.map { it.toLong() }.toLongArray())))
-        }
+    override fun setInput(input: FloatArray) {
+        inputs = arrayOf(EValue.from(Tensor.fromBlob(input, inputShape.map { it.toLong() }.toLongArray())))
     }
 
-    override fun run(): FloatArray = module.forward(*inputs)[0].toTensor().dataAsFloatArray
+    // Never forward() without inputs: ExecuTorch's JNI would then fill a fresh sample tensor inside every pass.
+    override fun run(): FloatArray {
+        val staged = checkNotNull(inputs) { "setInput before run" }
+        return module.forward(*staged)[0].toTensor().dataAsFloatArray
+    }
 
     override fun close() = module.destroy()
 
     companion object {
         const val BUILT_IN = true
 
+        /** `threads` >= 1: an explicit count, so ExecuTorch and LiteRT runs are comparable (Runners.threadCount). */
         fun open(file: File, threads: Int, inputShape: IntArray?): ModelRunner {
+            val shape = requireNotNull(inputShape) { "ExecuTorch needs the input shape: its Java API cannot read a .pte's" }
             val module = try {
                 Module.load(file.absolutePath, Module.LOAD_MODE_FILE, threads)
             } catch (e: LinkageError) {
@@ -41,7 +42,7 @@ class PteRunner private constructor(
                 )
             }
             module.loadMethod("forward")
-            return PteRunner(module, inputShape)
+            return PteRunner(module, shape)
         }
     }
 }

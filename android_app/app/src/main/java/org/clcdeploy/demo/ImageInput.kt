@@ -2,27 +2,36 @@ package org.clcdeploy.demo
 
 import android.graphics.Bitmap
 import kotlin.math.exp
+import kotlin.math.max
 import kotlin.math.min
+import kotlin.math.roundToInt
 
-/** Image to model input (ImageNet normalisation, centre crop) and logits to top-k. */
+/** Image to model input (ImageNet evaluation preprocessing) and logits to top-k. */
 object ImageInput {
     private val MEAN = floatArrayOf(0.485f, 0.456f, 0.406f)
     private val STD = floatArrayOf(0.229f, 0.224f, 0.225f)
 
+    /** ImageNet evaluation: resize the short side to 256, centre-crop 224 (scaled alike for other sizes). */
+    private const val RESIZE = 256f
+    private const val CROP = 224f
+
     /** Default when neither the runtime nor the manifest gives a shape. */
     val DEFAULT_SHAPE = intArrayOf(1, 3, 224, 224)
+
+    /** A shape as the harness writes it in messages, e.g. [1,3,224,224]. */
+    fun shapeText(shape: IntArray): String = shape.joinToString(",", "[", "]")
 
     /** Bitmap to a float input of `shape` ([1,3,H,W] NCHW or [1,H,W,3] NHWC). */
     fun toInput(bitmap: Bitmap, shape: IntArray): FloatArray {
         require(shape.size == 4 && shape[0] == 1 && (shape[1] == 3 || shape[3] == 3)) {
-            "expected an image input of shape [1,3,H,W] or [1,H,W,3], got ${shape.joinToString(",", "[", "]")}"
+            "expected an image input of shape [1,3,H,W] or [1,H,W,3], got ${shapeText(shape)}"
         }
         val nchw = shape[1] == 3
         val h = if (nchw) shape[2] else shape[1]
         val w = if (nchw) shape[3] else shape[2]
-        val side = min(bitmap.width, bitmap.height)
-        val square = Bitmap.createBitmap(bitmap, (bitmap.width - side) / 2, (bitmap.height - side) / 2, side, side)
-        val scaled = Bitmap.createScaledBitmap(square, w, h, true)
+        val crop = centreCrop(bitmap.width, bitmap.height, w, h)
+        val region = Bitmap.createBitmap(bitmap, crop[0], crop[1], crop[2], crop[3])
+        val scaled = Bitmap.createScaledBitmap(region, w, h, true)
         val pixels = IntArray(w * h)
         scaled.getPixels(pixels, 0, w, 0, 0, w, h)
         val out = FloatArray(3 * w * h)
@@ -35,6 +44,19 @@ object ImageInput {
             }
         }
         return out
+    }
+
+    /**
+     * The region [x, y, width, height] of a `width`×`height` picture that resizing its short side to
+     * size*256/224 and then centre-cropping `w`×`h` keeps, in the picture's own pixels: cropping first and
+     * scaling that region to `w`×`h` gives the same input without scaling the whole picture.
+     */
+    fun centreCrop(width: Int, height: Int, w: Int, h: Int): IntArray {
+        val resizedShort = max(w, h) * RESIZE / CROP
+        val perOutputPixel = min(width, height) / resizedShort
+        val cw = (w * perOutputPixel).roundToInt().coerceIn(1, width)
+        val ch = (h * perOutputPixel).roundToInt().coerceIn(1, height)
+        return intArrayOf((width - cw) / 2, (height - ch) / 2, cw, ch)
     }
 
     /** Deterministic synthetic input for the headless benchmark (latency does not depend on the values). */

@@ -3,8 +3,10 @@ package org.clcdeploy.demo
 import android.app.Activity
 import android.content.ActivityNotFoundException
 import android.content.Intent
+import android.content.pm.PackageManager
 import android.graphics.Bitmap
 import android.graphics.BitmapFactory
+import android.net.Uri
 import android.os.Bundle
 import android.provider.MediaStore
 import android.view.View
@@ -16,6 +18,7 @@ import android.widget.Spinner
 import android.widget.TextView
 import android.widget.Toast
 import java.io.File
+import java.io.IOException
 import java.util.Locale
 
 /**
@@ -28,10 +31,16 @@ class MainActivity : Activity() {
     private lateinit var modelSpinner: Spinner
     private lateinit var runtimeSpinner: Spinner
     private lateinit var info: TextView
+    private lateinit var weightsNote: TextView
     private lateinit var result: TextView
     private lateinit var imageView: ImageView
+    private lateinit var runButton: Button
     private var image: Bitmap? = null
+    private var classifying = false
     private val labels: List<String> by lazy { readLabels() }
+
+    /** When this APK was installed or last updated (ms); bundled models copied out before then are stale. */
+    private val installedAt: Long by lazy { lastUpdateTime() }
 
     /** A model folder in assets, with its manifest. */
     data class BundledModel(val folder: String, val manifest: ModelManifest, val files: Map<String, String>)
@@ -42,8 +51,10 @@ class MainActivity : Activity() {
         modelSpinner = findViewById(R.id.model_spinner)
         runtimeSpinner = findViewById(R.id.runtime_spinner)
         info = findViewById(R.id.model_info)
+        weightsNote = findViewById(R.id.weights_note)
         result = findViewById(R.id.result)
         imageView = findViewById(R.id.image)
+        runButton = findViewById(R.id.button_run)
 
         models = listBundledModels()
         if (models.isEmpty()) info.setText(R.string.no_models)
@@ -59,8 +70,23 @@ class MainActivity : Activity() {
         findViewById<Button>(R.id.button_camera).setOnClickListener {
             launch(Intent(MediaStore.ACTION_IMAGE_CAPTURE), REQUEST_CAMERA)
         }
-        findViewById<Button>(R.id.button_run).setOnClickListener { classify() }
-        loadSample()
+        runButton.setOnClickListener { classify() }
+        restore(savedInstanceState)
+    }
+
+    /** After a rotation: the same picture (handed over in memory) and the last result; else the sample. */
+    private fun restore(savedInstanceState: Bundle?) {
+        val kept = lastNonConfigurationInstance as? Bitmap
+        if (kept != null) setImage(kept) else loadSample()
+        savedInstanceState?.getCharSequence(KEY_RESULT)?.let { result.text = it }
+    }
+
+    override fun onRetainNonConfigurationInstance(): Any? = image
+
+    override fun onSaveInstanceState(outState: Bundle) {
+        super.onSaveInstanceState(outState)
+        // A classification still running belongs to this instance and is lost with it: do not keep "Running…".
+        if (!classifying) outState.putCharSequence(KEY_RESULT, result.text)
     }
 
     private fun launch(intent: Intent, request: Int) {
@@ -75,14 +101,37 @@ class MainActivity : Activity() {
     override fun onActivityResult(requestCode: Int, resultCode: Int, data: Intent?) {
         super.onActivityResult(requestCode, resultCode, data)
         if (resultCode != RESULT_OK || data == null) return
-        val bitmap: Bitmap? = when (requestCode) {
-            REQUEST_CAMERA -> data.extras?.get("data") as? Bitmap // the camera app's preview-size picture
-            REQUEST_GALLERY -> data.data?.let { uri ->
-                contentResolver.openInputStream(uri)?.use { decodeBounded(it.readBytes()) }
-            }
-            else -> null
+        when (requestCode) {
+            REQUEST_CAMERA -> cameraPicture(data)?.let { setImage(it) }
+            REQUEST_GALLERY -> data.data?.let { loadPicked(it) }
         }
-        if (bitmap != null) setImage(bitmap)
+    }
+
+    /** The camera app's preview-size picture, already decoded in the result. */
+    @Suppress("DEPRECATION") // Bundle.get: the typed getParcelable(key, Class) needs API 33
+    private fun cameraPicture(data: Intent): Bitmap? = data.extras?.get("data") as? Bitmap
+
+    /** A picked image may be large or remote (a cloud provider): read and decode it off the main thread. */
+    private fun loadPicked(uri: Uri) {
+        result.setText(R.string.reading_image)
+        Thread({
+            val message = try {
+                val bitmap = readImage(uri)
+                runOnUiThread { setImage(bitmap); result.text = "" }
+                null
+            } catch (e: SecurityException) {
+                "Not allowed to read that image: ${e.message}"
+            } catch (e: IOException) {
+                "Could not read that image: ${e.message}"
+            }
+            if (message != null) runOnUiThread { result.text = message }
+        }, "clcdeploy-image").start()
+    }
+
+    private fun readImage(uri: Uri): Bitmap {
+        val bytes = contentResolver.openInputStream(uri)?.use { it.readBytes() }
+            ?: throw IOException("the gallery gave no data for $uri")
+        return decodeBounded(bytes) ?: throw IOException("not a picture this phone can decode")
     }
 
     private fun decodeBounded(bytes: ByteArray): Bitmap? {
@@ -96,7 +145,7 @@ class MainActivity : Activity() {
     private fun loadSample() {
         val bitmap = try {
             assets.open(SAMPLE_ASSET).use { decodeBounded(it.readBytes()) }
-        } catch (e: java.io.IOException) {
+        } catch (e: IOException) {
             null
         }
         if (bitmap == null) result.setText(R.string.no_sample) else setImage(bitmap)
@@ -116,12 +165,16 @@ class MainActivity : Activity() {
             m.name, millions(m.multAdds), millions(m.params),
             m.inputShape?.joinToString("×") ?: "?"
         )
+        // Random weights (exported without --weights) give real latency but labels that mean nothing.
+        weightsNote.visibility = if (m.randomWeights) View.VISIBLE else View.GONE
     }
 
     private fun classify() {
+        if (classifying) return
         val model = models.getOrNull(modelSpinner.selectedItemPosition) ?: return
         val runtime = runtimeSpinner.selectedItem as? String ?: return
         val bitmap = image ?: run { result.setText(R.string.choose_image); return }
+        setClassifying(true)
         result.setText(R.string.running)
         Thread({
             val text = try {
@@ -129,18 +182,24 @@ class MainActivity : Activity() {
             } catch (t: Throwable) {
                 "${t.javaClass.simpleName}: ${t.message}"
             }
-            runOnUiThread { result.text = text }
+            runOnUiThread { result.text = text; setClassifying(false) }
         }, "clcdeploy-classify").start()
+    }
+
+    /** One classification at a time: the button is off while one runs (each loads its own copy of the model). */
+    private fun setClassifying(on: Boolean) {
+        classifying = on
+        runButton.isEnabled = !on
     }
 
     private fun runTenPasses(model: BundledModel, runtime: String, bitmap: Bitmap): String {
         val file = copyOut(model, model.files.getValue(runtime))
+        val threads = Runners.threadCount(0)
         val start = System.nanoTime()
-        val manifestShape = model.manifest.inputShapeFor(runtime)
-        Runners.open(runtime, file, 0, manifestShape).use { runner ->
+        val shape = model.manifest.inputShapeFor(runtime) ?: ImageInput.DEFAULT_SHAPE // LiteRT reads its own
+        Runners.open(runtime, file, threads, shape).use { runner ->
             val loadMs = (System.nanoTime() - start) / 1e6
-            val shape = runner.inputShape ?: manifestShape ?: ImageInput.DEFAULT_SHAPE
-            runner.setInput(ImageInput.toInput(bitmap, shape))
+            runner.setInput(ImageInput.toInput(bitmap, runner.inputShape))
             var logits = runner.run() // warm-up pass, not timed
             val times = DoubleArray(PASSES) {
                 val t0 = System.nanoTime()
@@ -149,10 +208,11 @@ class MainActivity : Activity() {
             }
             val bytes = model.manifest.formats[runtime]?.bytes ?: file.length()
             val sb = StringBuilder()
-            sb.append(String.format(Locale.US, "%s on %s\n", model.manifest.name, runtime))
+            sb.append(String.format(Locale.US, "%s on %s (threads %d)\n", model.manifest.name, runtime, threads))
             sb.append(String.format(Locale.US, "average of %d passes: %.1f ms (min %.1f, load %.0f ms)\n",
                 PASSES, times.average(), times.minOrNull() ?: 0.0, loadMs))
             sb.append(String.format(Locale.US, "mult-adds %s · file %.1f MB\n\n", millions(model.manifest.multAdds), bytes / 1e6))
+            if (model.manifest.randomWeights) sb.append(getString(R.string.random_weights_note)).append("\n")
             for ((rank, top) in ImageInput.topK(logits, 5).withIndex()) {
                 val label = labels.getOrNull(top.first) ?: "class ${top.first}"
                 sb.append(String.format(Locale.US, "%d. %s  %.1f%%\n", rank + 1, label, top.second * 100))
@@ -161,16 +221,26 @@ class MainActivity : Activity() {
         }
     }
 
-    /** Runtimes load from a file path: copy the asset to app storage once (same size = already there). */
+    /**
+     * Runtimes load from a file path: copy the asset to app storage once, and again when the copy is missing, of
+     * another size, or older than this APK (`adb install -r` with new weights of the same size).
+     */
     private fun copyOut(model: BundledModel, name: String): File {
         val target = File(File(filesDir, "models/${model.folder}"), name)
         val asset = "$MODELS_DIR/${model.folder}/$name"
-        val length = try { assets.openFd(asset).use { it.length } } catch (e: java.io.IOException) { -1L }
-        if (!target.exists() || target.length() != length) {
+        val length = try { assets.openFd(asset).use { it.length } } catch (e: IOException) { -1L }
+        if (!target.exists() || target.length() != length || target.lastModified() < installedAt) {
             target.parentFile?.mkdirs()
             assets.open(asset).use { input -> target.outputStream().use { input.copyTo(it) } }
         }
         return target
+    }
+
+    private fun lastUpdateTime(): Long = try {
+        @Suppress("DEPRECATION") // the int-flags overload: PackageInfoFlags needs API 33
+        packageManager.getPackageInfo(packageName, 0).lastUpdateTime
+    } catch (e: PackageManager.NameNotFoundException) {
+        Long.MAX_VALUE // cannot tell: always copy afresh
     }
 
     private fun listBundledModels(): List<BundledModel> {
@@ -192,7 +262,7 @@ class MainActivity : Activity() {
 
     private fun readLabels(): List<String> = try {
         assets.open(LABELS_ASSET).bufferedReader().readLines().map { it.trim() }.filter { it.isNotEmpty() }
-    } catch (e: java.io.IOException) {
+    } catch (e: IOException) {
         emptyList()
     }
 
@@ -206,5 +276,6 @@ class MainActivity : Activity() {
         private const val MODELS_DIR = "models"
         private const val SAMPLE_ASSET = "sample.jpg"
         private const val LABELS_ASSET = "labels.txt"
+        private const val KEY_RESULT = "result"
     }
 }

@@ -5,17 +5,22 @@ import org.json.JSONObject
 
 /**
  * The parts of `clcdeploy export`'s manifest.json the app shows or needs: name, mult-adds, params, input
- * shape and, per format, the file name and size. Read leniently (a few spellings per field), so an added
- * field in the exporter does not break the app; anything missing is null.
+ * shape, where the weights came from and, per format, the file name and size. Read leniently (a few spellings
+ * per field), so an added field in the exporter does not break the app; anything missing is null.
  */
 data class ModelManifest(
     val name: String,
     val multAdds: Long?,
     val params: Long?,
     val inputShape: IntArray?,
-    val formats: Map<String, FormatFile>
+    val formats: Map<String, FormatFile>,
+    /** The exporter's description of the weights: "random (seed 0, …)" or "file NAME (sha256 …)". */
+    val weights: String? = null
 ) {
     data class FormatFile(val file: String, val bytes: Long?, val inputShape: IntArray?)
+
+    /** Exported with random weights (clcdeploy/export/weights.py random_weights): real latency, meaningless labels. */
+    val randomWeights: Boolean get() = weights?.startsWith("random") == true
 
     /** The input shape of one format's artifact (the .tflite may be NHWC), else the model's. */
     fun inputShapeFor(runtime: String): IntArray? = formats[runtime]?.inputShape ?: inputShape
@@ -35,7 +40,8 @@ data class ModelManifest(
                 multAdds = firstLong(scopes, "mult_adds", "macs", "multadds"),
                 params = firstLong(scopes, "params", "parameters", "num_params"),
                 inputShape = shape?.let { toIntArray(it) },
-                formats = parseFormats(root.optJSONObject("formats") ?: root.optJSONObject("artifacts"))
+                formats = parseFormats(root.optJSONObject("formats") ?: root.optJSONObject("artifacts")),
+                weights = scopes.asSequence().map { it.optString("weights") }.firstOrNull { it.isNotEmpty() }
             )
         }
 

@@ -5,11 +5,11 @@ import java.io.File
 
 /** One loaded model on one runtime. setInput once, then run() per timed pass. */
 interface ModelRunner : Closeable {
-    /** Shape of the model's single input, or null when the runtime cannot report it (ExecuTorch). */
-    val inputShape: IntArray?
+    /** Shape of the model's single input: LiteRT reads it from the model, ExecuTorch is told it at open. */
+    val inputShape: IntArray
 
-    /** Stage the input for the following run() calls; null = the runtime's own sample input. */
-    fun setInput(input: FloatArray?)
+    /** Stage the input for the following run() calls; the runtime's input tensor is built here, not per pass. */
+    fun setInput(input: FloatArray)
 
     /** One inference pass; returns the first output, flattened. */
     fun run(): FloatArray
@@ -20,14 +20,24 @@ class RuntimeUnavailableException(message: String, cause: Throwable? = null) : E
 
 object Runners {
     /**
-     * Load `file` on `runtime` ("pte" or "tflite"); threads 0 = the runtime's default. `inputShape` (from the
-     * export manifest) is needed by ExecuTorch only; LiteRT reads it from the model.
+     * Load `file` on `runtime` ("pte" or "tflite") with `threads` (>= 1, see threadCount). `inputShape` (from
+     * the harness or the export manifest) is needed by ExecuTorch only; LiteRT reads it from the model.
      */
-    fun open(runtime: String, file: File, threads: Int, inputShape: IntArray?): ModelRunner = when (runtime) {
-        Protocol.RUNTIME_PTE -> PteRunner.open(file, threads, inputShape)
-        Protocol.RUNTIME_TFLITE -> TfliteRunner(file, threads)
-        else -> throw IllegalArgumentException("runtime must be pte or tflite, got $runtime")
+    fun open(runtime: String, file: File, threads: Int, inputShape: IntArray?): ModelRunner {
+        require(threads >= 1) { "threads must be >= 1 (resolve 0 with Runners.threadCount), got $threads" }
+        return when (runtime) {
+            Protocol.RUNTIME_PTE -> PteRunner.open(file, threads, inputShape)
+            Protocol.RUNTIME_TFLITE -> TfliteRunner(file, threads)
+            else -> throw IllegalArgumentException("runtime must be pte or tflite, got $runtime")
+        }
     }
+
+    /**
+     * The one thread count both runtimes get for `requested`; 0 = ExecuTorch's own default, cores/2 (at least 1).
+     * Resolved here because LiteRT's unset count means a single XNNPACK thread, and the result reports the count.
+     */
+    fun threadCount(requested: Int): Int =
+        if (requested > 0) requested else maxOf(1, Runtime.getRuntime().availableProcessors() / 2)
 
     /** Runtimes this build can run (the legacy build has no ExecuTorch). */
     fun available(): List<String> =

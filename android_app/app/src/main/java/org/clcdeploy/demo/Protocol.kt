@@ -2,7 +2,7 @@ package org.clcdeploy.demo
 
 /**
  * The harness-facing names of the headless benchmark. The Python side is
- * clcdeploy/bench/app_protocol.py; tests/test_app_protocol_sync.py checks that both hold the same strings.
+ * clcdeploy/bench/app_protocol.py; tests/test_app_android_project.py checks that both hold the same strings.
  */
 object Protocol {
     const val EXTRA_MODEL_PATH = "model_path"
@@ -11,6 +11,8 @@ object Protocol {
     const val EXTRA_WARMUP = "warmup"
     const val EXTRA_THREADS = "threads"
     const val EXTRA_RUN_ID = "run_id"
+    /** Int array (`--eia input_shape 1,3,224,224`): the artifact's input shape, NCHW for .pte, NHWC for .tflite. */
+    const val EXTRA_INPUT_SHAPE = "input_shape"
 
     const val RUNTIME_PTE = "pte"
     const val RUNTIME_TFLITE = "tflite"
@@ -22,5 +24,5 @@ object Protocol {
     const val LOG_TAG = "clcdeploy"
 
     const val DEFAULT_ITERATIONS = 10
-    const val DEFAULT_WARMUP = 1
+    const val DEFAULT_WARMUP = 3 // the harness's default (clcdeploy bench --warmup)
 }

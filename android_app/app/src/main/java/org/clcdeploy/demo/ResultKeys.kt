@@ -2,7 +2,7 @@ package org.clcdeploy.demo
 
 /**
  * Every key of the benchmark result JSON, defined once. The schema is clcdeploy/bench/app_result.schema.json;
- * tests/test_app_schema_sync.py checks these names (and that ResultJson.kt writes only them) against it.
+ * tests/test_app_android_project.py checks these names (and that ResultJson.kt writes only them) against it.
  */
 object ResultKeys {
     const val SCHEMA_VERSION_VALUE = 1

@@ -22,17 +22,13 @@ class TfliteRunner(file: File, threads: Int) : ModelRunner {
         }
     }
 
-    override fun setInput(input: FloatArray?) {
+    override fun setInput(input: FloatArray) {
         inputBuffer.clear()
         val floats = inputBuffer.asFloatBuffer()
-        if (input == null) {
-            while (floats.hasRemaining()) floats.put(0.5f)
-        } else {
-            require(input.size == floats.capacity()) {
-                "input has ${input.size} values, the model takes ${floats.capacity()}"
-            }
-            floats.put(input)
+        require(input.size == floats.capacity()) {
+            "input has ${input.size} values, the model takes ${floats.capacity()}"
         }
+        floats.put(input)
     }
 
     override fun run(): FloatArray {
@@ -48,9 +44,9 @@ class TfliteRunner(file: File, threads: Int) : ModelRunner {
     override fun close() = interpreter.close()
 
     private companion object {
+        /** `threads` >= 1, always set: LiteRT's unset count (-1) runs XNNPACK on a single thread. */
         fun openInterpreter(file: File, threads: Int): Interpreter {
-            val options = Interpreter.Options()
-            if (threads > 0) options.setNumThreads(threads)
+            val options = Interpreter.Options().setNumThreads(threads)
             return try {
                 Interpreter(file, options)
             } catch (e: UnsatisfiedLinkError) {
