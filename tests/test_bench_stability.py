@@ -40,6 +40,8 @@ def test_the_warning_names_each_unsteady_row_and_what_to_do():
     assert "--rounds 3" in warning and "--side-by-side" in warning
     assert "--rounds" not in unsteady_warning([shaky], rounds=3, side_by_side=False)  # already used
     assert "--side-by-side" not in unsteady_warning([shaky], rounds=1, side_by_side=True)
+    assert "--threads 1" in warning and "--threads" not in unsteady_warning([shaky], rounds=1, side_by_side=False,
+                                                                             threads=1)
 
 
 def test_results_json_lists_the_unsteady_rows():

@@ -247,7 +247,7 @@ def _bench(args: argparse.Namespace, models: list[str], formats: list[str]) -> i
         if args.out:
             print(f"results in {args.out}/ (results.json, results.csv, report.md, latency_vs_macs.png)")
     warning = unsteady_warning([m for r in runs for m in r.measurements], rounds=args.rounds,
-                               side_by_side=args.side_by_side)
+                               side_by_side=args.side_by_side, threads=args.threads)
     if warning:
         print(warning, file=sys.stderr)
     flagged = [m for r in runs for m in r.measurements if m.outputs_finite is False]

@@ -164,7 +164,7 @@ def _markdown(runs: list[DeviceRun], command: list[str], options: dict) -> str:
         lines += ["", "Side by side: the models of each format ran in one runner process, one pass of each per "
                   "turn in a new order every turn (warm-up first); peak memory is then not per model."]
     warning = unsteady_warning([m for run in runs for m in run.measurements], rounds=options.get("rounds", 1),
-                               side_by_side=bool(options.get("side_by_side")))
+                               side_by_side=bool(options.get("side_by_side")), threads=options.get("threads", 0))
     lines += ["", warning] if warning else []
     lines += [f"\n**Incomplete:** {run.error}" for run in runs if run.error]
     return "\n".join(lines) + "\n"

@@ -24,8 +24,10 @@ def unsteadiness(m: Measurement) -> str | None:
     return " and ".join(reasons) or None
 
 
-def unsteady_warning(measurements: list[Measurement], *, rounds: int, side_by_side: bool) -> str | None:
-    """One line naming every unsteady measurement and what to do about it, or None when all are steady."""
+def unsteady_warning(measurements: list[Measurement], *, rounds: int, side_by_side: bool,
+                     threads: int = 0) -> str | None:
+    """One line naming every unsteady measurement and what to do about it (only what the run did not do
+    already), or None when all are steady."""
     flagged = [(m, reason) for m in measurements if (reason := unsteadiness(m))]
     if not flagged:
         return None
@@ -35,5 +37,5 @@ def unsteady_warning(measurements: list[Measurement], *, rounds: int, side_by_si
     advice = ("--rounds 3 shows whether it repeats, " if rounds == 1 else "") + (
         "--side-by-side keeps the ratios between models fair, " if not side_by_side else "")
     return (f"warning: unsteady timings, so ratios involving them are unreliable: {names}. The device was busy, "
-            f"throttled or changed speed: {advice}--cooldown S lets a phone cool between models, and on a shared "
-            f"host --threads 1 is steadier")
+            f"throttled or changed speed: {advice}--cooldown S lets a phone cool between models"
+            f"{', and on a shared host --threads 1 is steadier' if threads != 1 else ''}")
