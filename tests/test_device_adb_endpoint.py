@@ -10,8 +10,11 @@ import hashlib
 import os
 import re
 import signal
+import socket
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -369,3 +372,55 @@ def test_window_size_packets_resize_the_pty(tmp_path, adb_home) -> None:
                                      [(5, b"33x101,0x0\0"), (0, b"\n")])
         assert code == 0 and out.split(b"\r\n")[1:3] == [b"33 101", b"vt100"], out
         raw.close()
+
+
+# --- port forwarding --------------------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _upper_echo_server() -> Iterator[int]:
+    """A TCP server on the device side (this host's network) that sends back what it reads, upper-cased, until
+    the client closes; yields its port."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                with conn:
+                    while data := conn.recv(65536):
+                        conn.sendall(data.upper())
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+
+
+@needs_stock_adb
+def test_stock_adb_forward_relays_a_tcp_connection_both_ways(plain_endpoint, tmp_path) -> None:
+    payload = bytes(range(97, 123)) * 40_000  # ~1 MB: many WRTE packets, each waiting for its OKAY
+    with stock_adb_client(tmp_path) as adb, _upper_echo_server() as device_port:
+        adb.connect(plain_endpoint.serial)
+        local = _free_port()
+        forwarded = adb("-s", plain_endpoint.serial, "forward", f"tcp:{local}", f"tcp:{device_port}")
+        assert forwarded.returncode == 0, forwarded
+        with socket.create_connection(("127.0.0.1", local), timeout=60) as conn:
+            sender = threading.Thread(target=conn.sendall, args=(payload,))
+            sender.start()
+            received = bytearray()
+            while len(received) < len(payload) and (data := conn.recv(65536)):
+                received += data
+            sender.join()
+        assert bytes(received) == payload.upper()
+        refused_port = _free_port()  # nobody listens: the device refuses the stream and adb closes the socket
+        adb("-s", plain_endpoint.serial, "forward", f"tcp:{local}", f"tcp:{refused_port}")
+        with socket.create_connection(("127.0.0.1", local), timeout=60) as conn:
+            assert conn.recv(1) == b""
+        listed = adb("-s", plain_endpoint.serial, "forward", "--list").stdout
+        assert f"tcp:{local} tcp:{refused_port}" in listed

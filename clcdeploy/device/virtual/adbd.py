@@ -1,8 +1,8 @@
 """Device-side ADB endpoint over TCP: the part of Android's adbd that hosts need, for the virtual device.
 
 One thread reads each connection's packets; each stream's service runs in its own thread. Services:
-`shell:`, `exec:`, `shell,v2[,opts]:` (shell_service: exit status, a pty as adbd decides) and `sync:`
-(sync_service: STAT, LIST, SEND, RECV, QUIT). Shell commands run in the device's userland (chroot into the
+`shell:`, `exec:`, `shell,v2[,opts]:` (shell_service: exit status, a pty as adbd decides), `sync:`
+(sync_service: STAT, LIST, SEND, RECV, QUIT) and `tcp:` (tcp_service: `adb forward tcp:L tcp:R`). Shell commands run in the device's userland (chroot into the
 arm64 rootfs, or the host shell in `plain` mode for protocol tests). A broken packet closes that connection only.
 
 Run: `python -m clcdeploy.device.virtual.adbd --port 5555 --root ROOTFS --state-dir DIR`.
@@ -23,9 +23,10 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
-from clcdeploy.device.virtual import emulation
+from clcdeploy.device.virtual import emulation, tcp_service
 from clcdeploy.device.virtual.protocol import (AUTH, AUTH_RSAPUBLICKEY, AUTH_SIGNATURE, AUTH_TOKEN, CLSE, CNXN,
                                                HEADER, MAX_HANDSHAKE_PAYLOAD, MAX_PAYLOAD, OKAY, OPEN,
                                                VERSION_MIN, VERSION_SKIP_CHECKSUM, WRTE, AndroidPublicKey,
@@ -231,16 +232,38 @@ class Connection:
         if handler is shell_v2 and not self.config.shell_v2:
             handler = None
         if handler is None or remote_id == 0:
-            log.info("%s: refusing service %r", self.peer, service)
-            self.send(CLSE, 0, remote_id)
+            self.refuse(remote_id, service)
             return
         local_id = self._next_id
         self._next_id += 1
+        if handler is tcp_service.relay:  # connecting may take seconds: not on this connection's reader thread
+            threading.Thread(target=self._open_tcp, args=(local_id, remote_id, service), daemon=True,
+                             name=f"adbd-connect-{local_id}").start()
+            return
+        self._start(local_id, remote_id, handler, service)
+
+    def refuse(self, remote_id: int, service: str) -> None:
+        log.info("%s: refusing service %r", self.peer, service)
+        self.send(CLSE, 0, remote_id)
+
+    def _start(self, local_id: int, remote_id: int, handler, service: str) -> None:
         stream = Stream(self, local_id, remote_id)
         self.streams[local_id] = stream
         self.send(OKAY, local_id, remote_id)
         threading.Thread(target=stream.run, args=(handler, service), daemon=True,
                          name=f"adbd-stream-{local_id}").start()
+
+    def _open_tcp(self, local_id: int, remote_id: int, service: str) -> None:
+        """As adbd, connect before the OKAY: a port nobody listens on refuses the stream."""
+        sock = tcp_service.connect(service)
+        try:
+            if sock is None:
+                self.refuse(remote_id, service)
+            else:
+                self._start(local_id, remote_id, partial(tcp_service.relay, sock), service)
+        except ConnectionError:  # the host went away meanwhile
+            if sock is not None:
+                sock.close()
 
 
 class Stream:
@@ -350,6 +373,8 @@ def service_for(service: str):
         return shell_legacy
     if service == "sync:":
         return sync_service
+    if service.startswith("tcp:"):
+        return tcp_service.relay  # takes the connection first: see Connection._open_tcp
     return None
 
 
