@@ -67,7 +67,23 @@ def output_folder(folder: str | os.PathLike) -> Iterator[Path]:
     """Create `folder` and check that files can be written in it, before the work that fills it (one clear
     error instead of a traceback after the work); if the block fails, remove again what this created and left
     empty (the folder, and any parent folders it needed)."""
-    folder = Path(folder)
+    created = _make_output_folder(Path(folder))
+    try:
+        yield Path(folder)
+    except BaseException:
+        _remove_empty(created)
+        raise
+
+
+def check_output_folder(folder: str | os.PathLike) -> None:
+    """`output_folder`'s check alone, leaving nothing it created: for work whose atomic writes create the folder
+    at the end, so that a run killed before them (kill -9 too) leaves no empty folder behind."""
+    _remove_empty(_make_output_folder(Path(folder)))
+
+
+def _make_output_folder(folder: Path) -> list[Path]:
+    """Create `folder` and probe it; return the folders this created (deepest first). OutputFolderError, with
+    nothing left behind, when it cannot be made or written."""
     created = [path for path in (folder, *folder.parents) if not path.exists()]  # deepest first
     try:
         blocker = next((path for path in (folder, *folder.parents) if path.exists() and not path.is_dir()), None)
@@ -79,10 +95,14 @@ def output_folder(folder: str | os.PathLike) -> Iterator[Path]:
             temp_path(folder / "probe").unlink()
         except OSError as exc:
             raise OutputFolderError(f"output folder {folder} is not writable ({exc.strerror or exc})") from None
-        yield folder
     except BaseException:
-        for path in created:
-            if not path.is_dir() or any(path.iterdir()):
-                break
-            path.rmdir()
+        _remove_empty(created)
         raise
+    return created
+
+
+def _remove_empty(created: list[Path]) -> None:
+    for path in created:
+        if not path.is_dir() or any(path.iterdir()):
+            break
+        path.rmdir()

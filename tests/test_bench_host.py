@@ -380,3 +380,27 @@ def test_a_model_folder_copied_under_another_name_is_benchmarked(tiny_models_dir
                    "--no-export", "--runs", "1", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["results"][0]["model"] == "clcnet_tiny_trained"
+
+
+def test_a_bench_killed_before_it_measured_anything_leaves_no_out_folder(tiny_models_dir, tmp_path):
+    """kill -9 cannot be cleaned up after: the results' own writes create --out, at the end."""
+    import os
+    import signal
+    import time
+
+    from clcdeploy.device.paths import cache_dir
+
+    lock = cache_dir() / "locks" / "bench-local.lock"
+    out = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-m", "clcdeploy", "bench", "--models", "clcnet_tiny", "--formats", "onnx",
+                             "--models-dir", str(tiny_models_dir), "--cooldown", "600", "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not (lock.exists() and lock.read_text().strip() == str(proc.pid)):
+            time.sleep(0.2)  # until it holds the device: past the --out check, into the run
+        assert lock.read_text().strip() == str(proc.pid), "the bench did not start"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not out.exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from clcdeploy.errors import OutputFolderError
-from clcdeploy.files import atomic_path, output_folder, write_atomic
+from clcdeploy.files import atomic_path, check_output_folder, output_folder, write_atomic
 
 
 def test_written_files_get_the_umask_mode_not_mkstemps_private_one(tmp_path: Path) -> None:
@@ -46,3 +46,11 @@ def test_an_output_folder_that_cannot_be_made_is_one_error(tmp_path: Path) -> No
     with pytest.raises(OutputFolderError, match="is not writable"):
         with output_folder(Path("/proc/clcdeploy-results")):  # /proc takes no new folders, even from root
             pass
+
+
+def test_checking_an_output_folder_leaves_nothing_behind(tmp_path: Path) -> None:
+    check_output_folder(tmp_path / "a" / "b")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "blocker").write_text("")
+    with pytest.raises(OutputFolderError, match="is a file, not a folder"):
+        check_output_folder(tmp_path / "blocker" / "b")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -13,7 +12,7 @@ from pathlib import Path
 
 from clcdeploy.device.virtual.instructions import L2_KB, check_l2_kb
 from clcdeploy.errors import BenchError
-from clcdeploy.files import output_folder
+from clcdeploy.files import check_output_folder
 from clcdeploy.versions import package_versions
 
 DEFAULT_MODELS = "mobilenet_v1,shufflenet_v1_2x,clcnet_a,clcnet_b"  # the paper's Table 6
@@ -207,8 +206,9 @@ BENCH_TOOLS = ("clcdeploy", "adb-shell", "onnxruntime", "ai-edge-litert", "execu
 def run_bench(args: argparse.Namespace) -> int:
     models, formats = _check_args(args)
     _check_models_known(models, args.models_dir)
-    with output_folder(args.out) if args.out else contextlib.nullcontext():  # unwritable: say so before the work
-        return _bench(args, models, formats)
+    if args.out:
+        check_output_folder(args.out)  # unwritable: say so before the work (the results' writes create it)
+    return _bench(args, models, formats)
 
 
 def _bench(args: argparse.Namespace, models: list[str], formats: list[str]) -> int:
