@@ -111,7 +111,7 @@ def markdown(entries: list[Entry], runtimes: list[str], counts: dict[tuple[str, 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="mobilenet_v1,clcnet_a,clcnet_b,shufflenet_v1_2x")
     parser.add_argument("--variants", default="floor2,floor1,fused-nhwc",
                         help="clcNet-A formulations besides the export default (empty for none)")

@@ -25,7 +25,7 @@ from clcdeploy.export.commands import IGC_LOWERING_NAMES
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="clcnet_a")
     parser.add_argument("--formats", default="onnx,pte,tflite")
@@ -33,7 +33,7 @@ def main() -> int:
     parser.add_argument("--igc-lowering", default=None, help="default: each format's own (as `clcdeploy export`)",
                         choices=IGC_LOWERING_NAMES)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench_export_") as out:
         command = [sys.executable, "-m", "clcdeploy", "export", args.model, "--formats", args.formats,

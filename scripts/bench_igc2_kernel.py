@@ -24,7 +24,10 @@ import torch
 
 from clcdeploy.kernels.build import CSRC
 from clcdeploy.kernels.fuse import fusable
-from clcdeploy.zoo import create_model
+from clcdeploy.zoo import create_model, list_models
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_runtimes import input_size_problem  # noqa: E402
 
 DRIVER = Path(__file__).with_name("igc2_kernel_bench.cpp")
 
@@ -42,8 +45,23 @@ def igc_shapes(model_name: str, size: int) -> list[tuple[int, int, int]]:
     return shapes
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def usage_error(message: str) -> int:
+    """One line on stderr and exit code 2, as the clcdeploy CLI does for bad input."""
+    print(f"bench_igc2_kernel: error: {message}", file=sys.stderr)
+    return 2
+
+
+def compile_problem(compiler: str, march: str, stderr: str) -> str:
+    """A one-line account of a failed compile, naming the -march value when the compiler rejected it."""
+    errors = [line.strip() for line in stderr.splitlines() if "error:" in line]
+    first = errors[0].split("error:", 1)[-1].strip() if errors else "no error message"
+    if "march" in first:
+        return f"{compiler} rejected -march={march} ({first}); pass a value it knows, e.g. native or x86-64-v3"
+    return f"{compiler} could not compile {DRIVER.name}: {first}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="clcnet_a")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--offset", type=int, default=16, help="bytes past a cache line (multiple of 4, < 64)")
@@ -52,19 +70,29 @@ def main() -> int:
                         help="second column: NHWC at --offset bytes, or the NCHW path")
     parser.add_argument("--compiler", default="g++")
     parser.add_argument("--march", default="native", help="-march value (e.g. x86-64-v3 for AVX2 only)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.offset % 4 or not 0 <= args.offset < 64:
-        parser.error("--offset must be a multiple of 4 in [0, 64)")
+        return usage_error("--offset must be a multiple of 4 in [0, 64)")
+    if args.rounds < 1:
+        return usage_error("--rounds must be at least 1")
+    if args.model not in list_models():
+        return usage_error(f"unknown model {args.model!r}: run `clcdeploy models` for the list")
     if shutil.which(args.compiler) is None:
-        parser.error(f"{args.compiler} not found: apt-get install g++")
+        return usage_error(f"{args.compiler} not found: apt-get install g++, or pass --compiler")
+    problem = input_size_problem(args.model, args.size)
+    if problem:
+        return usage_error(problem)
     shapes = igc_shapes(args.model, args.size)
     if not shapes:
-        parser.error(f"{args.model} has no IGC with channel receptive field 2")
+        return usage_error(f"{args.model} has no IGC with channel receptive field 2")
 
     with tempfile.TemporaryDirectory() as tmp:
         binary = Path(tmp) / "igc2_kernel_bench"
-        subprocess.run([args.compiler, "-std=c++17", "-O3", "-fno-math-errno", f"-march={args.march}",
-                        f"-I{CSRC}", str(DRIVER), str(CSRC / "igc2_core.cpp"), "-o", str(binary)], check=True)
+        built = subprocess.run([args.compiler, "-std=c++17", "-O3", "-fno-math-errno", f"-march={args.march}",
+                                f"-I{CSRC}", str(DRIVER), str(CSRC / "igc2_core.cpp"), "-o", str(binary)],
+                               capture_output=True, text=True)
+        if built.returncode:
+            return usage_error(compile_problem(args.compiler, args.march, built.stderr))
         env = {"IGC2_BENCH_ROUNDS": str(args.rounds), "IGC2_BENCH_OFFSET": str(args.offset),
                "IGC2_BENCH_COMPARE": args.compare}
         out = subprocess.run([str(binary), *[str(v) for shape in shapes for v in shape]], env=env,

@@ -41,7 +41,8 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_runtimes import FORMAT_MODULES, RUNTIME_LABELS, Session, set_executorch_threads  # noqa: E402
+from bench_runtimes import (FORMAT_MODULES, RUNTIME_LABELS, Session, input_size_problem,  # noqa: E402
+                            set_executorch_threads)
 
 import clcdeploy  # noqa: E402
 from clcdeploy.analysis.cost import count_costs  # noqa: E402
@@ -176,7 +177,9 @@ def markdown(kind: Kind, exports: dict[str, dict], times: dict, runtimes: list[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    # the docstring up to its usage example, line breaks kept: the list of kinds is what --kind needs
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n    .venv/")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kind", required=True, choices=sorted(KINDS))
     parser.add_argument("--models", help="comma-separated (default: the kind's paper models)")
     parser.add_argument("--runtimes", default="onnx,pte,tflite")
@@ -199,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench_layer_lowerings_") as tmp:
         try:
+            problems = [input_size_problem(name, args.size) for name in models] if args.size is not None else []
+            if any(problems):
+                return usage_error(next(p for p in problems if p))
             exports = {name: export_forms(kind, name, runtimes, args.size, Path(tmp)) for name in models}
         except (ValueError, ClcDeployError) as exc:
             return usage_error(str(exc).splitlines()[0])

@@ -14,6 +14,7 @@ with another build of the delegate (e.g. an older commit's), so two versions are
 from __future__ import annotations
 
 import argparse
+import ctypes
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,24 @@ def interpreter(path: Path, threads: int, library: str | None, delegate_threads:
     return loaded
 
 
+def library_problem(path: str) -> str | None:
+    """None if `path` is a shared library with the external-delegate entry points, else what is wrong with it.
+
+    Checked before LiteRT sees it: `load_delegate` on a bad path raises OSError from inside its Delegate's
+    constructor, whose `__del__` then fails too (AttributeError, no `_library`)."""
+    if not Path(path).is_file():
+        return f"--baseline-library {path}: no such file; pass a built libclcdeploy_igc_litert_delegate.so"
+    try:
+        library = ctypes.CDLL(str(Path(path).resolve()))
+    except OSError as exc:
+        return f"--baseline-library {path} cannot be loaded ({str(exc).splitlines()[0]})"
+    missing = [name for name in ("tflite_plugin_create_delegate", "tflite_plugin_destroy_delegate")
+               if not hasattr(library, name)]
+    if missing:
+        return f"--baseline-library {path} is not a LiteRT external delegate (no {', '.join(missing)})"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models-dir", type=Path, required=True, help="holds std/ and fused/ exports")
@@ -46,9 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     std, fused = args.models_dir / "std", args.models_dir / "fused" / args.model / f"{args.model}.tflite"
     reference, standard = (std / name / f"{name}.tflite" for name in (args.reference, args.model))
     missing = [str(path) for path in (reference, standard, fused) if not path.is_file()]
-    if missing or args.threads < 1 or args.runs < 1 or args.rounds < 1 or args.warmup < 0:
-        problem = (f"no {', '.join(missing)}: export them as the docstring shows" if missing
-                   else "--threads, --runs and --rounds must be at least 1, --warmup not negative")
+    problem = None
+    if args.threads < 1 or args.runs < 1 or args.rounds < 1 or args.warmup < 0:
+        problem = "--threads, --runs and --rounds must be at least 1, --warmup not negative"
+    elif missing:
+        problem = f"no {', '.join(missing)}: export them as the docstring shows"
+    elif args.baseline_library:
+        problem = library_problem(args.baseline_library)
+    if problem:
         print(f"bench_litert_delegate_threads: error: {problem}", file=sys.stderr)
         return 2
 
@@ -64,7 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline_library:
         programs[f"{args.model} fused, baseline delegate 1 thread"] = (fused, args.baseline_library, 1)
         programs[f"{args.model} fused, baseline delegate {t} threads"] = (fused, args.baseline_library, t)
-    loaded = {name: interpreter(path, t, lib, d) for name, (path, lib, d) in programs.items()}
+    try:
+        loaded = {name: interpreter(path, t, lib, d) for name, (path, lib, d) in programs.items()}
+    except ValueError as exc:  # a .tflite LiteRT cannot read, or a delegate that refused its options
+        message = " ".join(str(exc).split())
+        print(f"bench_litert_delegate_threads: error: {message}", file=sys.stderr)
+        return 2
     names, rng = list(loaded), np.random.default_rng(1)
     medians: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(args.rounds):

@@ -419,7 +419,7 @@ def markdown(entries: list[Entry], runtimes: list[str], threads: list[int], comm
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="mobilenet_v1,clcnet_a,clcnet_b,shufflenet_v1_2x")
     parser.add_argument("--variants", default=",".join(CLCNET_A_VARIANTS),
                         help="clcNet-A formulations besides the export default (empty for none)")
@@ -453,6 +453,32 @@ def parse_threads(text: str) -> list[int]:
     if not counts or min(counts) < 1:
         raise ValueError(text)
     return sorted(counts)
+
+
+def input_size_problem(name: str, size: int) -> str | None:
+    """None if zoo model `name` takes a `size` x `size` input (`clcdeploy.analysis.input_size`), else a one-line
+    message for `--size`: for a size too small, the smallest size above it that works; raises UnknownModelError
+    for a name not in the zoo."""
+    from clcdeploy.analysis.input_size import check_input_size
+    from clcdeploy.errors import ConfigurationError, first_line
+
+    model = clcdeploy.create_model(name).eval()
+
+    def problem(candidate: int) -> str | None:
+        try:
+            check_input_size(model, name, candidate)
+        except ConfigurationError as exc:
+            return first_line(exc).replace("--input-size", "--size")
+        return None
+
+    found = problem(size)
+    if found is None or "too small" not in found:
+        return found and f"--size {size}: {found}"
+    # a size between two that work may not fit (a block's paths round differently), so scan up, not bisect
+    smallest = next((s for s in range(max(size, 0) + 1, 4097) if problem(s) is None), None)
+    if smallest is None:
+        return f"--size {size} is too small for {name}, and no size up to 4096 works"
+    return f"--size {size} is too small for {name}: the smallest input size it takes is {smallest}"
 
 
 def check_known(*checks: tuple[str, list[str], Iterable[str]]) -> None:

@@ -10,6 +10,7 @@ with stride (1, 2) over the pair-interleaved width (columns alternate between x_
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from clcdeploy.export.quiet import quiet_output
 
 
 class TwoDepthwise(nn.Module):
@@ -38,19 +41,21 @@ class WideDepthwise(nn.Module):
         return self.conv(interleaved)
 
 
-def main() -> None:
+def usage_error(message: str) -> int:
+    """One line on stderr and exit code 2, as the clcdeploy CLI does for bad input."""
+    print(f"bench_wide_depthwise: error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--channels", type=int, default=32)
     parser.add_argument("--size", type=int, default=56)
     parser.add_argument("--runs", type=int, default=400)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if min(args.channels, args.size, args.runs) < 1:
+        return usage_error("--channels, --size and --runs must be at least 1")
 
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
-    from executorch.extension.pybindings import portable_lib
-    from executorch.runtime import Runtime
-
-    portable_lib._unsafe_reset_threadpool(1)  # before loading: XNNPACK keeps the pool it was created with
     c, s = args.channels, args.size
     x_even, x_odd = torch.randn(1, c, s, s), torch.randn(1, c, s, s)
     interleaved = torch.stack([x_even, x_odd], dim=-1).reshape(1, c, s, 2 * s)
@@ -58,12 +63,20 @@ def main() -> None:
              "one 3x6 depthwise, stride (1, 2)": (WideDepthwise(c).eval(), (interleaved,))}
     methods = {}
     with tempfile.TemporaryDirectory() as folder:
-        for index, (name, (module, inputs)) in enumerate(cases.items()):
-            program = to_edge_transform_and_lower(torch.export.export(module, inputs),
-                                                  partitioner=[XnnpackPartitioner()]).to_executorch()
-            path = Path(folder) / f"case{index}.pte"
-            path.write_bytes(program.buffer)
-            methods[name] = (Runtime.get().load_program(str(path)).load_method("forward"), list(inputs))
+        # torch.export, ExecuTorch and torchao print deprecation warnings and C++ log lines: not this benchmark's
+        with quiet_output():
+            from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+            from executorch.exir import to_edge_transform_and_lower
+            from executorch.extension.pybindings import portable_lib
+            from executorch.runtime import Runtime
+
+            portable_lib._unsafe_reset_threadpool(1)  # before loading: XNNPACK keeps the pool it was created with
+            for index, (name, (module, inputs)) in enumerate(cases.items()):
+                program = to_edge_transform_and_lower(torch.export.export(module, inputs),
+                                                      partitioner=[XnnpackPartitioner()]).to_executorch()
+                path = Path(folder) / f"case{index}.pte"
+                path.write_bytes(program.buffer)
+                methods[name] = (Runtime.get().load_program(str(path)).load_method("forward"), list(inputs))
         times: dict[str, list[float]] = {name: [] for name in methods}
         rng = np.random.default_rng(0)
         for _ in range(args.runs):
@@ -75,7 +88,8 @@ def main() -> None:
     for name, measured in times.items():
         print(f"{name}: {np.median(measured[args.runs // 8:]) * 1e6:.1f} us (median, 1 thread, {c} channels, "
               f"{s}x{s})")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -52,7 +52,7 @@ def markdown(entries: list[Entry], profiles: list[OperatorCounts], command: str,
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default="mobilenet_v1,clcnet_a")
     parser.add_argument("--variants", default="floor2", help="clcNet-A formulations besides the export default "
                         "(standard operators only; empty for none)")

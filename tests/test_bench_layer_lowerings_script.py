@@ -26,11 +26,23 @@ def bench_layer_lowerings():
      "mobilenet_v1_tiny has no channel shuffle"),
     (["--kind", "small-groups", "--models", "mobilenet_v1_tiny", "--runtimes", "onnx"],
      "mobilenet_v1_tiny has no grouped convolution with 2-4 channels per group"),
+
+    (["--kind", "topological", "--models", "sic_i_tiny", "--runtimes", "onnx", "--size", "4"],
+     "--size 4 is too small for sic_i_tiny: the smallest input size it takes is "),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(bench_layer_lowerings, capsys, argv, message):
     assert bench_layer_lowerings.main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("bench_layer_lowerings: error: ") and message in err
+
+
+def test_the_smallest_size_named_for_a_too_small_one_is_the_smallest_that_runs(bench_layer_lowerings, capsys):
+    argv = ["--kind", "topological", "--models", "sic_i_tiny", "--runtimes", "onnx", "--runs", "1", "--warmup", "0",
+            "--repeat", "1"]
+    assert bench_layer_lowerings.main([*argv, "--size", "4"]) == 2  # it used to fail deep in PyTorch
+    smallest = int(capsys.readouterr().err.rsplit(" ", 1)[1])
+    assert bench_layer_lowerings.main([*argv, "--size", str(smallest - 1)]) == 2
+    assert bench_layer_lowerings.main([*argv, "--size", str(smallest)]) == 0
 
 
 @pytest.mark.parametrize("kind, model, header", [
