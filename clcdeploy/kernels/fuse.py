@@ -6,6 +6,8 @@ op need this package's kernel library at run time (`clcdeploy.kernels.runtime`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import fx, nn
 
@@ -43,11 +45,17 @@ def fusable(igc: nn.Module) -> bool:
 
 def fuse_igc(model: nn.Module) -> nn.Module:
     """Return `model` (modified in place) with each fusable IGC submodule replaced by `FusedIGC2`."""
+    return _replace_modules(model, fusable, FusedIGC2)
+
+
+def _replace_modules(model: nn.Module, wanted: Callable[[nn.Module], bool],
+                     replacement: Callable[[nn.Module], nn.Module]) -> nn.Module:
+    """`model`, modified in place: each submodule `wanted` picks is replaced by `replacement(submodule)`."""
     for name, module in list(model.named_modules()):
-        if name and fusable(module):
+        if name and wanted(module):
             parent_name, _, child = name.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(parent, child, FusedIGC2(module))
+            setattr(parent, child, replacement(module))
     if isinstance(model, fx.GraphModule):
         model.recompile()
     return model
@@ -64,14 +72,8 @@ class GlobalMean(nn.Module):
 
 def pools_as_means(model: nn.Module) -> nn.Module:
     """Return `model` (modified in place) with each global `AdaptiveAvgPool2d` replaced by `GlobalMean`."""
-    for name, module in list(model.named_modules()):
-        if name and isinstance(module, nn.AdaptiveAvgPool2d) and module.output_size in (1, (1, 1)):
-            parent_name, _, child = name.rpartition(".")
-            parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(parent, child, GlobalMean())
-    if isinstance(model, fx.GraphModule):
-        model.recompile()
-    return model
+    return _replace_modules(
+        model, lambda m: isinstance(m, nn.AdaptiveAvgPool2d) and m.output_size in (1, (1, 1)), lambda m: GlobalMean())
 
 
 class ChannelsLast(nn.Module):
