@@ -6,6 +6,7 @@ inside their handlers, so `clcdeploy bench` and `clcdeploy devices` start fast a
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import signal
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         importlib.import_module(module_name).register(subparsers)
     for subparser in _all_subparsers(subparsers):  # `clcdeploy export NAME --debug` works too
         subparser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        subparser.set_defaults(_parser=subparser)  # the innermost command's parser, for its usage errors
     return parser
 
 
@@ -70,18 +72,64 @@ def _all_subparsers(subparsers: argparse._SubParsersAction) -> list[argparse.Arg
     return found
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """`parser.parse_args`, except that arguments nobody takes are reported by the command they were given to
+    (`clcdeploy analyze: error: unrecognized arguments: x (see `clcdeploy analyze --help`)`)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        words = list(sys.argv[1:] if argv is None else argv)
+        command = words.index(args.command) if getattr(args, "command", None) in words else len(words)
+        before = any(word in words[:command] for word in extra)  # e.g. `clcdeploy --frobnicate models`
+        (parser if before else getattr(args, "_parser", parser)).error(f"unrecognized arguments: {' '.join(extra)}")
+    if hasattr(args, "_parser"):
+        del args._parser
+    return args
+
+
+class _WatchedStdout:
+    """sys.stdout as it was, remembering the error of a write or flush that failed, so that `main` can tell a
+    failure to write the command's output (a full disk, /dev/full) from any other OSError."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self.failure: OSError | None = None
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            self.failure = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            self.failure = exc
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush does not report the failure again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _terminate)
+    stdout = sys.stdout = _WatchedStdout(sys.stdout)
     try:
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a failing write (full disk, closed pipe) is reported here, not at interpreter exit
+        return code
     except ClcDeployError as exc:
         if args.debug:
             raise
@@ -94,5 +142,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clcdeploy {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `clcdeploy models | head`: the reader has all it wanted
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        _silence_stdout()  # no second error at interpreter exit
         return 128 + signal.SIGPIPE
+    except OSError as exc:
+        if args.debug or stdout.failure is not exc:
+            raise
+        reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+        print(f"clcdeploy {args.command}: error: cannot write the output: {reason}; check where standard output "
+              f"goes (a full disk?)", file=sys.stderr)
+        _silence_stdout()
+        return 2
+    finally:
+        sys.stdout = stdout._stream

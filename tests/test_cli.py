@@ -22,6 +22,12 @@ def clcdeploy(*args: str, **kwargs) -> subprocess.CompletedProcess:
     (("groups", "--in", "8.5", "--mid", "8", "--out", "8"), "clcdeploy groups: error: argument --in: invalid int"),
     (("export", "clcnet_tiny", "--topological", "foo"), "clcdeploy export: error: argument --topological: invalid"),
     (("frobnicate",), "clcdeploy: error: argument COMMAND: invalid choice: 'frobnicate'"),
+    # an argument the command does not take points to that command's help, not the top level's
+    (("analyze", "clcnet_a", "clcnet_b"), "clcdeploy analyze: error: unrecognized arguments: clcnet_b "
+                                          "(see `clcdeploy analyze --help`)"),
+    (("device", "status", "extra"), "clcdeploy device status: error: unrecognized arguments: extra "
+                                    "(see `clcdeploy device status --help`)"),
+    (("--frobnicate", "models"), "clcdeploy: error: unrecognized arguments: --frobnicate (see `clcdeploy --help`)"),
 ])
 def test_usage_mistakes_are_one_line_exit_2(args, message):
     result = clcdeploy(*args)
@@ -61,3 +67,14 @@ def test_output_cut_short_by_its_reader_is_no_error():
     result = subprocess.run(["bash", "-c", f"{sys.executable} -m clcdeploy device facts | true; "
                                            f"echo ${{PIPESTATUS[0]}}"], capture_output=True, text=True, timeout=600)
     assert result.stderr == "" and result.stdout.strip() == str(128 + signal.SIGPIPE), result.stderr
+
+
+@pytest.mark.parametrize("args", [("models", "--json"), ("models",), ("groups", "--in", "8", "--mid", "8", "--out", "8")])
+def test_output_that_cannot_be_written_is_one_line_exit_2(args):
+    """`clcdeploy models --json > /dev/full`: ENOSPC on stdout is the user's to fix, so one line and exit 2."""
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "clcdeploy", *args], stdout=full, stderr=subprocess.PIPE,
+                                text=True, timeout=600)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"clcdeploy {args[0]}: error: cannot write the output: "), lines

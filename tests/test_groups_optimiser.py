@@ -41,3 +41,33 @@ def test_large_channel_counts_are_quick_and_absurd_ones_refused():
     assert choice.g1 * choice.g2 <= 720_720 and 720_720 % choice.g1 == 720_720 % choice.g2 == 0
     with pytest.raises(ConfigurationError, match="at most 1,000,000"):
         optimal_groups(10**9, 10**9, 10**9)
+
+
+# The clcNet paper's Table 2 (L = M for every block, g2 fixed to 2): input, output, g1.
+TABLE_2 = [(32, 64, 16), (64, 128, 32), (128, 128, 64), (128, 256, 64), (256, 256, 128), (256, 512, 128),
+           (512, 512, 256), (512, 1024, 256), (1024, 1024, 512)]
+
+
+@pytest.mark.parametrize("M, N, g1", TABLE_2)
+def test_fixed_g2_reproduces_table_2(M, N, g1):
+    choice = optimal_groups(M, M, N, kernel_area=9, g2=2)
+    assert (choice.g1, choice.g2) == (g1, 2)
+    assert choice.igc_crf(M) == 2  # "make the channel receptive field size of the IGC kernel equal to 2"
+
+
+def test_ties_go_to_the_larger_g2_which_gives_the_igc_the_larger_crf():
+    """M = L = N = 32, A = 1: (g1, g2) = (4, 8) and (8, 4) cost the same; the docstring's claim is checked."""
+    M = L = N = 32
+    choice = optimal_groups(M, L, N, kernel_area=1)
+    tied = [(a, b) for a in range(1, L + 1) for b in range(1, L + 1)
+            if M % a == L % a == L % b == N % b == 0 and a * b <= L and block_cost(M, L, N, a, b, 1) == choice.cost]
+    assert len(tied) > 1
+    assert choice.g2 == max(b for _, b in tied)
+    assert choice.igc_crf(M) == max(M // a for a, _ in tied)
+
+
+def test_a_fixed_g2_must_divide_l_and_n():
+    with pytest.raises(ConfigurationError, match="g2 3 must divide both L"):
+        optimal_groups(64, 64, 128, g2=3)
+    with pytest.raises(ConfigurationError, match="g2"):
+        optimal_groups(64, 64, 128, g2=0)

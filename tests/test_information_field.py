@@ -109,3 +109,46 @@ def test_global_layers_make_the_field_the_whole_input():
 def test_unknown_layers_are_reported():
     with pytest.raises(AnalysisError, match="Upsample"):
         spatial_field(nn.Sequential(nn.Upsample(scale_factor=2)))
+
+
+def _usual_jacobian_field(block: nn.Module, in_channels: int, size: int = 11) -> tuple[int, int, int]:
+    """As `_empirical_field`, but the channel count most output channels have (zero padding at the ends of the
+    channel axis cuts the first and last outputs of a channel-wise convolution short, as at image borders)."""
+    block = block.eval().double()
+    for p in block.parameters():  # small positive weights: every ReLU6 open, none saturated
+        nn.init.uniform_(p, 0.01, 0.02)
+    x = (torch.rand(1, in_channels, size, size, dtype=torch.float64) * 0.1 + 0.01).requires_grad_()
+    y = block(x)
+    assert 0 < y.min() and y.max() < 6
+    cy, cx = y.shape[2] // 2, y.shape[3] // 2
+    heights, widths, channels = [], [], []
+    for c in range(y.shape[1]):
+        (grad,) = torch.autograd.grad(y[0, c, cy, cx], x, retain_graph=True)
+        mask = grad[0] != 0
+        assert mask.any(), c
+        rows, cols = mask.any(0).any(1).nonzero(), mask.any(0).any(0).nonzero()
+        heights.append(int(rows.max() - rows.min() + 1))
+        widths.append(int(cols.max() - cols.min() + 1))
+        channels.append(int(mask.any(2).any(1).sum()))
+    counts = torch.tensor(channels)
+    values, frequency = torch.unique(counts, return_counts=True)
+    return max(heights), max(widths), int(values[frequency == frequency.max()].min())
+
+
+def test_channelnet_blocks_match_the_jacobian():
+    """ChannelNet's channel-wise convolutions are a Conv2d over a (channels, pixels) view; their kernel is not an
+    image kernel (the field used to be 12x5 for a GCWM, 18x3 for a DWSCWConv)."""
+    model = create_model("channelnet_tiny")
+    kinds = set()
+    for field, block in zip(analyse_information_field(model, 32), model.blocks):
+        kinds.add(type(block).__name__)
+        assert field.size == _usual_jacobian_field(block, field.in_channels), field.name
+    assert {"GCWM", "GM", "DWSCWConv"} <= kinds
+
+
+def test_a_channelwise_convolution_sees_its_kernel_of_channels_and_one_pixel():
+    from clcdeploy.zoo.channelnet import ChannelWiseConv
+
+    for kernel, groups in ((16, 1), (8, 2), (5, 1)):
+        layer = ChannelWiseConv(32, kernel, groups)
+        assert information_field(nn.Sequential(layer), 32).size == (1, 1, kernel)

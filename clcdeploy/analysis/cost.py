@@ -3,6 +3,11 @@
 Convention (the papers'): multiply-adds of convolutions (any dimensionality, grouped or not) and fully
 connected layers; parameters of all layers (BN affine parameters included, running statistics not).
 Counting runs one real forward pass with hooks on the leaf layers, so it sees exactly what executes.
+
+A module that convolves along the channel axis through a reshaped (channels, pixels) view (ChannelNet's
+channel-wise convolutions, which declare `spatial_kernel()`) is one row: its own class as the type, its real
+output shape and the mult-adds and parameters of the layers inside it; their reshaped shapes
+(e.g. 2x256x196 for a 512x14x14 map) mean nothing to a reader.
 """
 
 from __future__ import annotations
@@ -48,17 +53,40 @@ def _layer_macs(module: nn.Module, output: torch.Tensor) -> int:
     return 0
 
 
+def _is_unit(module: nn.Module) -> bool:
+    """Counted as one layer: a leaf, or a channel-axis convolution (see the module docstring)."""
+    return next(module.children(), None) is None or callable(getattr(module, "spatial_kernel", None))
+
+
 def count_costs(model: nn.Module, input_size: int, in_channels: int = 3) -> CostReport:
     """Mult-adds and parameters of `model` for one `in_channels` x `input_size` x `input_size` image."""
     layers: list[LayerCost] = []
     handles = []
+    inner_macs: dict[str, int] = {}  # mult-adds of the leaves inside a unit that is not a leaf
+    units = {name for name, module in model.named_modules() if _is_unit(module)}
+
+    def enclosing_unit(name: str) -> str | None:
+        if not name:
+            return None
+        parts = name.split(".")
+        return next((p for p in ["", *(".".join(parts[:i]) for i in range(1, len(parts)))] if p in units), None)
+
     for name, module in model.named_modules():
-        if next(module.children(), None) is not None:  # only leaves do work
+        outer = enclosing_unit(name)
+        if outer is not None:  # a layer inside a channel-axis convolution: counted into that row
+            if next(module.children(), None) is None:
+                def inner_hook(mod, _inputs, output, outer=outer):
+                    if isinstance(output, torch.Tensor):
+                        inner_macs[outer] = inner_macs.get(outer, 0) + _layer_macs(mod, output)
+                handles.append(module.register_forward_hook(inner_hook))
+            continue
+        if name not in units:
             continue
 
         def hook(mod, _inputs, output, name=name):
-            own_params = sum(p.numel() for p in mod.parameters(recurse=False))
+            own_params = sum(p.numel() for p in mod.parameters())  # a leaf's own, or all of a unit's
             macs = _layer_macs(mod, output) if isinstance(output, torch.Tensor) else 0
+            macs += inner_macs.pop(name, 0)
             shape = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else ()
             layers.append(LayerCost(name, type(mod).__name__, shape, macs, own_params))
 

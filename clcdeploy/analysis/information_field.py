@@ -1,13 +1,21 @@
 """Information field (seeds/004, Definition 1): the part of a block's input tensor that one output activation
-is computed from, as (height, width, channels).
+is computed from, as (height, width, channels): what `clcdeploy analyze` prints as "info field", e.g. 3x3x256.
 
-The channel extent reuses the channel dependency graph (`channels.channel_dependency`): the smallest number
-of input channels any computed output channel depends on (the block's channel receptive field). The spatial
-extent is the receptive field grown along every path of the traced block: a layer with kernel k, stride s and
-dilation d turns (field r, jump j) into (r + (k - 1) * d * j, j * s); a pixel shuffle by r divides the jump
-by r (each output pixel still comes from one input pixel); element-wise joins (residual sums,
-concatenations) take the larger field of their inputs. Global pooling and fully connected layers make the
-field the whole input (reported as None).
+Like the paper's, it is the field of an activation away from the borders (zero padding at the image edges, or
+at the ends of the channel axis, only cuts it short there; the paper: "for one output tensor, sizes of
+information fields for all activations are usually the same").
+
+The channel extent reuses the channel dependency graph (`channels.channel_dependency`): the number of input
+channels most computed output channels depend on (ties: the smaller). It equals the block's channel receptive
+field (the smallest such number) unless some outputs see fewer channels only because of padding, as the last
+outputs of a channel-wise convolution with 'SAME' padding do (8 of its 16 weights fall outside the channels).
+The spatial extent is the receptive field grown along every path of the traced block: a layer with kernel k,
+stride s and dilation d turns (field r, jump j) into (r + (k - 1) * d * j, j * s); a pixel shuffle by r
+divides the jump by r (each output pixel still comes from one input pixel); element-wise joins (residual
+sums, concatenations) take the larger field of their inputs. Global pooling and fully connected layers make
+the field the whole input (reported as None). A module that convolves along channels through a reshaped view
+(ChannelNet's channel-wise convolutions) is one step with the window its `spatial_kernel()` declares (stride
+1; None: the whole input): its Conv2d's kernel runs over channels and pixels, not over the image.
 """
 
 from __future__ import annotations
@@ -84,6 +92,8 @@ def _module_field(module: nn.Module, field: _Field2d, target: str) -> _Field2d:
     """Fields after `module`."""
     if not isinstance(field, _Field2d):
         raise AnalysisError(f"information field: layer {target!r} does not act on the block's input")
+    if callable(getattr(module, "spatial_kernel", None)):
+        return _Field2d(*_declared_fields(module, field.v, field.h))
     return _Field2d(*_module_fields(module, field.v, field.h, target))
 
 
@@ -109,11 +119,26 @@ def _module_fields(module: nn.Module, v: _Field, h: _Field, target: str) -> tupl
     raise AnalysisError(f"information field does not know layer {target!r} ({type(module).__name__})")
 
 
+def _declared_fields(module: nn.Module, v: _Field, h: _Field) -> tuple[_Field, _Field]:
+    """Fields after a module that declares its spatial window (`spatial_kernel()`)."""
+    kernel = module.spatial_kernel()
+    if kernel is None:
+        return _Field(None, v.jump), _Field(None, h.jump)
+    return v.through(kernel[0], 1, 1), h.through(kernel[1], 1, 1)
+
+
+class _Tracer(torch.fx.Tracer):
+    """Keeps modules that declare `spatial_kernel()` whole (their insides work on a reshaped view)."""
+
+    def is_leaf_module(self, module: nn.Module, qualname: str) -> bool:
+        return callable(getattr(module, "spatial_kernel", None)) or super().is_leaf_module(module, qualname)
+
+
 def spatial_field(block: nn.Module) -> tuple[int | None, int | None]:
     """(height, width) of the input area one output activation of `block` depends on, from its layers'
     kernel sizes, strides and dilations (None: the whole input)."""
     try:
-        graph = torch.fx.Tracer().trace(block)
+        graph = _Tracer().trace(block)
     except Exception as exc:
         raise AnalysisError(f"cannot trace {type(block).__name__} for the information field: {exc}") from None
     modules = dict(block.named_modules())
@@ -147,11 +172,17 @@ def spatial_field(block: nn.Module) -> tuple[int | None, int | None]:
 
 
 def information_field(block: nn.Module, in_channels: int, name: str = "") -> BlockInformationField:
-    """Information field of one block taking `in_channels` channels."""
+    """Information field of one block taking `in_channels` channels (see the module docstring)."""
     matrix, computed = channel_dependency(block, in_channels)
     rows = matrix[computed] if computed.any() else matrix
     height, width = spatial_field(block)
-    return BlockInformationField(name, type(block).__name__, in_channels, height, width, int(rows.sum(1).min()))
+    return BlockInformationField(name, type(block).__name__, in_channels, height, width, _usual(rows.sum(1)))
+
+
+def _usual(counts: torch.Tensor) -> int:
+    """The most common value of `counts` (ties: the smaller)."""
+    values, frequency = torch.unique(counts, return_counts=True)
+    return int(values[frequency == frequency.max()].min())
 
 
 def analyse_information_field(model: nn.Module, input_size: int) -> list[BlockInformationField]:

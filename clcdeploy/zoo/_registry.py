@@ -15,6 +15,14 @@ SEED_CHANNELNETS = "002_cce4fba1ebea6d39.txt"
 SEED_SIC = "003_25066adab681e7c7.txt"
 SEED_SPARSE_KERNEL = "004_41d68caf3c6e4699.txt"
 
+# What a reader calls each paper (`clcdeploy models` prints it; the seed file stays in `ModelSpec.paper`).
+PAPER_NAMES = {
+    SEED_CLCNET: "clcNet (Zhang 2018)",
+    SEED_CHANNELNETS: "ChannelNets (Gao et al. 2018)",
+    SEED_SIC: "SIC layers (Wang et al. 2016)",
+    SEED_SPARSE_KERNEL: "Penetrating the Fog (ICLR 2019 submission)",
+}
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -27,6 +35,11 @@ class ModelSpec:
     family: str
     tiny: bool
     description: str
+
+    @property
+    def paper_name(self) -> str:
+        """The paper as a reader knows it, e.g. "clcNet (Zhang 2018)" (the seed file name if unknown)."""
+        return PAPER_NAMES.get(self.paper, self.paper)
 
 
 _REGISTRY: dict[str, ModelSpec] = {}

@@ -18,7 +18,10 @@ channel axis as the image height and the flattened spatial positions as the widt
 exactly the 3-D convolution of the paper (and of the authors' code, `tf.layers.conv3d` over an expanded
 axis), so the generic counter sees its true cost (output elements x d_c), while exporters get only Conv2d,
 reshape and (for even kernels) pad, which ONNX, ExecuTorch/XNNPACK and TFLite all lower; Conv3d does not
-delegate to XNNPACK. These modules are leaves for the channel analysis (`channel_connectivity()`).
+delegate to XNNPACK. These modules are leaves for the channel analysis (`channel_connectivity()`) and declare
+the spatial window they really read (`spatial_kernel()`: 1x1 for a channel-wise convolution, the whole map for
+the CCL), because their Conv2d's kernel runs over channels and flattened pixels, not over the image: the
+information field and the per-layer cost table use it to treat each as one layer with its real output shape.
 
 Details the paper leaves open (see the module docstrings): DWSConv has no BN/activation between its
 depthwise and 1x1 convolutions (paper Sec. 4.2), activations are ReLU6 (MobileNet, authors' code), the
@@ -85,6 +88,10 @@ class ChannelWiseConv(nn.Module):
         window = (src[None, :] >= start[:, None]) & (src[None, :] < start[:, None] + self.kernel_size)
         return window.repeat(self.groups, 1)  # every group has the same window, its own weights
 
+    def spatial_kernel(self) -> tuple[int, int]:
+        """The (height, width) input window of one output pixel: its own pixel (it convolves along channels)."""
+        return (1, 1)
+
     def extra_repr(self) -> str:
         return f"channels={self.channels}, kernel_size={self.kernel_size}, groups={self.groups}"
 
@@ -118,6 +125,10 @@ class ConvClassifier(nn.Module):
         out = torch.arange(self.num_classes)[:, None]
         src = torch.arange(self.in_channels)[None, :]
         return (src >= out) & (src < out + self.depth)
+
+    def spatial_kernel(self) -> None:
+        """Every logit reads the whole d_f x d_f map (None: the whole input)."""
+        return None
 
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}, num_classes={self.num_classes}, kernel=({self.depth}, " \
