@@ -424,3 +424,12 @@ def test_stock_adb_forward_relays_a_tcp_connection_both_ways(plain_endpoint, tmp
             assert conn.recv(1) == b""
         listed = adb("-s", plain_endpoint.serial, "forward", "--list").stdout
         assert f"tcp:{local} tcp:{refused_port}" in listed
+
+
+@needs_stock_adb
+def test_stock_adb_root_is_told_the_device_already_runs_as_root(plain_endpoint, tmp_path) -> None:
+    with stock_adb_client(tmp_path) as adb:
+        adb.connect(plain_endpoint.serial)
+        root = adb("-s", plain_endpoint.serial, "root")
+        assert (root.returncode, root.stdout.strip()) == (0, "adbd is already running as root"), root
+        assert adb("-s", plain_endpoint.serial, "shell", "echo", "still", "here").stdout.strip() == "still here"

@@ -2,7 +2,8 @@
 
 One thread reads each connection's packets; each stream's service runs in its own thread. Services:
 `shell:`, `exec:`, `shell,v2[,opts]:` (shell_service: exit status, a pty as adbd decides), `sync:`
-(sync_service: STAT, LIST, SEND, RECV, QUIT) and `tcp:` (tcp_service: `adb forward tcp:L tcp:R`). Shell commands run in the device's userland (chroot into the
+(sync_service: STAT, LIST, SEND, RECV, QUIT), `tcp:` (tcp_service: `adb forward tcp:L tcp:R`) and the answers
+to `root:` and `unroot:`. Shell commands run in the device's userland (chroot into the
 arm64 rootfs, or the host shell in `plain` mode for protocol tests). A broken packet closes that connection only.
 
 Run: `python -m clcdeploy.device.virtual.adbd --port 5555 --root ROOTFS --state-dir DIR`.
@@ -375,7 +376,19 @@ def service_for(service: str):
         return sync_service
     if service.startswith("tcp:"):
         return tcp_service.relay  # takes the connection first: see Connection._open_tcp
+    if service in ROOT_REPLIES:
+        return _reply_root
     return None
+
+
+# `adb root` / `adb unroot`: the endpoint runs its shells as root and cannot drop that (the chroot needs it),
+# so it answers as a phone's adbd does when there is nothing to restart.
+ROOT_REPLIES = {"root:": b"adbd is already running as root\n",
+                "unroot:": b"adbd cannot run as non-root on the virtual device\n"}
+
+
+def _reply_root(stream: Stream, service: str) -> None:
+    stream.write(ROOT_REPLIES[service])
 
 
 # --- server ------------------------------------------------------------------------------------------------
