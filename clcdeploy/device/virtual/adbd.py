@@ -3,8 +3,8 @@
 One thread reads each connection's packets; each stream's service runs in its own thread. Services:
 `shell:`, `exec:`, `shell,v2[,opts]:` (shell_service: exit status, a pty as adbd decides), `sync:`
 (sync_service: STAT, LIST, SEND, RECV, QUIT), `tcp:` (tcp_service: `adb forward tcp:L tcp:R`) and the answers
-to `root:` and `unroot:`. Shell commands run in the device's userland (chroot into the
-arm64 rootfs, or the host shell in `plain` mode for protocol tests). A broken packet closes that connection only.
+to `root:` and `unroot:`. Shell commands run in the device's userland (chroot into the arm64 rootfs, or the
+host shell in `plain` mode for protocol tests). A broken packet closes that connection only.
 
 Run: `python -m clcdeploy.device.virtual.adbd --port 5555 --root ROOTFS --state-dir DIR`.
 """
