@@ -8,7 +8,7 @@ import torch
 
 from clcdeploy.export.weights import random_weights
 from clcdeploy.kernels.fuse import ChannelsLast, FusedIGC2, fusable, fuse_igc
-from clcdeploy.kernels.ops import pack_weight, unpack_weight
+from clcdeploy.kernels.ops import igc2, pack_weight, unpack_weight
 from clcdeploy.zoo import create_model
 from clcdeploy.zoo.layers import IGC
 
@@ -37,6 +37,30 @@ def test_fused_module_matches_igc(channels, stride, size):
         assert (FusedIGC2(igc)(x) - igc(x)).abs().max().item() < 1e-5
         nhwc = FusedIGC2(igc)(x.contiguous(memory_format=torch.channels_last))
     assert nhwc.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("stride, weight_shape, message", [
+    (3, (9, 2, 4), "stride must be 1 or 2"),
+    (1, (4, 2, 3, 3), r"weight must be packed \(9, 2, 4\)"),  # unpacked: as many elements, wrong layout
+])
+def test_the_op_refuses_what_every_runtime_kernel_refuses(stride, weight_shape, message):
+    """Eagerly and while exporting, not first on the device."""
+    x, bias = torch.zeros(1, 4, 5, 5), torch.zeros(4)
+    with pytest.raises(ValueError, match=message):
+        igc2(x, torch.zeros(weight_shape), bias, stride)
+    with pytest.raises(Exception, match=message):
+        torch.export.export(_Op(torch.zeros(weight_shape), bias, stride), (x,))
+
+
+class _Op(torch.nn.Module):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, stride: int) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.register_buffer("bias", bias)
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return igc2(x, self.weight, self.bias, self.stride)
 
 
 def test_only_crf2_igcs_are_fusable():

@@ -59,6 +59,20 @@ def test_custom_op_equals_the_igc_definition(shape, stride, threads) -> None:
     assert np.abs(got - expected).max() <= 1e-5
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_non_finite_inputs_at_row_ends_reach_only_the_outputs_that_read_them(stride) -> None:
+    """The stride-1 path reads rows flattened, so a row-end tap wraps into the next row and is masked off; a
+    mask that multiplied turned an inf there into NaN (0 * inf) at the opposite edge of the neighbouring rows."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((1, 4, 5, 5), dtype=np.float32)
+    x[0, 1, 2, 4], x[0, 2, 1, 0], x[0, 3, 3, 4] = np.inf, -np.inf, np.nan
+    packed = pack_weight(torch.from_numpy(rng.standard_normal((4, 2, 3, 3), dtype=np.float32)))
+    bias = np.zeros(4, np.float32)
+    expected = igc2(torch.from_numpy(x), packed, torch.from_numpy(bias), stride).numpy()
+    got = session(igc2_model(x.shape, stride, packed.numpy(), bias)).run(None, {"X": x})[0]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
 def test_without_the_library_onnx_runtime_refuses_the_node() -> None:
     """The node really is ours: a session without clcdeploy's library cannot load the model."""
     model = igc2_model((1, 4, 5, 5), 1, np.zeros((9, 2, 4), np.float32), np.zeros(4, np.float32))
@@ -73,6 +87,9 @@ def test_bad_stride_and_weight_shape_fail_with_the_kernels_message() -> None:
     wrong = session(igc2_model((1, 6, 5, 5), 1, weight, bias))  # weights for 4 channels, input with 6
     with pytest.raises(Exception, match=r"W must be \(9, 2, C\)"):
         wrong.run(None, {"X": np.zeros((1, 6, 5, 5), np.float32)})
+    unpacked = session(igc2_model((1, 4, 5, 5), 1, np.zeros((4, 2, 3, 3), np.float32), bias))  # as many elements
+    with pytest.raises(Exception, match=r"W must be \(9, 2, C\)"):
+        unpacked.run(None, {"X": np.zeros((1, 4, 5, 5), np.float32)})
 
 
 def test_library_exports_only_the_registration_entry_point() -> None:

@@ -9,6 +9,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -93,8 +94,47 @@ def _target_args(target: Target) -> list[str]:
 def _build(cmake_args: list[str], library_name: str, native: bool, jobs: int) -> Path:
     out = cache_root() / _source_hash(native, cmake_args)
     library = out / library_name
-    if library.exists():
+    if library.is_file():
         return library
+    if shutil.which("cmake") is None:
+        raise KernelBuildError("cmake is not on PATH; install cmake and a C++17 compiler to build the kernel")
+    writable_cache_root()
+    scratch = out.with_name(out.name + f".tmp{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    commands = [
+        ["cmake", "-S", str(CSRC), "-B", str(scratch), "-DCMAKE_BUILD_TYPE=Release", *cmake_args,
+         f"-DCLCDEPLOY_NATIVE={'ON' if native else 'OFF'}"],
+        ["cmake", "--build", str(scratch), "-j", str(jobs)],
+    ]
+    try:
+        for command in commands:
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode:
+                tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
+                raise KernelBuildError(f"kernel build failed ({' '.join(command[:2])}): {' | '.join(tail)}")
+        if out.exists() and not library.is_file():  # an earlier build whose library was removed: replace it
+            shutil.rmtree(out, ignore_errors=True)
+        try:
+            scratch.rename(out)
+        except OSError:  # another process finished first
+            pass
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # a failed build's, or the loser's of two
+    if not library.is_file():
+        raise KernelBuildError(f"the kernel build finished without {library}; remove {out} and try again")
+    return library
+
+
+def writable_cache_root() -> Path:
+    """`cache_root()`, created; KernelBuildError when nothing can be written there (before any slow work)."""
+    root = cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=root).close()
+    except OSError as exc:
+        raise KernelBuildError(f"the kernel cache {root} is not writable ({exc.strerror or exc}): set "
+                               f"CLCDEPLOY_KERNEL_CACHE to a writable folder") from None
+    return root
     if shutil.which("cmake") is None:
         raise KernelBuildError("cmake is not on PATH; install cmake and a C++17 compiler to build the kernel")
     scratch = out.with_name(out.name + f".tmp{os.getpid()}")

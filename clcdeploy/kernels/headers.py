@@ -23,7 +23,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from clcdeploy.kernels.build import KernelBuildError, cache_root
+from clcdeploy.kernels.build import KernelBuildError, cache_root, writable_cache_root
 
 POOL = "https://deb.debian.org/debian/pool/main"
 
@@ -63,6 +63,7 @@ def include_dir(package: HeaderPackage) -> Path:
     target = cache_root() / package.cache_name
     if (target / package.required).is_file():
         return target
+    writable_cache_root()  # before the download, not after it
     headers = _headers_from_deb(_download(package), package)
     scratch = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(scratch, ignore_errors=True)

@@ -53,7 +53,20 @@ def _out_shape(x: torch.Tensor, stride: int) -> tuple[int, int, int, int]:
     return n, c, (h - 1) // stride + 1, (w - 1) // stride + 1
 
 
+def _check(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int) -> None:
+    """What every runtime's kernel refuses, refused here too (also while exporting), not first on a device."""
+    if stride not in (1, 2):
+        raise ValueError(f"igc2: stride must be 1 or 2, got {stride}")
+    if x.dim() != 4 or x.shape[1] % 2:
+        raise ValueError(f"igc2: x must be (N, C, H, W) with an even C, got {tuple(x.shape)}")
+    c = x.shape[1]
+    if tuple(weight.shape) != (9, 2, c) or tuple(bias.shape) != (c,):
+        raise ValueError(f"igc2: weight must be packed (9, 2, {c}) (pack_weight) and bias ({c},), got "
+                         f"{tuple(weight.shape)} and {tuple(bias.shape)}")
+
+
 def _reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int) -> torch.Tensor:
+    _check(x, weight, bias, stride)
     groups = x.shape[1] // 2
     y = F.conv2d(x, unpack_weight(weight), bias, stride, 1, groups=groups)
     n, c, h, w = y.shape
@@ -74,6 +87,7 @@ def _igc2_out(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride:
 
 @torch.library.register_fake(f"{OP_NAMESPACE}::{OP_NAME}")
 def _igc2_fake(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, stride: int) -> torch.Tensor:
+    _check(x, weight, bias, stride)
     return x.new_empty(_out_shape(x, stride)).contiguous(memory_format=_memory_format(x))
 
 

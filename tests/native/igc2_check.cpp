@@ -1,7 +1,9 @@
 // Checks clcdeploy's fused IGC kernel (NHWC and NCHW paths) against a direct evaluation of the IGC
-// definition, for shapes that reach every code path. Built per target by tests/test_kernels_targets.py
-// (x86 baseline / AVX2 / native, and aarch64 under qemu); prints the largest difference and exits 1 if it
-// exceeds 1e-4.
+// definition, for shapes that reach every code path, with finite inputs and with inf/NaN at row ends (where
+// the stride-1 NCHW path masks taps that wrap into the next row). Built per target by
+// tests/test_kernels_targets.py (x86 baseline / AVX2 / native, and aarch64 under qemu); prints the largest
+// difference and exits 1 if it exceeds 1e-4 or an output is non-finite where the definition's is not (or the
+// other way round).
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -54,6 +56,30 @@ std::vector<float> to_nhwc(const std::vector<float>& t, int64_t n, int64_t c, in
   return out;
 }
 
+// The largest difference, infinite if one side is NaN or infinite where the other is not the same.
+double difference(float got, float expected) {
+  if (std::isnan(expected) || std::isnan(got)) return std::isnan(expected) && std::isnan(got) ? 0.0 : INFINITY;
+  if (std::isinf(expected) || std::isinf(got)) return got == expected ? 0.0 : INFINITY;
+  return std::fabs(got - expected);
+}
+
+// Both paths on `x`; the largest difference from the definition.
+double check(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& b,
+             const Igc2Shape& s) {
+  const std::vector<float> expected = reference(x, w, b, s), packed = pack(w, s.channels);
+  std::vector<float> nchw(expected.size()), nhwc(expected.size());
+  clcdeploy::igc2_nchw_pairs(x.data(), packed.data(), b.data(), nchw.data(), s, 0, s.n * s.channels / 2);
+  const std::vector<float> x_nhwc = to_nhwc(x, s.n, s.channels, s.h, s.w);
+  clcdeploy::igc2_nhwc_rows(x_nhwc.data(), packed.data(), b.data(), nhwc.data(), s, 0, s.n * s.out_h);
+  const std::vector<float> expected_nhwc = to_nhwc(expected, s.n, s.channels, s.out_h, s.out_w);
+  double diff = 0.0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    diff = std::fmax(diff, difference(nchw[i], expected[i]));
+    diff = std::fmax(diff, difference(nhwc[i], expected_nhwc[i]));
+  }
+  return diff;
+}
+
 }  // namespace
 
 int main() {
@@ -69,18 +95,23 @@ int main() {
     std::vector<float> x(s.n * s.channels * s.h * s.w), w(18 * s.channels), b(s.channels);
     for (auto* v : {&x, &w, &b})
       for (auto& e : *v) e = uniform(rng);
-    const std::vector<float> expected = reference(x, w, b, s), packed = pack(w, s.channels);
-    std::vector<float> nchw(expected.size()), nhwc(expected.size());
-    clcdeploy::igc2_nchw_pairs(x.data(), packed.data(), b.data(), nchw.data(), s, 0, s.n * s.channels / 2);
-    const std::vector<float> x_nhwc = to_nhwc(x, s.n, s.channels, s.h, s.w);
-    clcdeploy::igc2_nhwc_rows(x_nhwc.data(), packed.data(), b.data(), nhwc.data(), s, 0, s.n * s.out_h);
-    const std::vector<float> expected_nhwc = to_nhwc(expected, s.n, s.channels, s.out_h, s.out_w);
-    double diff = 0.0;
-    for (size_t i = 0; i < expected.size(); ++i) {
-      diff = std::fmax(diff, std::fabs(nchw[i] - expected[i]));
-      diff = std::fmax(diff, std::fabs(nhwc[i] - expected_nhwc[i]));
-    }
+    const double diff = check(x, w, b, s);
     std::printf("n=%lld C=%lld %lldx%lld stride %lld: max diff %.3g\n", (long long)s.n, (long long)s.channels,
+                (long long)s.h, (long long)s.w, (long long)s.stride, diff);
+    worst = std::fmax(worst, diff);
+  }
+  const int64_t special[][5] = {{1, 4, 5, 5, 1}, {1, 34, 6, 9, 1}, {1, 4, 5, 5, 2}, {1, 34, 6, 9, 2}};
+  for (const auto& c : special) {  // inf, -inf and NaN at the ends of rows
+    Igc2Shape s{c[0], c[1], c[2], c[3], c[4], (c[2] - 1) / c[4] + 1, (c[3] - 1) / c[4] + 1};
+    std::vector<float> x(s.n * s.channels * s.h * s.w), w(18 * s.channels), b(s.channels);
+    for (auto* v : {&x, &w, &b})
+      for (auto& e : *v) e = uniform(rng);
+    const int64_t plane = s.h * s.w;
+    x[1 * plane + 2 * s.w + s.w - 1] = INFINITY;
+    x[2 * plane + 1 * s.w] = -INFINITY;
+    x[3 * plane + 3 * s.w + s.w - 1] = NAN;
+    const double diff = check(x, w, b, s);
+    std::printf("inf/NaN at row ends, C=%lld %lldx%lld stride %lld: max diff %.3g\n", (long long)s.channels,
                 (long long)s.h, (long long)s.w, (long long)s.stride, diff);
     worst = std::fmax(worst, diff);
   }

@@ -7,6 +7,7 @@
 // interlace is paid once per output pixel (a deinterleave of the accumulators at the store), not per tap;
 // the two products per tap are separate multiply-adds (no temporary sum that would cost an extra add).
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -27,6 +28,7 @@ constexpr int kLanes = 4;
 constexpr int kLanes = 8;  // one ymm register (AVX2)
 #endif
 typedef float Vec __attribute__((vector_size(4 * kLanes)));
+typedef int32_t Bits __attribute__((vector_size(4 * kLanes)));  // a Vec's bits, for masking by AND
 constexpr int kBlock = 2 * kLanes;  // natural channels per block: two vectors, i.e. kLanes pairs
 constexpr int kPixels = 4;          // output pixels per block: each weight load feeds kPixels pixels
 
@@ -37,6 +39,14 @@ inline Vec load(const float* p) {
 }
 
 inline void store(float* p, Vec v) { std::memcpy(p, &v, sizeof v); }
+
+// `v` where `mask` is all ones, +0 where it is 0: a select, not a product, so an inf or NaN in a masked-off lane
+// does not leak through (0 * inf is NaN).
+inline Vec keep(Vec v, const int32_t* mask) {
+  Bits m;
+  std::memcpy(&m, mask, sizeof m);
+  return (Vec)((Bits)v & m);
+}
 
 // Lane permutations (GCC >= 12 and Clang): swap each pair (v[i ^ 1]); the even and the odd lanes of the
 // concatenation (a, b).
@@ -160,15 +170,15 @@ void nhwc_rows(const float* x, const float* wp, const float* bias, float* out, c
 // buffers in which every tap is an unchecked unit-stride load, and each plane runs as whole vectors:
 // - stride 1: each plane flattened, with w + 1 zeros before and after (the rows above and below); tap
 //   (kh, kw) of output q is element q + kh * w + kw. The column wrap-around of the kw = 0 and kw = 2 taps at
-//   the row ends is cancelled by 0/1 column masks, so the output plane is one run, written in place, and
-//   7x7 planes fill vectors as well as 112x112 ones.
+//   the row ends is cancelled by column masks (selecting, so a non-finite value across the wrap stays out),
+//   so the output plane is one run, written in place, and 7x7 planes fill vectors as well as 112x112 ones.
 // - stride 2: the four phases of the padded plane (padded rows even/odd x columns even/odd), each
 //   (out_h + 1) x (out_w + 1), so tap (kh, kw) of output (oh, ow) is element (oh + kh / 2, ow + kw / 2) of
 //   phase (kh % 2, kw % 2); rows of at least one vector run straight into the output, narrower planes as
 //   one flattened run whose padding columns are dropped.
 struct PairPlanes {
   std::vector<float> data;                   // the two input planes, padded (stride 1) or as phases (stride 2)
-  std::vector<float> mask_left, mask_right;  // stride 1: 0 where tap kw = 0 / kw = 2 falls off the row
+  std::vector<int32_t> mask_left, mask_right;  // stride 1: 0 where tap kw = 0 / kw = 2 falls off the row, else ~0
   int64_t h = -1, w = -1, stride = -1;       // the shape the buffers are laid out for (their padding is zero)
   int64_t row = 0;   // stride 2: row length of a phase
   int64_t size = 0;  // floats per padded plane (stride 1) or per phase (stride 2), with slack
@@ -193,11 +203,11 @@ void lay_out(const Igc2Shape& s, PairPlanes& pp) {
     const int64_t n = s.h * s.w;
     pp.size = n + 2 * (s.w + 1) + kLanes;
     pp.data.assign(size_t(2 * pp.size), 0.0f);
-    pp.mask_left.assign(size_t(n + kLanes), 1.0f);
-    pp.mask_right.assign(size_t(n + kLanes), 1.0f);
+    pp.mask_left.assign(size_t(n + kLanes), ~0);
+    pp.mask_right.assign(size_t(n + kLanes), ~0);
     for (int64_t q = 0; q < n; ++q) {
-      if (q % s.w == 0) pp.mask_left[q] = 0.0f;
-      if (q % s.w == s.w - 1) pp.mask_right[q] = 0.0f;
+      if (q % s.w == 0) pp.mask_left[q] = 0;
+      if (q % s.w == s.w - 1) pp.mask_right[q] = 0;
     }
   } else {
     pp.row = s.out_w + 1;
@@ -229,13 +239,13 @@ void fill_pair(const float* x0, const float* x1, const Igc2Shape& s, PairPlanes&
 }
 
 // Output element q of a run reads taps[t][q] for the 18 taps t = p * 9 + kh * 3 + kw (input plane p);
-// `Masked`: the kw = 0 and kw = 2 sums are multiplied by mask_left[q] and mask_right[q]. Whole vectors only:
+// `Masked`: the kw = 0 and kw = 2 sums count only where mask_left[q] / mask_right[q] are set. Whole vectors only:
 // a run (count >= kLanes) ends with a block overlapping the previous one, which recomputes a few outputs
 // with the same values, instead of a scalar tail.
 template <bool Masked>
 inline void pair_run(const float* const (&taps)[18], const float (&w)[2][18], const float (&bias)[2],
-                     float* __restrict o0, float* __restrict o1, int64_t count, const float* mask_left,
-                     const float* mask_right) {
+                     float* __restrict o0, float* __restrict o1, int64_t count, const int32_t* mask_left,
+                     const int32_t* mask_right) {
   auto block = [&](int64_t q) {
     Vec sum[2][3] = {};  // [channel][kw]
 #pragma GCC unroll 18
@@ -247,7 +257,7 @@ inline void pair_run(const float* const (&taps)[18], const float (&w)[2][18], co
     }
     for (int f = 0; f < 2; ++f) {
       Vec total = sum[f][1] + bias[f];
-      if (Masked) total += load(mask_left + q) * sum[f][0] + load(mask_right + q) * sum[f][2];
+      if (Masked) total += keep(sum[f][0], mask_left + q) + keep(sum[f][2], mask_right + q);
       store((f ? o1 : o0) + q, total);
     }
   };

@@ -30,7 +30,10 @@ Tensor& igc2_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& weigh
   Igc2Shape s{x.size(0), x.size(1), x.size(2), x.size(3), stride, 0, 0};
   s.out_h = (s.h - 1) / stride + 1;
   s.out_w = (s.w - 1) / stride + 1;
-  ET_KERNEL_CHECK_MSG(ctx, s.channels % 2 == 0 && weight.numel() == 18 * s.channels && bias.numel() == s.channels,
+  // Shapes, not element counts: an unpacked (C, 2, 3, 3) weight has as many elements and would compute nonsense.
+  ET_KERNEL_CHECK_MSG(ctx,
+                      s.channels % 2 == 0 && weight.dim() == 3 && weight.size(0) == 9 && weight.size(1) == 2 &&
+                          weight.size(2) == s.channels && bias.dim() == 1 && bias.size(0) == s.channels,
                       InvalidArgument, out, "igc2: weight must be (9, 2, C) and bias (C,)");
   ET_KERNEL_CHECK_MSG(ctx,
                       out.size(0) == s.n && out.size(1) == s.channels && out.size(2) == s.out_h &&

@@ -112,8 +112,12 @@ TfLiteStatus partition_prepare(TfLiteContext* context, TfLiteNode* node) {
       return kTfLiteError;
     }
     const Igc2Shape s = shape_of(x, n.stride);
-    if (context->tensors[n.w].bytes != size_t(18 * s.channels) * sizeof(float) ||
-        context->tensors[n.b].bytes != size_t(s.channels) * sizeof(float)) {
+    // Shapes, not sizes: an unpacked (C, 2, 3, 3) weight has as many bytes and would compute nonsense.
+    const TfLiteIntArray* w = context->tensors[n.w].dims;
+    const TfLiteIntArray* b = context->tensors[n.b].dims;
+    if (w->size != 3 || w->data[0] != 9 || w->data[1] != 2 || w->data[2] != s.channels || b->size != 1 ||
+        b->data[0] != s.channels || context->tensors[n.w].type != kTfLiteFloat32 ||
+        context->tensors[n.b].type != kTfLiteFloat32) {
       context->ReportError(context, "CLCDEPLOY_IGC2: W must be (9, 2, C) and B (C,)");
       return kTfLiteError;
     }

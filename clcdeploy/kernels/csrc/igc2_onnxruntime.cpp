@@ -42,8 +42,9 @@ class Igc2Kernel {
       throw Ort::Exception("IGC2: X must be (N, C, H, W) with even C", ORT_INVALID_ARGUMENT);
     }
     Igc2Shape s{dims[0], dims[1], dims[2], dims[3], stride_, (dims[2] - 1) / stride_ + 1, (dims[3] - 1) / stride_ + 1};
-    if (w.GetTensorTypeAndShapeInfo().GetElementCount() != size_t(18 * s.channels) ||
-        b.GetTensorTypeAndShapeInfo().GetElementCount() != size_t(s.channels)) {
+    // Shapes, not element counts: an unpacked (C, 2, 3, 3) weight has as many elements and would compute nonsense.
+    if (w.GetTensorTypeAndShapeInfo().GetShape() != std::vector<int64_t>{9, 2, s.channels} ||
+        b.GetTensorTypeAndShapeInfo().GetShape() != std::vector<int64_t>{s.channels}) {
       throw Ort::Exception("IGC2: W must be (9, 2, C) and B (C,)", ORT_INVALID_ARGUMENT);
     }
     auto out = context.GetOutput(0, {s.n, s.channels, s.out_h, s.out_w});
