@@ -39,3 +39,12 @@ def test_an_unwritable_cache_is_one_error_before_any_work(monkeypatch: pytest.Mo
     with pytest.raises(KernelBuildError, match="the kernel cache /proc/clcdeploy-kernels is not writable .*"
                                                "set CLCDEPLOY_KERNEL_CACHE to a writable folder"):
         build_onnxruntime_kernels()
+
+
+def test_native_builds_are_cached_per_cpu_and_cross_builds_are_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache shared by two machines (a network home) must not hand one the other's -march=native library."""
+    from clcdeploy.kernels import build
+
+    here = build._source_hash(True, []), build._source_hash(False, [])
+    monkeypatch.setattr(build, "_cpu_features", lambda: "x86_64 flags : fpu sse2")
+    assert build._source_hash(True, []) != here[0] and build._source_hash(False, []) == here[1]

@@ -5,8 +5,10 @@ by content hash."""
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -46,13 +48,25 @@ def executorch_cmake_dir() -> Path:
     return path
 
 
-def _source_hash(native: bool, cmake_args: list[str]) -> str:
-    digest = hashlib.sha256(str(native).encode())
+def _source_hash(native: bool, cmake_args: list[str], key: str = "") -> str:
+    digest = hashlib.sha256(f"{native} {key}".encode())
+    if native:  # -march=native: a cache shared by two machines must not hand one the other's instruction set
+        digest.update(_cpu_features().encode())
     for path in sorted(CSRC.iterdir()):
         digest.update(path.name.encode() + path.read_bytes())
     for arg in cmake_args:  # the runtime binding and where its headers or CMake package came from
         digest.update(arg.encode())
     return digest.hexdigest()[:16]
+
+
+def _cpu_features() -> str:
+    """This CPU's architecture and feature flags (what -march=native compiles for)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        lines = []
+    flags = next((line for line in lines if line.split(":")[0].strip() in ("flags", "Features")), "")
+    return f"{platform.machine()} {flags}"
 
 
 def _executorch_args() -> list[str]:
@@ -61,7 +75,8 @@ def _executorch_args() -> list[str]:
 
 def build_executorch_kernels(*, native: bool = True, jobs: int = 2) -> Path:
     """Configure and build the ExecuTorch kernel library if needed; return the .so path."""
-    return _build(_executorch_args(), LIBRARY_NAME, native, jobs)
+    # Keyed by the wheel's version too: an upgrade in place keeps the CMake package's path but changes the ABI.
+    return _build(_executorch_args(), LIBRARY_NAME, native, jobs, key=importlib.metadata.version("executorch"))
 
 
 def build_onnxruntime_kernels(*, native: bool = True, jobs: int = 2, target: Target = "host") -> Path:
@@ -91,8 +106,10 @@ def _target_args(target: Target) -> list[str]:
     return CROSS_ARGS[target]
 
 
-def _build(cmake_args: list[str], library_name: str, native: bool, jobs: int) -> Path:
-    out = cache_root() / _source_hash(native, cmake_args)
+def _build(cmake_args: list[str], library_name: str, native: bool, jobs: int, key: str = "") -> Path:
+    """Build `library_name` into the cache folder named by the sources, `cmake_args`, `native` (with this CPU's
+    features) and `key`, unless it is there."""
+    out = cache_root() / _source_hash(native, cmake_args, key)
     library = out / library_name
     if library.is_file():
         return library
