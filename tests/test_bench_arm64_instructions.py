@@ -54,6 +54,7 @@ def test_every_artifact_is_counted(tiny_models_dir, fused_models_dir, tmp_path):
     assert all(r["fused_igc_kernel"] and r["l1_misses"] > 0 and r["dram_bytes"] > 0
                for r in json.loads(fused.stdout)["results"])
     assert all("dram_bytes" not in r for r in counted.values())  # without --cache-model
+    assert all(r["outputs_finite"] is True and len(r["input_shape"]) == 4 for r in counted.values())
     assert json.loads(fused.stdout)["cache_model"]["l2_kb"] == 1024 and "cache_model" not in document
     report = (tmp_path / "standard/arm64_instructions.md").read_text()
     assert "| model | format | mult-adds | size | M instructions | instr. vs MobileNet |" in report
@@ -91,3 +92,40 @@ def test_per_op_cuts_every_pte_into_its_operators(tiny_models_dir, tmp_path):
 def test_a_bad_l2_size_is_refused_in_one_line(args, message):
     done = bench(*args)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and message in done.stderr
+
+
+@pytest.mark.device
+def test_a_model_with_non_finite_outputs_is_named_and_fails_as_timing_does(tmp_path):
+    """Counted as if fine, a broken kernel's instructions would pass for the model's."""
+    import torch
+
+    from clcdeploy.zoo import create_model
+
+    state = create_model("clcnet_tiny").state_dict()
+    next(v for k, v in state.items() if k.endswith("weight") and v.dim() == 4).fill_(float("nan"))
+    torch.save(state, tmp_path / "nan.pt")
+    export = subprocess.run([sys.executable, "-m", "clcdeploy", "export", "clcnet_tiny", "--formats", "pte,onnx",
+                             "--weights", str(tmp_path / "nan.pt"), "--no-validate", "--out", str(tmp_path / "m")],
+                            capture_output=True, text=True, timeout=600)
+    assert export.returncode == 0, export.stderr
+    done = bench("--models", "clcnet_tiny", "--models-dir", str(tmp_path / "m"), "--no-export", "--formats",
+                 "pte,onnx", "--runs", "1", "--json")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "non-finite outputs: clcnet_tiny/pte, clcnet_tiny/onnx"
+    assert [r["outputs_finite"] for r in json.loads(done.stdout)["results"]] == [False, False]
+
+
+def test_vs_mobilenet_compares_with_mobilenet_v1_at_the_same_input_size():
+    from pathlib import Path
+
+    from clcdeploy.bench.arm64_count import Counted, table_rows
+    from clcdeploy.bench.artifacts import Artifact
+    from clcdeploy.device.virtual.instructions import Counts
+
+    def counted(model: str, size: int, instructions: int) -> Counted:
+        artifact = Artifact(model, "pte", Path(f"{model}.pte"), 1, "", (1, 3, size, size), 1, 1)
+        return Counted(artifact, Counts(instructions, instructions // 2))
+
+    rows = table_rows([counted("mobilenet_v1_tiny", 32, 100), counted("mobilenet_v1", 224, 1000),
+                       counted("clcnet_a", 224, 800), counted("clcnet_tiny", 32, 50), counted("clcnet_b", 96, 9)])
+    assert [row["instr. vs MobileNet"] for row in rows] == ["1.000x", "1.000x", "0.800x", "0.500x", "-"]

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from clcdeploy.bench import arm64_ops, device_runner
+from clcdeploy.bench import arm64_ops, device_runner, parsers
 from clcdeploy.bench.arm64_ops import OperatorCounts
 from clcdeploy.bench.artifacts import Artifact
 from clcdeploy.bench.report import BASELINE, PAPER_TABLE_6
@@ -34,6 +34,18 @@ class Counted:
     artifact: Artifact
     counts: Counts
     operators: OperatorCounts | None = None  # per XNNPACK operator (.pte, with per_op)
+    outputs_finite: bool | None = None  # as the runner reported (None: it did not say)
+
+
+def runner_outputs_finite(fmt: str, stdout: str) -> bool | None:
+    """Whether the runner's outputs were all finite: pte_runner's `finite=` lines, the Python runner's JSON."""
+    if fmt == "pte":
+        return parsers.outputs_finite(stdout)
+    lines = stdout.strip().splitlines()
+    try:
+        return bool(json.loads(lines[-1])["outputs_finite"]) if lines else None
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def runner_argv(rootfs: Path, fmt: str, model: Path, input_shape: tuple[int, ...],
@@ -83,21 +95,22 @@ def count_artifacts(artifacts: list[Artifact], *, passes: int, jobs: int, timeou
     def one(artifact: Artifact) -> Counted:
         argv_for = runner_argv(rootfs, artifact.fmt, artifact.path, artifact.input_shape,
                                libraries.get(artifact.fmt) if artifact.needs_kernel_library else None)
-        counts = instructions.count_per_pass(rootfs, argv_for, passes=passes, timeout=timeout, caches=caches,
-                                             l2_kb=l2_kb)
-        log(f"counted {artifact.model} ({artifact.fmt}): {counts.instructions / 1e6:.1f} M instructions")
+        run = instructions.count_passes(rootfs, argv_for, passes=passes, timeout=timeout, caches=caches, l2_kb=l2_kb)
+        log(f"counted {artifact.model} ({artifact.fmt}): {run.per_pass.instructions / 1e6:.1f} M instructions")
         operators = (arm64_ops.count_operators(rootfs, artifact.path, names[artifact.path], caches=caches,
                                                l2_kb=l2_kb, timeout=timeout) if artifact.path in names else None)
-        return Counted(artifact, counts, operators)
+        return Counted(artifact, run.per_pass, operators, runner_outputs_finite(artifact.fmt, run.stdout))
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(one, artifacts))
 
 
 def _baseline(c: Counted, counted: list[Counted]) -> Counted | None:
-    """MobileNet-v1 (or its tiny test variant) in the same format."""
-    return next((b for b in counted if b.artifact.model.startswith(BASELINE) and b.artifact.fmt == c.artifact.fmt),
-                None)
+    """MobileNet-v1 in the same format at the same input size, as the timing table's `relative_speed` picks it
+    (its tiny test variant where MobileNet-v1 itself was not counted)."""
+    same = [b for b in counted if b.artifact.model.startswith(BASELINE)
+            and (b.artifact.fmt, b.artifact.input_shape) == (c.artifact.fmt, c.artifact.input_shape)]
+    return next((b for b in same if b.artifact.model == BASELINE), same[0] if same else None)
 
 
 def _m(count: int) -> str:
@@ -140,7 +153,8 @@ def document(counted: list[Counted], passes: int, command: list[str], tools: dic
         "kind": "arm64_instructions", "command": command, "passes": passes, "tools": tools,
         **({"cache_model": instructions.cache_model(l2_kb)} if _cached(counted) else {}),
         "paper_table_6": PAPER_TABLE_6,
-        "results": [{"model": c.artifact.model, "format": c.artifact.fmt, "file": str(c.artifact.path),
+        "results": [{"model": c.artifact.model, "format": c.artifact.fmt, "file": str(c.artifact.path.resolve()),
+                     "input_shape": list(c.artifact.input_shape), "outputs_finite": c.outputs_finite,
                      "file_bytes": c.artifact.bytes, "macs": c.artifact.macs, "params": c.artifact.params,
                      "fused_igc_kernel": c.artifact.needs_kernel_library,
                      **c.counts.as_dict(),
@@ -161,11 +175,21 @@ def markdown(counted: list[Counted], passes: int, command: list[str], l2_kb: int
               f"modelled 32 KB 4-way L1 / {l2_kb} KB 16-way L2 data cache (64-byte lines, LRU, no prefetcher); DRAM = "
               "(L2 misses + dirty L2 evictions) x 64 bytes. Paper column: clcNet paper Table 6, BLU Advance 5.2 "
               "(MT6580, Cortex-A7), Caffe2, ms."]
+    flagged = non_finite_lines(counted)
+    if flagged:
+        lines += ["", *flagged]
     profiled = [c for c in counted if c.operators is not None]
     if profiled:
         lines += ["", "## Per XNNPACK operator (.pte, one inference after one warm-up)",
                   *arm64_ops.markdown_tables([c.artifact.model for c in profiled], [c.operators for c in profiled])]
     return "\n".join(lines) + "\n"
+
+
+def non_finite_lines(counted: list[Counted]) -> list[str]:
+    """One line naming the artifacts whose outputs had a NaN or an infinity (their counts are a broken run's), or
+    none."""
+    flagged = [f"{c.artifact.model}/{c.artifact.fmt}" for c in counted if c.outputs_finite is False]
+    return ["non-finite outputs: " + ", ".join(flagged)] if flagged else []
 
 
 def print_table(counted: list[Counted], console=None) -> None:

@@ -261,7 +261,7 @@ def _bench(args: argparse.Namespace, models: list[str], formats: list[str]) -> i
 
 
 def _count_arm64(args: argparse.Namespace, artifacts: list, log) -> int:
-    from clcdeploy.bench.arm64_count import count_artifacts, document, print_table, write_outputs
+    from clcdeploy.bench.arm64_count import count_artifacts, document, non_finite_lines, print_table, write_outputs
 
     counted = count_artifacts(artifacts, passes=args.runs, jobs=os.cpu_count() or 1, timeout=args.timeout,
                               caches=args.cache_model, l2_kb=args.l2_kb, per_op=args.per_op, log=log)
@@ -274,4 +274,7 @@ def _count_arm64(args: argparse.Namespace, artifacts: list, log) -> int:
         print_table(counted)
         if args.out:
             print(f"results in {args.out}/ (arm64_instructions.json, arm64_instructions.md)")
-    return 0
+    flagged = non_finite_lines(counted)
+    for line in flagged:
+        print(line, file=sys.stderr)
+    return 1 if flagged else 0

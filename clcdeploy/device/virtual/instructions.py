@@ -145,6 +145,7 @@ class CountedRun:
 
     total: Counts
     events: tuple[tuple[int, Counts], ...]
+    stdout: str = ""  # what the program printed (a runner's outputs' finiteness, among others)
 
     @property
     def marks(self) -> tuple[Counts, ...]:
@@ -184,7 +185,16 @@ def count(rootfs: Path, argv: list[str], *, env: Mapping[str, str] | None = None
 
     if not data["events_complete"]:
         raise VirtualDeviceError(f"{Path(argv[0]).name} made more marked calls than the counter could keep")
-    return CountedRun(counts(data["total"]), tuple((kind, counts(values)) for kind, values in data["events"]))
+    return CountedRun(counts(data["total"]), tuple((kind, counts(values)) for kind, values in data["events"]),
+                      proc.stdout)
+
+
+@dataclass(frozen=True)
+class PassCounts:
+    """The counts of one inference pass, and what the runner printed."""
+
+    per_pass: Counts
+    stdout: str
 
 
 def count_per_pass(rootfs: Path, argv_for: Callable[[int], list[str]], *, passes: int = 2,
@@ -193,6 +203,14 @@ def count_per_pass(rootfs: Path, argv_for: Callable[[int], list[str]], *, passes
     """Instructions of one inference pass: `argv_for(passes)` (a clcdeploy runner doing `passes` timed passes)
     run with CLCDEPLOY_PASS_MARKS=1, the counts between its two marks divided by `passes`. Loading, warm-up and
     start-up are outside the marks: they vary by a few million instructions from run to run in Python."""
+    return count_passes(rootfs, argv_for, passes=passes, env=env, timeout=timeout, caches=caches,
+                        l2_kb=l2_kb).per_pass
+
+
+def count_passes(rootfs: Path, argv_for: Callable[[int], list[str]], *, passes: int = 2,
+                 env: Mapping[str, str] | None = None, timeout: float = 3600.0, caches: bool = False,
+                 l2_kb: int = L2_KB) -> PassCounts:
+    """`count_per_pass`, with the runner's output."""
     if passes < 1:
         raise ValueError("passes must be at least 1")
     run = count(rootfs, argv_for(passes), env={**(env or {}), MARKS_ENV: "1"}, timeout=timeout, caches=caches,
@@ -200,7 +218,7 @@ def count_per_pass(rootfs: Path, argv_for: Callable[[int], list[str]], *, passes
     if len(run.marks) != 2:
         raise VirtualDeviceError(f"{Path(argv_for(passes)[0]).name} made {len(run.marks)} pass marks, not 2 (is it "
                                  f"a clcdeploy runner? they mark their timed passes when {MARKS_ENV}=1)")
-    return (run.marks[1] - run.marks[0]).per(passes)
+    return PassCounts((run.marks[1] - run.marks[0]).per(passes), run.stdout)
 
 
 @dataclass(frozen=True)
