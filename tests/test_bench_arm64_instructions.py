@@ -87,6 +87,7 @@ def test_per_op_cuts_every_pte_into_its_operators(tiny_models_dir, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--l2-kb", "1024"], "--l2-kb sets the cache model's L2: add --cache-model"),
+    (["--l2-kb", "512"], "--l2-kb sets the cache model's L2: add --cache-model"),  # the default, given
     (["--cache-model", "--l2-kb", "32"], "--l2-kb must be between 64 and 16384"),
 ])
 def test_a_bad_l2_size_is_refused_in_one_line(args, message):

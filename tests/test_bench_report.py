@@ -28,3 +28,9 @@ def test_one_pass_has_no_spread_to_print() -> None:
     one.std_ms = None
     (row,) = table_rows([DeviceRun("local", measurements=[one])], full=False)
     assert row["latency ms"] == "4.00 (1 pass)"
+
+
+def test_latencies_below_a_tenth_of_a_millisecond_keep_three_significant_digits():
+    from clcdeploy.bench.report import _ms
+
+    assert [_ms(v) for v in (0.0412, 0.00305, 0.5, 12.34, 1780.4)] == ["0.0412", "0.00305", "0.50", "12.3", "1780"]

@@ -60,20 +60,23 @@ def entry_points(rootfs: Path) -> list[str]:
 
 def xnnpack_operators(pte: Path, input_shape: tuple[int, ...]) -> list[str]:
     """The XNNPACK operator types of one inference of `pte`, in execution order (an ETDump on this host)."""
-    import torch
-    from executorch.devtools import Inspector
-    from executorch.extension.pybindings import portable_lib
+    from clcdeploy.export.quiet import quiet_output
 
-    from clcdeploy.kernels.runtime import prepare_pte
+    with quiet_output():  # the host runtimes' import and Inspector chatter (torchao, cpuinfo, warnings)
+        import torch
+        from executorch.devtools import Inspector
+        from executorch.extension.pybindings import portable_lib
 
-    prepare_pte(pte)
-    portable_lib._unsafe_reset_threadpool(1)
-    module = portable_lib._load_for_executorch(str(pte), enable_etdump=True, debug_buffer_size=0)
-    module.forward((torch.zeros(input_shape),))
-    with tempfile.TemporaryDirectory(prefix="clcdeploy-etdump-") as tmp:
-        dump = Path(tmp) / "ops.etdp"
-        module.write_etdump_result_to_file(str(dump))
-        events = [e for block in Inspector(etdump_path=str(dump)).event_blocks for e in block.events]
+        from clcdeploy.kernels.runtime import prepare_pte
+
+        prepare_pte(pte)
+        portable_lib._unsafe_reset_threadpool(1)
+        module = portable_lib._load_for_executorch(str(pte), enable_etdump=True, debug_buffer_size=0)
+        module.forward((torch.zeros(input_shape),))
+        with tempfile.TemporaryDirectory(prefix="clcdeploy-etdump-") as tmp:
+            dump = Path(tmp) / "ops.etdp"
+            module.write_etdump_result_to_file(str(dump))
+            events = [e for block in Inspector(etdump_path=str(dump)).event_blocks for e in block.events]
     return [re.sub(r" #\d+$", "", e.name) for e in events if e.is_delegated_op]
 
 

@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-model", action="store_true",
                    help="with --arm64-instructions: also run every memory access through a model of a 32 KB L1 / "
                         "512 KB L2 data cache and report L1 misses and DRAM traffic per inference (slower)")
-    p.add_argument("--l2-kb", type=int, default=L2_KB, metavar="KB",
+    p.add_argument("--l2-kb", type=int, default=None, metavar="KB",
                    help=f"with --cache-model: the modelled L2's size (default {L2_KB}; Cortex-A53 and A7 clusters "
                         f"have 128 KB-2 MB)")
     p.add_argument("--per-op", action="store_true",
@@ -84,8 +84,9 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     for flag, given in (("--cache-model", args.cache_model), ("--per-op", args.per_op)):
         if given and not args.arm64_instructions:
             raise BenchError(f"{flag} applies to --arm64-instructions only: add --arm64-instructions")
-    if args.l2_kb != L2_KB and not args.cache_model:
+    if args.l2_kb is not None and not args.cache_model:
         raise BenchError("--l2-kb sets the cache model's L2: add --cache-model (with --arm64-instructions)")
+    args.l2_kb = L2_KB if args.l2_kb is None else args.l2_kb
     try:
         check_l2_kb(args.l2_kb)
     except ValueError as exc:

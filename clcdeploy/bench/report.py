@@ -44,6 +44,8 @@ def _latency(m: Measurement) -> str:
 def _ms(value: float | None) -> str:
     if value is None:
         return "-"
+    if value < 0.1:  # tiny test models: three significant digits, not "0.04 ± 0.00"
+        return f"{value:.3g}"
     return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 1000 else f"{value:.0f}"
 
 
