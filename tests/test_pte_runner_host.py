@@ -138,14 +138,85 @@ def test_the_fused_kernel_uses_the_runtime_thread_pool(runner_and_models, tmp_pa
     assert np.abs(got - expected).max() < 1e-4
 
 
+MODEL = ["--model_path", "a.pte"]
+THREADS_RANGE = "is out of range: give 1 to 256 threads (the limit), or -1 for the runtime's default"
+
+
 @pytest.mark.parametrize("args,message", [
-    (["--model_path", "a.pte", "--model_path", "b.pte", "--output_path", "o.bin"], "--output_path takes one"),
-    (["--model_path", "a.pte", "--planned_offset", "64"], "--planned_offset must be in"),
+    ([*MODEL, "--model_path", "b.pte", "--output_path", "o.bin"], "--output_path takes one"),
+    ([*MODEL, "--planned_offset", "64"], "--planned_offset 64 is out of range: give a byte count in [0, 64)"),
     ([], "--model_path is required"),
-    (["--model_path", "a.pte", "--num_executions", "0"], "--num_executions and --block must be >= 1"),
-    (["--model_path", "a.pte", "--block", "0"], "--num_executions and --block must be >= 1"),
-    (["--model_path", "a.pte", "--workspace_sharing", "3"], "--workspace_sharing must be 0 (disabled), 1 (per"),
+    ([*MODEL, "--num_executions", "0"], "--num_executions 0 is out of range: give a whole number >= 1"),
+    ([*MODEL, "--block", "0"], "--block 0 is out of range: give a whole number >= 1"),
+    ([*MODEL, "--warmup=-1"], "--warmup -1 is out of range: give a whole number >= 0"),
+    ([*MODEL, "--workspace_sharing", "3"], "--workspace_sharing 3 is out of range: give 0 (disabled), 1 (per"),
+    # Whole integers only: atoi had run 3 passes for "3x" and called "abc" "must be >= 1".
+    ([*MODEL, "--num_executions", "3x"], "--num_executions '3x' is not an integer: give a whole number >= 1"),
+    ([*MODEL, "--num_executions", "abc"], "--num_executions 'abc' is not an integer"),
+    ([*MODEL, "--num_executions", ""], "--num_executions '' is not an integer"),
+    ([*MODEL, "--num_executions", "99999999999"], "--num_executions 99999999999 is out of range"),
+    ([*MODEL, "--order_seed", "-1"], "--order_seed -1 is out of range"),
+    ([*MODEL, "--order_seed", "7s"], "--order_seed '7s' is not an integer"),
+    # --cpu_threads: 100000 had crashed (SIGSEGV), 20000 had been taken, -4 and abc had meant the default.
+    ([*MODEL, "--cpu_threads", "100000"], f"--cpu_threads 100000 {THREADS_RANGE}"),
+    ([*MODEL, "--cpu_threads", "20000"], f"--cpu_threads 20000 {THREADS_RANGE}"),
+    ([*MODEL, "--cpu_threads", "257"], f"--cpu_threads 257 {THREADS_RANGE}"),
+    ([*MODEL, "--cpu_threads", "-4"], f"--cpu_threads -4 {THREADS_RANGE}"),
+    ([*MODEL, "--cpu_threads", "0"], f"--cpu_threads 0 {THREADS_RANGE}"),
+    ([*MODEL, "--cpu_threads", "abc"], "--cpu_threads 'abc' is not an integer: give 1 to 256 threads"),
+    ([*MODEL, "--input-shape", "1,3,8,8"],
+     "unknown flag --input-shape (see --help for the flags; the input shapes come from the .pte)"),
+    ([*MODEL, "--warmup"], "--warmup needs a value (see --help)"),
+    (["a.pte"], "unexpected argument 'a.pte': give the model as --model_path a.pte"),
 ])
 def test_bad_flags_exit_2_with_one_line(runner_and_models, args, message):
     done = _run(runner_and_models[0], *args)
-    assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+# Every flag pte_runner takes; the usage must list each with its default.
+FLAGS = ("--model_path", "--method_name", "--num_executions", "--warmup", "--cpu_threads", "--block", "--order_seed",
+         "--output_path", "--planned_offset", "--workspace_sharing")
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_prints_the_usage_of_every_flag_and_exits_0(runner_and_models, flag):
+    done = _run(runner_and_models[0], "--model_path", "a.pte", flag)  # anywhere on the line, before any check
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.startswith("usage: pte_runner --model_path P")
+    # One entry per flag: its line and any continuation lines (indented further).
+    entries = re.findall(r"^  (--\w+) +(.*(?:\n {5,}.*)*)", done.stdout, flags=re.MULTILINE)
+    assert sorted(name for name, _ in entries) == sorted(FLAGS)
+    for name, text in entries:
+        assert "(default" in text or "(required)" in text, (name, text)
+    assert "shapes and dtypes\ncome from the program itself" in done.stdout
+    for name in FLAGS:  # the usage lists nothing the parser does not take
+        known = _run(runner_and_models[0], "--model_path", "a.pte", name)
+        assert known.returncode == 2 and f"{name} needs a value" in known.stderr, known.stderr
+
+
+@pytest.mark.parametrize("threads", ["-1", "256"])
+def test_cpu_threads_at_the_limit_and_the_default_run(runner_and_models, threads):
+    runner, folder, _ = runner_and_models
+    done = _run(runner, "--model_path", str(folder / "plain.pte"), f"--cpu_threads={threads}",
+                "--num_executions", "2")
+    assert done.returncode == 0, done.stderr
+    assert "Model executed successfully 2 time(s)" in done.stdout
+
+
+def test_too_many_executions_for_memory_is_one_line_not_a_crash(runner_and_models):
+    """The timings are reserved up front; a count whose timings do not fit had ended in std::bad_alloc (abort)."""
+    import resource
+
+    runner, folder, _ = runner_and_models
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    done = subprocess.run([runner, "--model_path", str(folder / "plain.pte"), "--num_executions", "1000000000"],
+                          capture_output=True, text=True, timeout=120, preexec_fn=limit_memory)
+    assert done.returncode == 2, (done.returncode, done.stderr[-500:])
+    errors = [line for line in done.stderr.splitlines() if line.startswith("pte_runner:")]
+    assert errors == ["pte_runner: error: no memory to record 1000000000 timings per model: give a smaller "
+                      "--num_executions"]

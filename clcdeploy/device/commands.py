@@ -102,11 +102,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     endpoints = daemon.status()
     info = {"rootfs": str(rootfs.rootfs_dir()), "rootfs_built": rootfs.is_built(),
-            "endpoints": [ep.to_dict() for ep in endpoints]}
+            "rootfs_state": rootfs.describe(), "endpoints": [ep.to_dict() for ep in endpoints]}
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    print(f"rootfs: {info['rootfs']} ({'built' if info['rootfs_built'] else 'not built yet'})")
+    print(f"rootfs: {info['rootfs']} ({info['rootfs_state']})")
     for ep in endpoints:
         print(f"{ep.serial:24} pid {ep.pid:<8} {'running' if ep.running else 'dead (stale pidfile)'}")
     if not endpoints:

@@ -9,7 +9,8 @@
 // plus `Output 0: numel=N max_abs=X finite=1 first=[...]` and, with --output_path, the raw float32 output.
 //
 // Flags: --model_path P --num_executions N --warmup N --cpu_threads N --method_name NAME --output_path P
-//        --planned_offset B --block N --order_seed S --workspace_sharing M
+//        --planned_offset B --block N --order_seed S --workspace_sharing M (--help: kUsage below). Numbers are
+// whole decimal integers, range-checked; a bad command line gets one error line and exit code 2.
 // --model_path may be given several times: the models are then timed side by side in this one process, in
 // turn N passes at a time (--block, default 1) after each one's warm-up, and each model's lines follow a
 // `== Model k of n: P` line. With --order_seed S (not 0) every turn takes the models in a new order drawn from
@@ -35,13 +36,17 @@
 #include <executorch/runtime/platform/runtime.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
+#include <new>
 #include <numeric>
 #include <optional>
 #include <random>
@@ -136,56 +141,140 @@ int fail(const std::string& what, int code = 1) {
   return code;
 }
 
-bool parse(int argc, char** argv, Options& o) {
+// pthreadpool creates every thread up front and crashes (SIGSEGV) when the system refuses one, as 100000 did;
+// and more threads than cores only time the scheduler. 256 is over ten times a phone's core count, which
+// leaves room for oversubscription experiments, and a fixed limit (not one derived from the CPU count) gives
+// the same answer on every host and under qemu, whose CPU count is the host's.
+constexpr long kMaxCpuThreads = 256;
+static_assert(kMaxCpuThreads == 256, "update kUsage and the --cpu_threads messages");
+
+constexpr char kUsage[] =
+    "usage: pte_runner --model_path P [--model_path P2 ...] [flags]\n"
+    "\n"
+    "Times an ExecuTorch .pte program's method and prints executor_runner's lines. The inputs' shapes and dtypes\n"
+    "come from the program itself (there is no flag for them): float inputs get a fixed ramp in [-1, 1), integer\n"
+    "inputs zeros. Flags take their value as `--flag V` or `--flag=V`.\n"
+    "\n"
+    "  --model_path P         the .pte to run (required); repeat it to time several models side by side\n"
+    "  --method_name NAME     the program's method to run (default forward)\n"
+    "  --num_executions N     timed passes, N >= 1 (default 1)\n"
+    "  --warmup N             untimed passes before the timed ones, N >= 0 (default 0)\n"
+    "  --cpu_threads N        threads of the runtime's pool, 1 to 256, or -1 for its own default (default -1)\n"
+    "  --block N              with several models: passes per model per turn, N >= 1 (default 1)\n"
+    "  --order_seed S         with several models: shuffle their order every turn, seeded with S; 0 keeps the\n"
+    "                         order of the --model_path flags (default 0)\n"
+    "  --output_path P        write output 0 as raw float32 to P, with one --model_path only (default none)\n"
+    "  --planned_offset B     place planned memory B bytes past a 64-byte boundary, 0 <= B < 64 (default 0)\n"
+    "  --workspace_sharing M  XNNPACK workspace sharing: 0 disabled, 1 per model, 2 global (default 1)\n"
+    "  -h, --help             print this text and exit\n";
+
+// Reads `value` as a whole decimal integer in [lo, hi] into `out`; prints one error line and returns false
+// otherwise ("3x", "abc", "" and " 3" are not integers; atoi had read them as 3, 0, 0 and 3).
+bool parse_int(const std::string& flag, const std::string& value, long long lo, long long hi, long long& out,
+               const char* range) {
+  const char* text = value.c_str();
+  char* end = nullptr;
+  errno = 0;
+  long long v = value.empty() || std::isspace(static_cast<unsigned char>(value[0])) ? 0 : std::strtoll(text, &end, 10);
+  if (end == nullptr || end == text || *end != '\0') {
+    std::fprintf(stderr, "pte_runner: error: %s '%s' is not an integer: give %s\n", flag.c_str(), value.c_str(), range);
+    return false;
+  }
+  if (errno == ERANGE || v < lo || v > hi) {
+    std::fprintf(stderr, "pte_runner: error: %s %s is out of range: give %s\n", flag.c_str(), value.c_str(), range);
+    return false;
+  }
+  out = v;
+  return true;
+}
+
+template <typename T>
+bool parse_into(const std::string& flag, const std::string& value, long long lo, long long hi, T& out,
+                const char* range) {
+  long long v = 0;
+  if (!parse_int(flag, value, lo, hi, v, range)) return false;
+  out = static_cast<T>(v);
+  return true;
+}
+
+// Returns 0 to run, 2 on a bad command line (one error line printed), -1 after printing the usage (--help).
+int parse(int argc, char** argv, Options& o) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "-h") == 0 || std::strcmp(argv[i], "--help") == 0) {
+      std::fputs(kUsage, stdout);
+      return -1;
+    }
+  }
+  constexpr long long kIntMax = std::numeric_limits<int>::max();
+  const std::string kFlags[] = {"--model_path", "--method_name", "--output_path", "--num_executions", "--warmup",
+                                "--block", "--planned_offset", "--workspace_sharing", "--order_seed", "--cpu_threads"};
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::string value;
+    if (arg.empty() || arg[0] != '-') {
+      std::fprintf(stderr, "pte_runner: error: unexpected argument '%s': give the model as --model_path %s "
+                           "(see --help)\n", arg.c_str(), arg.c_str());
+      return 2;
+    }
     auto eq = arg.find('=');
-    if (eq != std::string::npos) {
+    bool has_value = eq != std::string::npos;
+    if (has_value) {
       value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
-    } else if (i + 1 < argc) {
+    }
+    if (std::find(std::begin(kFlags), std::end(kFlags), arg) == std::end(kFlags)) {
+      std::fprintf(stderr, "pte_runner: error: unknown flag %s (see --help for the flags; the input shapes come "
+                           "from the .pte)\n", arg.c_str());
+      return 2;
+    }
+    if (!has_value) {
+      if (i + 1 == argc) {
+        std::fprintf(stderr, "pte_runner: error: %s needs a value (see --help)\n", arg.c_str());
+        return 2;
+      }
       value = argv[++i];
-    } else {
-      std::fprintf(stderr, "pte_runner: error: %s needs a value\n", arg.c_str());
-      return false;
     }
-    if (arg == "--model_path") o.model_paths.push_back(value);
-    else if (arg == "--method_name") o.method_name = value;
-    else if (arg == "--output_path") o.output_path = value;
-    else if (arg == "--num_executions") o.num_executions = std::atoi(value.c_str());
-    else if (arg == "--warmup") o.warmup = std::atoi(value.c_str());
-    else if (arg == "--cpu_threads") o.cpu_threads = std::atoi(value.c_str());
-    else if (arg == "--planned_offset") o.planned_offset = std::atoi(value.c_str());
-    else if (arg == "--block") o.block = std::atoi(value.c_str());
-    else if (arg == "--workspace_sharing") o.workspace_sharing = std::atoi(value.c_str());
-    else if (arg == "--order_seed") o.order_seed = static_cast<unsigned>(std::strtoul(value.c_str(), nullptr, 10));
-    else {
-      std::fprintf(stderr, "pte_runner: error: unknown flag %s\n", arg.c_str());
-      return false;
+    bool ok = true;
+    if (arg == "--model_path") {
+      o.model_paths.push_back(value);
+    } else if (arg == "--method_name") {
+      o.method_name = value;
+    } else if (arg == "--output_path") {
+      o.output_path = value;
+    } else if (arg == "--num_executions") {
+      ok = parse_into(arg, value, 1, kIntMax, o.num_executions, "a whole number >= 1");
+    } else if (arg == "--warmup") {
+      ok = parse_into(arg, value, 0, kIntMax, o.warmup, "a whole number >= 0");
+    } else if (arg == "--block") {
+      ok = parse_into(arg, value, 1, kIntMax, o.block, "a whole number >= 1");
+    } else if (arg == "--planned_offset") {
+      ok = parse_into(arg, value, 0, static_cast<long long>(kAlign) - 1, o.planned_offset, "a byte count in [0, 64)");
+    } else if (arg == "--workspace_sharing") {
+      ok = parse_into(arg, value, 0, 2, o.workspace_sharing, "0 (disabled), 1 (per model) or 2 (global)");
+    } else if (arg == "--order_seed") {
+      ok = parse_into(arg, value, 0, std::numeric_limits<unsigned>::max(), o.order_seed,
+                      "a whole number from 0 (the flags' order) to 4294967295");
+    } else if (arg == "--cpu_threads") {
+      constexpr char kRange[] = "1 to 256 threads (the limit), or -1 for the runtime's default";
+      long long threads = 0;
+      ok = parse_int(arg, value, -1, kMaxCpuThreads, threads, kRange);
+      if (ok && threads == 0) {
+        std::fprintf(stderr, "pte_runner: error: --cpu_threads 0 is out of range: give %s\n", kRange);
+        ok = false;
+      }
+      o.cpu_threads = static_cast<int>(threads);
     }
+    if (!ok) return 2;
   }
   if (o.model_paths.empty()) {
-    std::fprintf(stderr, "pte_runner: error: --model_path is required\n");
-    return false;
+    std::fprintf(stderr, "pte_runner: error: --model_path is required (see --help)\n");
+    return 2;
   }
   if (!o.output_path.empty() && o.model_paths.size() > 1) {
     std::fprintf(stderr, "pte_runner: error: --output_path takes one --model_path\n");
-    return false;
+    return 2;
   }
-  if (o.planned_offset < 0 || o.planned_offset >= static_cast<int>(kAlign)) {
-    std::fprintf(stderr, "pte_runner: error: --planned_offset must be in [0, %zu)\n", kAlign);
-    return false;
-  }
-  if (o.workspace_sharing < 0 || o.workspace_sharing > 2) {
-    std::fprintf(stderr, "pte_runner: error: --workspace_sharing must be 0 (disabled), 1 (per model) or 2 (global)\n");
-    return false;
-  }
-  if (o.num_executions < 1 || o.warmup < 0 || o.block < 1) {
-    std::fprintf(stderr, "pte_runner: error: --num_executions and --block must be >= 1, --warmup >= 0\n");
-    return false;
-  }
-  return true;
+  return 0;
 }
 
 // Deterministic, finite inputs: float tensors get a small ramp in [-1, 1), integer tensors zeros.
@@ -331,7 +420,7 @@ int report_outputs(Model& m, const std::string& output_path) {
 
 int main(int argc, char** argv) {
   Options opt;
-  if (!parse(argc, argv, opt)) return 2;
+  if (int code = parse(argc, argv, opt); code != 0) return code < 0 ? 0 : code;
   executorch::runtime::runtime_init();
   register_call_marks();
   if (!clcdeploy_set_xnnpack_workspace_sharing(opt.workspace_sharing)) {
@@ -368,7 +457,12 @@ int main(int argc, char** argv) {
   std::vector<size_t> order(models.size());
   std::iota(order.begin(), order.end(), 0);
   std::mt19937 shuffler(opt.order_seed);
-  for (auto& m : models) m->times_ms.reserve(opt.num_executions);
+  try {  // up front, so that no allocation happens among the timed passes
+    for (auto& m : models) m->times_ms.reserve(opt.num_executions);
+  } catch (const std::bad_alloc&) {
+    return fail("no memory to record " + std::to_string(opt.num_executions) +
+                " timings per model: give a smaller --num_executions", 2);
+  }
   mark_passes();  // nothing between the marks but the passes: the instruction counter divides by their number
   for (int done = 0; done < opt.num_executions; done += opt.block) {
     if (opt.order_seed != 0 && !single) {

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from clcdeploy.device.errors import VirtualDeviceError
@@ -35,6 +35,16 @@ EXECUTORCH_LIBS = (
     "libexecutorch_backend_xnnpack.so",
     "libexecutorch_kernels_optimized.so",
     "libexecutorch_threadpool.so",
+)
+# What every use of a built rootfs needs and only a rebuild restores: the dynamic loader (without it qemu says
+# "Could not open '/lib/ld-linux-aarch64.so.1'" for any program), python3 and the runtimes the device runner
+# imports. The ExecuTorch libraries, pte_runner and the identity files are put back on every use (build_rootfs).
+REQUIRED_FILES = (
+    "lib/ld-linux-aarch64.so.1",
+    "usr/bin/python3",
+    f"{SITE_PACKAGES}/numpy/__init__.py",
+    f"{SITE_PACKAGES}/onnxruntime/__init__.py",
+    f"{SITE_PACKAGES}/ai_edge_litert/__init__.py",
 )
 
 # Reports print "manufacturer model" and `adb devices -l` shows product, model (spaces as _) and device.
@@ -82,10 +92,73 @@ def rootfs_dir() -> Path:
     return virtual_device_dir() / f"rootfs-{SUITE}-arm64"
 
 
-def is_built(rootfs: Path | None = None) -> bool:
-    rootfs = rootfs or rootfs_dir()
+def _is_stamped(rootfs: Path) -> bool:
+    """Whether a build of the current recipe finished in `rootfs` (it writes the stamp last)."""
     stamp = rootfs / "etc/clcdeploy-rootfs"
     return stamp.exists() and stamp.read_text().strip() == RECIPE_VERSION
+
+
+def _exists_in(rootfs: Path, path: str) -> bool:
+    """Whether `path` exists in `rootfs` as its programs see it: symlinks, absolute ones too, resolve inside
+    the rootfs (testing the host path would follow an absolute link to the host's own file)."""
+    parts, current, hops = list(PurePosixPath(path).parts), PurePosixPath("/"), 0
+    while parts:
+        part = parts.pop(0)
+        if part in ("/", "."):
+            continue
+        if part == "..":
+            current = current.parent
+            continue
+        host = rootfs / (current / part).relative_to("/")
+        if host.is_symlink():
+            hops += 1
+            if hops > 40:  # a loop, as the kernel's ELOOP
+                return False
+            target = PurePosixPath(os.readlink(host))
+            if target.is_absolute():
+                current = PurePosixPath("/")
+            parts = [*target.parts, *parts]
+            continue
+        if not host.exists():
+            return False
+        current = current / part
+    return True
+
+
+def missing_files(rootfs: Path | None = None) -> list[str]:
+    """The REQUIRED_FILES that `rootfs` lacks (all of them if it does not exist)."""
+    rootfs = rootfs or rootfs_dir()
+    return [path for path in REQUIRED_FILES if not _exists_in(rootfs, path)]
+
+
+def is_built(rootfs: Path | None = None) -> bool:
+    """Whether `rootfs` holds a finished build of the current recipe with every file its uses need."""
+    rootfs = rootfs or rootfs_dir()
+    return _is_stamped(rootfs) and not missing_files(rootfs)
+
+
+def describe(rootfs: Path | None = None) -> str:
+    """The rootfs's state for `clcdeploy device status`: built, not built yet, outdated, or incomplete (and what
+    happens next)."""
+    rootfs = rootfs or rootfs_dir()
+    if not _is_stamped(rootfs):
+        if (rootfs / "etc/clcdeploy-rootfs").exists():
+            return "built by an older clcdeploy: `clcdeploy device start` rebuilds it"
+        return "not built yet"
+    missing = missing_files(rootfs)
+    if missing:
+        return f"incomplete, missing /{', /'.join(missing)}: `clcdeploy device start` rebuilds it"
+    return "built"
+
+
+def _check_not_in_use(rootfs: Path, why: str) -> None:
+    """Refuse to replace `rootfs` while a virtual device serves it (its shells run in it)."""
+    from clcdeploy.device.virtual import daemon  # local import: daemon imports this module lazily
+
+    users = [ep.serial for ep in daemon.status() if ep.running and Path(ep.root) == rootfs]
+    if users:
+        raise VirtualDeviceError(f"{why} and the virtual device {', '.join(users)} is using it: stop it with "
+                                 f"`clcdeploy device stop`, then retry, which rebuilds it")
 
 
 def _run(argv: list[str], what: str, log: Log, **kw) -> None:
@@ -162,11 +235,18 @@ def _install_identity(rootfs: Path) -> None:
 
 
 def _install_executorch(rootfs: Path, log: Log) -> None:
+    """Put the ExecuTorch runtime libraries (those missing or differing) and pte_runner into the rootfs."""
     et = aarch64_executorch_dir(log)
     libdir = rootfs / EXECUTORCH_PREFIX / "lib"
     libdir.mkdir(parents=True, exist_ok=True)
     for name in EXECUTORCH_LIBS:
-        shutil.copy2(et / "lib" / name, libdir / name)
+        source, installed = et / "lib" / name, libdir / name
+        if installed.exists() and (installed.stat().st_size, installed.stat().st_mtime_ns) == (
+                source.stat().st_size, source.stat().st_mtime_ns):
+            continue
+        # Copied beside and renamed over: a running device may have the old file mapped.
+        shutil.copy2(source, installed.with_name(name + ".new"))
+        os.replace(installed.with_name(name + ".new"), installed)
     _install_runner(rootfs, log)
 
 
@@ -183,13 +263,17 @@ def _install_runner(rootfs: Path, log: Log) -> None:
 
 
 def build_rootfs(*, mirror: str | None = None, log: Log = print, force: bool = False) -> Path:
-    """Build the cached rootfs if missing (debootstrap + wheels + ExecuTorch runner), else bring its
-    identity and pte_runner up to date; return its path."""
+    """Build the cached rootfs if missing, outdated or incomplete (debootstrap + wheels + ExecuTorch runner),
+    else bring its identity, ExecuTorch libraries and pte_runner up to date; return its path."""
     rootfs = rootfs_dir()
     if is_built(rootfs) and not force:
         _install_identity(rootfs)  # cheap: a cached rootfs gets the current build.prop
-        _install_runner(rootfs, log)
+        _install_executorch(rootfs, log)
         return rootfs
+    if _is_stamped(rootfs) and not force:  # stamped but files gone: rebuilt, as an outdated one is
+        why = f"the rootfs in {rootfs} is incomplete (missing /{', /'.join(missing_files(rootfs))})"
+        _check_not_in_use(rootfs, why)
+        log(f"{why}: rebuilding it")
     for tool in ("debootstrap", emulation.QEMU_BINARY):
         if shutil.which(tool) is None:
             raise VirtualDeviceError(f"{tool} not found: apt-get install debootstrap qemu-user-static")
