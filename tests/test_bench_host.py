@@ -127,6 +127,7 @@ def test_the_python_runner_alternates_the_models_pass_by_pass(tiny_models_dir):
     (("--runs", "0"), "--runs must be at least 1"),
     (("--rounds", "0"), "--rounds must be at least 1"),
     (("--warmup", "-1"), "--warmup must not be negative"),
+    (("--threads", "100000"), "--threads 100000 is more than 256"),
     (("--timeout", "0"), "--timeout is the seconds allowed per model run, more than 0"),
     (("--timeout", "inf"), "--timeout is the seconds allowed per model run, more than 0"),
     (("--cooldown", "nan"), "--cooldown is the seconds of idle before each model"),

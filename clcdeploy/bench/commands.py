@@ -17,6 +17,7 @@ from clcdeploy.versions import package_versions
 
 DEFAULT_MODELS = "mobilenet_v1,shufflenet_v1_2x,clcnet_a,clcnet_b"  # the paper's Table 6
 DEFAULT_RUNS, DEFAULT_WARMUP = 10, 3
+MAX_THREADS = 256
 MAX_SECONDS = 7 * 24 * 3600  # --cooldown and --timeout: beyond a week is a typo (and overflows the clocks)
 COUNT_PASSES = 2  # --arm64-instructions: passes counted per artifact (one is enough; two show a steady state)
 # Options that only timing uses, with their defaults: --arm64-instructions refuses them.
@@ -107,6 +108,9 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     for flag, value in (("--warmup", args.warmup), ("--threads", args.threads), ("--cooldown", args.cooldown)):
         if value < 0:
             raise BenchError(f"{flag} must not be negative, got {value:g}")
+    if args.threads > MAX_THREADS:  # runtimes create every thread up front (pte_runner's limit is the same)
+        raise BenchError(f"--threads {args.threads} is more than {MAX_THREADS}: give the device's core count or "
+                         f"fewer")
     if not (math.isfinite(args.cooldown) and args.cooldown <= MAX_SECONDS):
         raise BenchError(f"--cooldown is the seconds of idle before each model, at most {MAX_SECONDS}, got "
                          f"{args.cooldown:g}")
