@@ -152,23 +152,3 @@ def writable_cache_root() -> Path:
         raise KernelBuildError(f"the kernel cache {root} is not writable ({exc.strerror or exc}): set "
                                f"CLCDEPLOY_KERNEL_CACHE to a writable folder") from None
     return root
-    if shutil.which("cmake") is None:
-        raise KernelBuildError("cmake is not on PATH; install cmake and a C++17 compiler to build the kernel")
-    scratch = out.with_name(out.name + f".tmp{os.getpid()}")
-    shutil.rmtree(scratch, ignore_errors=True)
-    commands = [
-        ["cmake", "-S", str(CSRC), "-B", str(scratch), "-DCMAKE_BUILD_TYPE=Release", *cmake_args,
-         f"-DCLCDEPLOY_NATIVE={'ON' if native else 'OFF'}"],
-        ["cmake", "--build", str(scratch), "-j", str(jobs)],
-    ]
-    for command in commands:
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode:
-            tail = (done.stdout + done.stderr).strip().splitlines()[-5:]
-            raise KernelBuildError(f"kernel build failed ({' '.join(command[:2])}): {' | '.join(tail)}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        scratch.rename(out)
-    except OSError:  # another process finished first
-        shutil.rmtree(scratch, ignore_errors=True)
-    return library
