@@ -112,20 +112,22 @@ def _nearest_fitting(shapes: _Shapes, size: int) -> tuple[int | None, int | None
     return below, above
 
 
-def _own_size(name: str) -> str:
+def _zoo_size(name: str) -> int | None:
+    """The input size the zoo builds `name` for (None: not a zoo model)."""
     from clcdeploy.zoo import model_spec
 
     try:
-        return str(model_spec(name).input_size)
+        return model_spec(name).input_size
     except ClcDeployError:
-        return "the size it was built for"
+        return None
+
+
+def _own_size(name: str) -> str:
+    size = _zoo_size(name)
+    return "the size it was built for" if size is None else str(size)
 
 
 def _larger(name: str) -> str:
     """What to do about a too small input: the model's own size, where the zoo knows it."""
-    from clcdeploy.zoo import model_spec
-
-    try:
-        return f"; pass a larger --input-size (its own is {model_spec(name).input_size})"
-    except ClcDeployError:
-        return "; pass a larger --input-size"
+    size = _zoo_size(name)
+    return "; pass a larger --input-size" + ("" if size is None else f" (its own is {size})")

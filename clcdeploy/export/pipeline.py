@@ -122,9 +122,9 @@ def export_model(
     note = log or (lambda line: None)
     folder = Path(out_dir) / name
     size = spec.input_size if input_size is None else input_size
-    finals = {f: folder / f"{name}{_format_module(f).SUFFIX}" for f in formats}
+    finals = {f: folder / artifact_name(name, f) for f in formats}
     with export_lock(folder), output_folder(folder):
-        ours = [f"{name}{_format_module(f).SUFFIX}" for f in FORMATS] + [MANIFEST_NAME, "probe"]
+        ours = [artifact_name(name, f) for f in FORMATS] + [MANIFEST_NAME, "probe"]
         for path in remove_leftovers(folder, ours):
             note(f"removed {path}, left staged by an interrupted export")
         check_targets([*finals.values(), folder / MANIFEST_NAME])  # before the slow work, not at the end
@@ -231,6 +231,11 @@ def _format_module(fmt: str):
     return importlib.import_module(FORMAT_MODULES[fmt])
 
 
+def artifact_name(name: str, fmt: str) -> str:
+    """The file name an export of model `name` writes for `fmt` (e.g. clcnet_a.pte)."""
+    return f"{name}{_format_module(fmt).SUFFIX}"
+
+
 def _calls_fused_igc(deploy: nn.Module) -> bool:
     from clcdeploy.kernels.fuse import FusedIGC2
 
@@ -315,7 +320,7 @@ def _previous_entries(folder: Path, name: str, config: dict, source: str, shape:
         if not (folder / MANIFEST_NAME).exists():
             return {}, {}
         # an unreadable manifest vouches for nothing: its artifacts may be of any configuration
-        others = [folder / f"{name}{_format_module(f).SUFFIX}" for f in FORMAT_MODULES if f not in exported]
+        others = [folder / artifact_name(name, f) for f in FORMAT_MODULES if f not in exported]
         return {}, {path: "no readable manifest described it" for path in others if path.is_file()}
     # compared as JSON: the previous manifest's config has lists for tuples and strings for integer keys
     same = _as_json(previous.config) == _as_json(config) and previous.weights == source \
@@ -328,7 +333,7 @@ def _previous_entries(folder: Path, name: str, config: dict, source: str, shape:
         path = folder / entry.file
         if same and _has_content(path, entry.sha256):
             kept[fmt] = entry
-        elif entry.file == f"{name}{_format_module(fmt).SUFFIX}" and path.is_file():  # only the name it writes
+        elif entry.file == artifact_name(name, fmt) and path.is_file():  # only the name it writes
             stale[path] = "changed since it was exported" if same else "exported for another configuration"
     return kept, stale
 
