@@ -459,7 +459,7 @@ def input_size_problem(name: str, size: int) -> str | None:
     """None if zoo model `name` takes a `size` x `size` input (`clcdeploy.analysis.input_size`), else a one-line
     message for `--size`: for a size too small, the smallest size above it that works; raises UnknownModelError
     for a name not in the zoo."""
-    from clcdeploy.analysis.input_size import check_input_size
+    from clcdeploy.analysis.input_size import MAX_INPUT_SIZE, check_input_size
     from clcdeploy.errors import ConfigurationError, first_line
 
     model = clcdeploy.create_model(name).eval()
@@ -475,9 +475,9 @@ def input_size_problem(name: str, size: int) -> str | None:
     if found is None or "too small" not in found:
         return found and f"--size {size}: {found}"
     # a size between two that work may not fit (a block's paths round differently), so scan up, not bisect
-    smallest = next((s for s in range(max(size, 0) + 1, 4097) if problem(s) is None), None)
+    smallest = next((s for s in range(max(size, 0) + 1, MAX_INPUT_SIZE + 1) if problem(s) is None), None)
     if smallest is None:
-        return f"--size {size} is too small for {name}, and no size up to 4096 works"
+        return f"--size {size} is too small for {name}, and no size up to {MAX_INPUT_SIZE} works"
     return f"--size {size} is too small for {name}: the smallest input size it takes is {smallest}"
 
 
