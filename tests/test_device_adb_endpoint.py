@@ -312,6 +312,20 @@ def test_stock_adb_gets_a_pty_when_it_asks_for_one(plain_endpoint, tmp_path) -> 
             assert (no_pty.returncode, no_pty.stdout.strip()) == (1, "not a tty"), (args, no_pty)
 
 
+def _read_until(proc: subprocess.Popen, marker: bytes, seconds: float) -> bytes:
+    """What `proc` prints up to and including `marker` (or all it printed in `seconds`), read unbuffered."""
+    import select
+
+    seen, deadline = b"", time.monotonic() + seconds
+    while marker not in seen and (left := deadline - time.monotonic()) > 0:
+        if select.select([proc.stdout], [], [], left)[0]:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
 @needs_stock_adb
 def test_interactive_shell_echoes_and_ctrl_c_interrupts(plain_endpoint, tmp_path) -> None:
     """Ctrl-C goes in only once `sleep` runs (plain mode: a host process): earlier, on a loaded machine, it could
@@ -320,6 +334,9 @@ def test_interactive_shell_echoes_and_ctrl_c_interrupts(plain_endpoint, tmp_path
         adb.connect(plain_endpoint.serial)
         proc = subprocess.Popen(["adb", "-s", plain_endpoint.serial, "shell", "-tt"], env=adb.env,
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        # Typed before the shell's first prompt, the pty's echo and the prompt interleave ("sleep 29.# 125"), as
+        # on any terminal: type once the prompt is there.
+        early = _read_until(proc, b"# ", seconds=60)
         proc.stdin.write(b"sleep 29.125\n")
         proc.stdin.flush()
         deadline = time.monotonic() + 60
@@ -334,6 +351,7 @@ def test_interactive_shell_echoes_and_ctrl_c_interrupts(plain_endpoint, tmp_path
         seconds = time.monotonic() - interrupted
         proc.stdin.write(b"echo done-$((6*7))\nexit 7\n")
         out, _ = proc.communicate(timeout=60)
+        out = early + out
         assert proc.returncode == 7 and seconds < 15, (out, seconds)
         assert b"29.125" in out and b"^C" in out and b"done-42" in out  # echoed, interrupted, went on
 
