@@ -10,7 +10,7 @@ import pytest
 
 from clcdeploy.cli import main
 from clcdeploy.errors import ExportError
-from clcdeploy.export.commit import commit
+from clcdeploy.export.commit import JOURNAL_NAME, commit, recover_interrupted_commit, remove_leftovers
 from clcdeploy.export.manifest import read_manifest
 from clcdeploy.files import temp_path
 
@@ -144,3 +144,81 @@ def test_an_export_into_a_folder_another_export_is_writing_is_refused(capsys, tm
                                      f"writing {folder}: wait for it to finish"), err
     assert _contents(folder) == before
     assert _export(capsys, "clcnet_tiny", "--formats", "onnx", "--out", str(tmp_path))[0] == 0
+
+
+# Run in a child process: commit a new export (a changed ONNX file, a new TFLite file, a new manifest) into the
+# folder argv[1], killing itself with SIGKILL right after its os.replace number argv[2] (0: never).
+_KILLED_COMMIT = """
+import os, signal, sys
+from pathlib import Path
+from clcdeploy.export.commit import commit
+from clcdeploy.export.manifest import read_manifest
+from clcdeploy.files import temp_path
+
+folder, kill_after = Path(sys.argv[1]), int(sys.argv[2])
+real_replace, calls = os.replace, []
+def replace(src, dst):
+    real_replace(src, dst)
+    calls.append(dst)
+    if len(calls) == kill_after:
+        os.kill(os.getpid(), signal.SIGKILL)
+os.replace = replace
+staged = {}
+for name, data in (("clcnet_tiny.onnx", b"new onnx"), ("clcnet_tiny.tflite", b"new tflite")):
+    staged[temp_path(folder / name)] = folder / name
+    next(reversed(staged)).write_bytes(data)
+manifest = read_manifest(folder)
+manifest.model = "the new export"
+commit(folder, staged, manifest, [])
+"""
+
+
+def _killed_commit(folder: Path, kill_after: int) -> int:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", _KILLED_COMMIT, str(folder), str(kill_after)]).returncode
+
+
+def test_a_commit_killed_after_any_of_its_renames_is_rolled_back_by_the_next_export(capsys, tmp_path: Path) -> None:
+    """A commit renames six times: its journal, the old manifest and ONNX file aside, the new ONNX and TFLite
+    files into place, the new manifest; killed after any of them, the next export finds the previous export."""
+    import signal
+
+    assert _export(capsys, "clcnet_tiny", "--formats", "onnx", "--out", str(tmp_path))[0] == 0
+    folder = tmp_path / "clcnet_tiny"
+    before = _contents(folder)
+    for kill_after in range(1, 7):
+        assert _killed_commit(folder, kill_after) == -signal.SIGKILL
+        assert _contents(folder) != before  # what the kill left: a journal, moved-aside or new files
+        assert recover_interrupted_commit(folder) is True, kill_after
+        remove_leftovers(folder, ["clcnet_tiny.onnx", "clcnet_tiny.tflite"])  # the staged files, as export does
+        assert _contents(folder) == before, kill_after
+        assert recover_interrupted_commit(folder) is False
+    assert _killed_commit(folder, 1) == -signal.SIGKILL
+    code, err = _export(capsys, "clcnet_tiny", "--formats", "onnx", "--out", str(tmp_path))
+    assert code == 0 and f"  put back the previous export in {folder}: an export was killed while putting its " \
+                          f"files in place" in err, err
+    assert sorted(_contents(folder)) == ["clcnet_tiny.onnx", "manifest.json"]
+
+
+def test_a_commit_that_is_not_killed_leaves_the_new_export_and_no_journal(capsys, tmp_path: Path) -> None:
+    assert _export(capsys, "clcnet_tiny", "--formats", "onnx", "--out", str(tmp_path))[0] == 0
+    folder = tmp_path / "clcnet_tiny"
+    assert _killed_commit(folder, 0) == 0
+    files = _contents(folder)
+    assert sorted(files) == ["clcnet_tiny.onnx", "clcnet_tiny.tflite", "manifest.json"]
+    assert files["clcnet_tiny.onnx"] == b"new onnx" and read_manifest(folder).model == "the new export"
+    assert recover_interrupted_commit(folder) is False
+
+
+@pytest.mark.parametrize("journal", ["not json", '{"aside": {"../../x": "y"}, "added": []}', '{"aside": []}'])
+def test_an_unreadable_commit_journal_stops_the_export_with_one_line(capsys, tmp_path: Path, journal: str) -> None:
+    folder = tmp_path / "clcnet_tiny"
+    folder.mkdir()
+    (folder / JOURNAL_NAME).write_text(journal)
+    code, err = _export(capsys, "clcnet_tiny", "--formats", "onnx", "--out", str(tmp_path))
+    assert code == 2 and err[-1].startswith("clcdeploy export: error: ") and len(err) == 2, err
+    assert f"{folder / JOURNAL_NAME} (left by an export killed" in err[-1]
+    assert err[-1].endswith("remove it, and check the model's files, then export again")
+    assert sorted(p.name for p in folder.iterdir()) == [JOURNAL_NAME]

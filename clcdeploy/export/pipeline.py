@@ -16,7 +16,8 @@ from torch import nn
 from clcdeploy.analysis.input_size import check_input_size
 from clcdeploy.errors import ClcDeployError, ConfigurationError, ExportError, first_line
 from clcdeploy.export import delegation, validate
-from clcdeploy.export.commit import check_targets, commit, export_lock, remove_leftovers
+from clcdeploy.export.commit import (JOURNAL_NAME, check_targets, commit, export_lock, recover_interrupted_commit,
+                                     remove_leftovers)
 from clcdeploy.export.manifest import (
     MANIFEST_NAME,
     FormatEntry,
@@ -124,7 +125,9 @@ def export_model(
     size = spec.input_size if input_size is None else input_size
     finals = {f: folder / artifact_name(name, f) for f in formats}
     with export_lock(folder), output_folder(folder):
-        ours = [artifact_name(name, f) for f in FORMATS] + [MANIFEST_NAME, "probe"]
+        if recover_interrupted_commit(folder):
+            note(f"put back the previous export in {folder}: an export was killed while putting its files in place")
+        ours = [artifact_name(name, f) for f in FORMATS] + [MANIFEST_NAME, JOURNAL_NAME, "probe"]
         for path in remove_leftovers(folder, ours):
             note(f"removed {path}, left staged by an interrupted export")
         check_targets([*finals.values(), folder / MANIFEST_NAME])  # before the slow work, not at the end
