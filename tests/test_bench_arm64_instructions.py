@@ -41,7 +41,7 @@ def test_every_artifact_is_counted(tiny_models_dir, fused_models_dir, tmp_path):
     standard = bench("--models", ",".join(TINY_MODELS), "--models-dir", str(tiny_models_dir), "--no-export",
                      "--json", "--out", str(tmp_path / "standard"))
     fused = bench("--models", "clcnet_tiny", "--models-dir", str(fused_models_dir), "--no-export", "--runs", "1",
-                  "--cache-model", "--l2-kb", "1024", "--json")
+                  "--cache-model", "--l2-kb", "1024", "--per-op", "--json", "--out", str(tmp_path / "fused"))
     assert standard.returncode == 0, standard.stderr
     assert fused.returncode == 0, fused.stderr
     document = json.loads(standard.stdout)
@@ -56,6 +56,12 @@ def test_every_artifact_is_counted(tiny_models_dir, fused_models_dir, tmp_path):
     assert all("dram_bytes" not in r for r in counted.values())  # without --cache-model
     assert all(r["outputs_finite"] is True and len(r["input_shape"]) == 4 for r in counted.values())
     assert json.loads(fused.stdout)["cache_model"]["l2_kb"] == 1024 and "cache_model" not in document
+    reason = "calls clcdeploy's fused IGC kernel outside XNNPACK"  # why --per-op did not cut the fused .pte
+    assert {r["format"]: r.get("per_operator_skipped") for r in json.loads(fused.stdout)["results"]} == {
+        "pte": reason, "tflite": None, "onnx": None}
+    report = (tmp_path / "fused/arm64_instructions.md").read_text()
+    assert f"Not cut into XNNPACK operators: clcnet_tiny (pte) {reason}." in report
+    assert all("per_operator_skipped" not in r and "per_operator" not in r for r in counted.values())
     report = (tmp_path / "standard/arm64_instructions.md").read_text()
     assert "| model | format | mult-adds | size | M instructions | instr. vs MobileNet |" in report
     assert "| mobilenet_v1_tiny | pte |" in report and "| 1.000x |" in report

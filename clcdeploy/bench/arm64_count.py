@@ -35,6 +35,10 @@ class Counted:
     counts: Counts
     operators: OperatorCounts | None = None  # per XNNPACK operator (.pte, with per_op)
     outputs_finite: bool | None = None  # as the runner reported (None: it did not say)
+    operators_skipped: str | None = None  # why --per-op did not cut this artifact into operators
+
+
+FUSED_NOT_CUT = "calls clcdeploy's fused IGC kernel outside XNNPACK"
 
 
 def runner_outputs_finite(fmt: str, stdout: str) -> bool | None:
@@ -88,9 +92,10 @@ def count_artifacts(artifacts: list[Artifact], *, passes: int, jobs: int, timeou
     # The operators' names come from the host's ExecuTorch runtime, one program at a time.
     names = {a.path: arm64_ops.xnnpack_operators(a.path, a.input_shape) for a in artifacts
              if per_op and profiles_operators(a)}
+    skipped = {a.path: FUSED_NOT_CUT for a in artifacts if per_op and a.fmt == "pte" and not profiles_operators(a)}
     for a in artifacts:
-        if per_op and a.fmt == "pte" and not profiles_operators(a):
-            log(f"not cut into operators: {a.model} (pte) calls clcdeploy's fused IGC kernel outside XNNPACK")
+        if a.path in skipped:
+            log(f"not cut into operators: {a.model} (pte) {skipped[a.path]}")
 
     def one(artifact: Artifact) -> Counted:
         argv_for = runner_argv(rootfs, artifact.fmt, artifact.path, artifact.input_shape,
@@ -99,7 +104,8 @@ def count_artifacts(artifacts: list[Artifact], *, passes: int, jobs: int, timeou
         log(f"counted {artifact.model} ({artifact.fmt}): {run.per_pass.instructions / 1e6:.1f} M instructions")
         operators = (arm64_ops.count_operators(rootfs, artifact.path, names[artifact.path], caches=caches,
                                                l2_kb=l2_kb, timeout=timeout) if artifact.path in names else None)
-        return Counted(artifact, run.per_pass, operators, runner_outputs_finite(artifact.fmt, run.stdout))
+        return Counted(artifact, run.per_pass, operators, runner_outputs_finite(artifact.fmt, run.stdout),
+                       skipped.get(artifact.path))
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(one, artifacts))
@@ -158,7 +164,8 @@ def document(counted: list[Counted], passes: int, command: list[str], tools: dic
                      "file_bytes": c.artifact.bytes, "macs": c.artifact.macs, "params": c.artifact.params,
                      "fused_igc_kernel": c.artifact.needs_kernel_library,
                      **c.counts.as_dict(),
-                     **({"per_operator": arm64_ops.as_json(c.operators)} if c.operators is not None else {})}
+                     **({"per_operator": arm64_ops.as_json(c.operators)} if c.operators is not None else {}),
+                     **({"per_operator_skipped": c.operators_skipped} if c.operators_skipped else {})}
                     for c in counted],
     }
 
@@ -182,6 +189,9 @@ def markdown(counted: list[Counted], passes: int, command: list[str], l2_kb: int
     if profiled:
         lines += ["", "## Per XNNPACK operator (.pte, one inference after one warm-up)",
                   *arm64_ops.markdown_tables([c.artifact.model for c in profiled], [c.operators for c in profiled])]
+    not_cut = [f"{c.artifact.model} (pte) {c.operators_skipped}" for c in counted if c.operators_skipped]
+    if not_cut:
+        lines += ["", "Not cut into XNNPACK operators: " + "; ".join(not_cut) + "."]
     return "\n".join(lines) + "\n"
 
 
