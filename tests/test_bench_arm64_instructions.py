@@ -82,7 +82,9 @@ def test_per_op_cuts_every_pte_into_its_operators(tiny_models_dir, tmp_path):
                  "--formats", "pte", "--runs", "1", "--per-op", "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "M instructions per inference, by XNNPACK operator type" in done.stdout
-    for result in json.loads((tmp_path / "arm64_instructions.json").read_text())["results"]:
+    results = json.loads((tmp_path / "arm64_instructions.json").read_text())["results"]
+    assert sorted((r["model"], r["format"]) for r in results) == sorted((m, "pte") for m in TINY_MODELS)
+    for result in results:
         profile = result["per_operator"]
         parts = profile["before_operators"]["instructions"] + sum(o["instructions"] for o in profile["operators"])
         assert abs(parts - result["instructions"]) <= 0.01 * result["instructions"]  # the same pass, counted twice

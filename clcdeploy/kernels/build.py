@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
+from clcdeploy.device.paths import cache_dir
 from clcdeploy.errors import ClcDeployError
 
 CSRC = Path(__file__).with_name("csrc")
@@ -33,8 +34,9 @@ class KernelBuildError(ClcDeployError):
 
 
 def cache_root() -> Path:
-    """Where built kernel libraries and downloaded headers live (`CLCDEPLOY_KERNEL_CACHE` or ~/.cache)."""
-    return Path(os.environ.get("CLCDEPLOY_KERNEL_CACHE", Path.home() / ".cache" / "clcdeploy" / "kernels"))
+    """Where built kernel libraries and downloaded headers live: `CLCDEPLOY_KERNEL_CACHE`, else the kernels
+    folder of clcdeploy's cache (`$XDG_CACHE_HOME/clcdeploy`, default ~/.cache/clcdeploy)."""
+    return Path(os.environ.get("CLCDEPLOY_KERNEL_CACHE") or cache_dir() / "kernels")
 
 
 def executorch_cmake_dir() -> Path:
