@@ -141,3 +141,21 @@ def test_device_status_reports_an_incomplete_rootfs(fake_rootfs: Path) -> None:
     info = json.loads(subprocess.run([*status, "--json"], capture_output=True, text=True, timeout=60,
                                      env=env).stdout)
     assert info["rootfs_built"] is False and info["rootfs_state"].startswith("incomplete, missing /lib/ld-linux")
+
+
+def test_starting_a_running_device_whose_rootfs_lost_a_file_says_so(fake_rootfs: Path) -> None:
+    """`device start` reuses a running device; its rootfs is checked as a new start would check it. The device
+    here is a plain endpoint serving the fake rootfs, registered in the scratch cache's run folder."""
+    ep = daemon.start(port=0, plain_root=fake_rootfs, log=lambda _: None)
+    try:
+        assert daemon.start(port=ep.port, log=lambda _: None).pid == ep.pid  # complete: reused
+        (fake_rootfs / "usr/bin/python3.11").unlink()
+        with pytest.raises(VirtualDeviceError) as caught:
+            daemon.start(port=ep.port, log=lambda _: None)
+        assert str(caught.value) == (
+            f"the virtual device {ep.serial} (pid {ep.pid}) runs, but its rootfs {fake_rootfs} lost "
+            f"/usr/bin/python3: stop it (clcdeploy device stop --port {ep.port}) and start it again, which rebuilds "
+            f"the rootfs")
+        assert daemon.start(port=ep.port, plain_root=fake_rootfs, log=lambda _: None).pid == ep.pid  # not a rootfs
+    finally:
+        daemon.stop(port=ep.port)

@@ -92,6 +92,8 @@ def start(*, port: int = 5555, host: str = "127.0.0.1", auth: str = "accept", pl
         existing = _read(folder / f"adbd-{port}.json")
         if existing and existing.running:
             _check_same_settings(existing, settings)
+            if plain_root is None:
+                _check_rootfs_whole(existing)
             log(f"virtual device already running on {existing.serial} (pid {existing.pid})")
             return existing
         _check_port_free(host, port)  # before a rootfs build that can take minutes
@@ -183,6 +185,18 @@ def _check_same_settings(existing: Endpoint, wanted: dict) -> None:
         raise VirtualDeviceError(f"a virtual device already runs on port {existing.port} (pid {existing.pid}) with "
                                  f"{_flags(existing.settings, differ)}; to start it with {_flags(wanted, differ)}, "
                                  f"stop it first: clcdeploy device stop --port {existing.port}")
+
+
+def _check_rootfs_whole(existing: Endpoint) -> None:
+    """A running device is reused only if its rootfs still has every file its uses need; files removed under it
+    cannot be rebuilt while it serves them."""
+    from clcdeploy.device.virtual.rootfs import missing_files
+
+    missing = missing_files(Path(existing.root))
+    if missing:
+        raise VirtualDeviceError(f"the virtual device {existing.serial} (pid {existing.pid}) runs, but its rootfs "
+                                 f"{existing.root} lost /{', /'.join(missing)}: stop it (clcdeploy device stop "
+                                 f"--port {existing.port}) and start it again, which rebuilds the rootfs")
 
 
 def _flags(settings: dict, keys: list[str]) -> str:
