@@ -5,8 +5,12 @@ vendored, and an override without the headers is one clear error."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import http.server
 import io
 import tarfile
+import threading
+from collections.abc import Iterator
 
 import pytest
 
@@ -62,7 +66,36 @@ def test_vendored_tflite_headers_are_complete_and_licensed() -> None:
     assert (vendored / TFLITE_REQUIRED).is_file() and "Apache License" in (vendored / "LICENSE").read_text()
 
 
-def test_a_download_that_does_not_match_the_pinned_hash_is_refused() -> None:
-    wrong = dataclasses.replace(ONNXRUNTIME, sha256="0" * 64)
-    with pytest.raises(KernelBuildError, match="pinned SHA-256"):
-        _download(wrong)
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, bytes]]:
+    """A URL on a local HTTP server (127.0.0.1, any free port) and the bytes it serves: a real download, offline."""
+    body = deb({"./usr/include/onnxruntime/onnxruntime_cxx_api.h": b"// cxx\n"})
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    monkeypatch.setenv("no_proxy", "127.0.0.1")  # a proxy set for CI must not be asked for this machine
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/libonnxruntime-dev.deb", body
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_a_download_that_does_not_match_the_pinned_hash_is_refused(served: tuple[str, bytes]) -> None:
+    url, body = served
+    pinned = dataclasses.replace(ONNXRUNTIME, url=url, sha256=hashlib.sha256(body).hexdigest())
+    assert _download(pinned) == body
+    with pytest.raises(KernelBuildError, match="does not have the pinned SHA-256"):
+        _download(dataclasses.replace(pinned, sha256=hashlib.sha256(body + b"x").hexdigest()))
