@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from clcdeploy.bench.report import relative_speed, table_rows
 from clcdeploy.bench.session import DeviceRun, Measurement
+from clcdeploy.bench.stats import summarize
 
 
 def _measurement(model: str, mean_ms: float, size: int, times=None) -> Measurement:
@@ -24,8 +25,8 @@ def test_the_baseline_is_mobilenet_at_the_same_input_size_and_the_full_model_fir
 
 
 def test_one_pass_has_no_spread_to_print() -> None:
-    one = _measurement("clcnet_a", 4.0, 224, times=[4.0])
-    one.std_ms = None
+    one = Measurement(device="local", model="clcnet_a", format="onnx", runner="python", file_bytes=1, macs=1,
+                      params=1, times_ms=[4.0], input_shape=[1, 3, 224, 224], **summarize([4.0]))
     (row,) = table_rows([DeviceRun("local", measurements=[one])], full=False)
     assert row["latency ms"] == "4.00 (1 pass)"
 
@@ -34,3 +35,16 @@ def test_latencies_below_a_tenth_of_a_millisecond_keep_three_significant_digits(
     from clcdeploy.bench.report import _ms
 
     assert [_ms(v) for v in (0.0412, 0.00305, 0.5, 12.34, 1780.4)] == ["0.0412", "0.00305", "0.50", "12.3", "1780"]
+
+
+def _latency_of(times: list[float]) -> str:
+    measured = Measurement(device="local", model="clcnet_a", format="onnx", runner="python", file_bytes=1, macs=1,
+                           params=1, times_ms=times, input_shape=[1, 3, 224, 224], **summarize(times))
+    (row,) = table_rows([DeviceRun("local", measurements=[measured])], full=False)
+    return row["latency ms"]
+
+
+def test_the_spread_is_printed_in_its_means_precision() -> None:
+    assert _latency_of([4.9, 5.0, 5.05]) == "4.98 ± 0.08"  # not "± 0.0764"
+    assert _latency_of([120.0, 121.0]) == "120.5 ± 0.7"
+    assert _latency_of([0.04, 0.0401, 0.0412]) == "0.0404 ± 0.000666"  # tiny test models: significant digits

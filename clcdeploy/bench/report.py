@@ -38,15 +38,20 @@ def relative_speed(m: Measurement, all_measurements: list[Measurement]) -> float
 def _latency(m: Measurement) -> str:
     if m.aggregate_only:
         return f"{_ms(m.mean_ms)} (agg.)"
-    return f"{_ms(m.mean_ms)} ± {_ms(m.std_ms)}" if m.std_ms is not None else f"{_ms(m.mean_ms)} (1 pass)"
+    if m.std_ms is None:
+        return f"{_ms(m.mean_ms)} (1 pass)"
+    return f"{_ms(m.mean_ms)} ± {_ms(m.std_ms, like=m.mean_ms)}"
 
 
-def _ms(value: float | None) -> str:
+def _ms(value: float | None, like: float | None = None) -> str:
+    """Milliseconds in the precision `like` (default: `value` itself) calls for, so that a spread reads in its
+    mean's decimals ("4.98 ± 0.09")."""
     if value is None:
         return "-"
-    if value < 0.1:  # tiny test models: three significant digits, not "0.04 ± 0.00"
+    like = value if like is None else like
+    if like < 0.1:  # tiny test models: three significant digits, not "0.04 ± 0.00"
         return f"{value:.3g}"
-    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 1000 else f"{value:.0f}"
+    return f"{value:.2f}" if like < 10 else f"{value:.1f}" if like < 1000 else f"{value:.0f}"
 
 
 def table_rows(runs: list[DeviceRun], *, full: bool = True) -> list[dict]:
