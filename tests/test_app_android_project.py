@@ -142,6 +142,10 @@ def test_kotlin_sources_cite_files_that_exist() -> None:
             assert (ROOT / cited).is_file(), f"{kt.name} cites {cited}, which does not exist"
 
 
+# Keys added after the first apps shipped: not required, so that results of an app built before them still parse.
+OPTIONAL_KEYS = {"runtime_library"}
+
+
 def _result_keys() -> tuple[dict[str, str], dict[str, str]]:
     text = (KOTLIN / "ResultKeys.kt").read_text()
     top, _, device = text.partition("object Device")
@@ -153,7 +157,7 @@ def test_kotlin_result_keys_are_the_schema_keys() -> None:
     schema = load_schema()
     top, device = _result_keys()
     top_keys = {v for k, v in top.items() if not k.startswith("STATUS_")}
-    assert top_keys == set(schema["properties"]) == set(schema["required"])
+    assert top_keys == set(schema["properties"]) == set(schema["required"]) | OPTIONAL_KEYS
     device_schema = schema["properties"]["device"]
     assert set(device.values()) == set(device_schema["properties"]) == set(device_schema["required"])
     assert {top["STATUS_OK"], top["STATUS_ERROR"]} == set(schema["properties"]["status"]["enum"])
@@ -174,7 +178,7 @@ def _written_keys() -> tuple[list[str], list[str]]:
 def test_kotlin_writer_writes_every_schema_key_once() -> None:
     schema = load_schema()
     written_top, written_device = _written_keys()
-    assert sorted(written_top) == sorted(schema["required"])
+    assert sorted(written_top) == sorted(schema["properties"])
     assert sorted(written_device) == sorted(schema["properties"]["device"]["required"])
 
 
@@ -187,12 +191,16 @@ def test_json_shaped_like_the_kotlin_writer_parses() -> None:
     }
     top_values = {
         "schema_version": 1, "run_id": None, "status": "ok", "error": None, "model": "/data/local/tmp/a.pte",
-        "runtime": "pte", "threads": 0, "warmup": 1, "iterations": 2, "load_ms": 35.1, "times_ms": [9.5, 9],
+        "runtime": "pte", "runtime_library": "org.pytorch:executorch-android:1.5.1", "threads": 0, "warmup": 1, "iterations": 2, "load_ms": 35.1, "times_ms": [9.5, 9],
         "device": {k: device_values[k] for k in written_device},
     }
     text = json.dumps({k: top_values[k] for k in written_top}, indent=2)
     result = ap.parse_result(text)
     assert result.ok and result.times_ms == [9.5, 9.0] and result.device["process_64bit"] is True
+    assert result.runtime_library == "org.pytorch:executorch-android:1.5.1"
+    older = json.loads(text)
+    del older["runtime_library"]  # written by an app built before the key
+    assert ap.parse_result(json.dumps(older)).runtime_library is None
 
 
 def test_schema_file_is_packaged_with_the_bench_module() -> None:

@@ -31,6 +31,11 @@ def test_a_run_sends_the_artifacts_input_shape_and_wakes_the_phone_first(fake_an
     rows = json.loads((tmp_path / "out" / "results.json").read_text())["results"]
     assert [row["times_ms"] for row in rows] == [[10.0, 11.0, 12.0]] * 2
     assert all(row["extra"]["threads"] == 4 for row in rows)  # the count the app used, not the 0 requested
+    assert [row["extra"]["runtime_library"] for row in rows] == [
+        "org.pytorch:executorch-android:1.5.1", "com.google.ai.edge.litert:litert:1.4.2"]
+    assert ("Runtimes in the demo app: pte org.pytorch:executorch-android:1.5.1; tflite "
+            "com.google.ai.edge.litert:litert:1.4.2 (the tools in results.json are this host's Python packages)."
+            ) in (tmp_path / "out" / "report.md").read_text()
 
 
 def test_the_apps_error_message_is_shown(fake_android, tiny_models_dir):

@@ -14,6 +14,9 @@ android {
         targetSdk = 35
         versionCode = 1
         versionName = "0.1.0"
+        // Each benchmark result names the runtime library that ran it (Runners.library).
+        buildConfigField("String", "EXECUTORCH_VERSION", "\"${libs.versions.executorch.get()}\"")
+        buildConfigField("String", "LITERT_VERSION", "\"${libs.versions.litert.get()}\"")
         ndk {
             // The paper's phone class is 32-bit ARMv7; current phones are arm64.
             abiFilters += listOf("armeabi-v7a", "arm64-v8a")
@@ -44,6 +47,10 @@ android {
         release {
             isMinifyEnabled = false
         }
+    }
+
+    buildFeatures {
+        buildConfig = true // off by default since AGP 8
     }
 
     androidResources {

@@ -64,6 +64,7 @@ class AppResult:
     iterations: int
     run_id: str | None = None
     error: str | None = None
+    runtime_library: str | None = None  # Maven coordinates of the runtime that ran it (None: an older app)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -231,6 +232,7 @@ def parse_result(json_text: str) -> AppResult:
         iterations=int(data["iterations"]),
         run_id=data["run_id"],
         error=data["error"],
+        runtime_library=data.get("runtime_library"),
         raw=data,
     )
 

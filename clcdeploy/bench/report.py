@@ -167,6 +167,11 @@ def _markdown(runs: list[DeviceRun], command: list[str], options: dict) -> str:
               "--rounds, of all rounds' passes (round means: the lowest and highest round's average); "
               "(agg.): the runner reported only an aggregate. Paper column: clcNet paper Table 6, BLU Advance "
               "5.2 (MT6580, Cortex-A7), Caffe2."]
+    libraries = sorted({(m.format, m.extra["runtime_library"]) for run in runs for m in run.measurements
+                        if m.extra.get("runtime_library")})
+    if libraries:
+        lines += ["", "Runtimes in the demo app: " + "; ".join(f"{fmt} {library}" for fmt, library in libraries)
+                  + " (the tools in results.json are this host's Python packages)."]
     if any(m.extra.get("side_by_side_with") for run in runs for m in run.measurements):
         lines += ["", "Side by side: the models of each format ran in one runner process, one pass of each per "
                   "turn in a new order every turn (warm-up first); peak memory is then not per model."]

@@ -284,8 +284,9 @@ class AppRunner(Runner):
                                 f"{run_id!r}): is another harness driving the app on {device.serial}?")
         if not result.ok:
             raise RunnerCrashed(f"the demo app failed on {what}: {result.error}")
+        library = {"runtime_library": result.runtime_library} if result.runtime_library else {}
         return RunnerOutput(list(result.times_ms), result.mean_ms, result.load_ms,
-                            extra={"device": result.device, "threads": result.threads})
+                            extra={"device": result.device, "threads": result.threads, **library})
 
     def _wait_for_result(self, device: Device, request: RunRequest, what: str) -> str:
         """Poll for the result file until it appears; stop early when the app's process has gone without

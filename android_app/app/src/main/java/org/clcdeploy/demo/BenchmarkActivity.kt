@@ -140,6 +140,7 @@ class BenchmarkActivity : Activity() {
             runId = request.runId,
             model = request.modelPath,
             runtime = request.runtime,
+            runtimeLibrary = Runners.library(request.runtime),
             threads = threads,
             warmup = request.warmup,
             iterations = request.iterations,

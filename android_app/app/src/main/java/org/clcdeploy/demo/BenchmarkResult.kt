@@ -5,6 +5,7 @@ data class BenchmarkResult(
     val runId: String?,
     val model: String,
     val runtime: String,
+    val runtimeLibrary: String,
     val threads: Int,
     val warmup: Int,
     val iterations: Int,

@@ -39,6 +39,14 @@ object Runners {
     fun threadCount(requested: Int): Int =
         if (requested > 0) requested else maxOf(1, Runtime.getRuntime().availableProcessors() / 2)
 
+    /** The runtime library this build runs `runtime` with, as Maven coordinates (each result names it). */
+    fun library(runtime: String): String = when {
+        runtime == Protocol.RUNTIME_PTE && PteRunner.BUILT_IN ->
+            "org.pytorch:executorch-android:${BuildConfig.EXECUTORCH_VERSION}"
+        runtime == Protocol.RUNTIME_TFLITE -> "com.google.ai.edge.litert:litert:${BuildConfig.LITERT_VERSION}"
+        else -> "none"
+    }
+
     /** Runtimes this build can run (the legacy build has no ExecuTorch). */
     fun available(): List<String> =
         if (PteRunner.BUILT_IN) listOf(Protocol.RUNTIME_PTE, Protocol.RUNTIME_TFLITE)

@@ -29,6 +29,7 @@ object ResultJson {
         json.put(ResultKeys.ERROR, result.error ?: JSONObject.NULL)
         json.put(ResultKeys.MODEL, result.model)
         json.put(ResultKeys.RUNTIME, result.runtime)
+        json.put(ResultKeys.RUNTIME_LIBRARY, result.runtimeLibrary)
         json.put(ResultKeys.THREADS, result.threads)
         json.put(ResultKeys.WARMUP, result.warmup)
         json.put(ResultKeys.ITERATIONS, result.iterations)

@@ -13,6 +13,7 @@ object ResultKeys {
     const val ERROR = "error"
     const val MODEL = "model"
     const val RUNTIME = "runtime"
+    const val RUNTIME_LIBRARY = "runtime_library"
     const val THREADS = "threads"
     const val WARMUP = "warmup"
     const val ITERATIONS = "iterations"
