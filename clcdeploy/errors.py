@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 
 class ClcDeployError(Exception):
     """Base class: a problem the user can fix; its message says what was wrong and what to do."""
@@ -49,3 +51,10 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     """The first line of an exception's message (at most `limit` characters), for one-line errors."""
     text = str(exc).strip().splitlines()
     return text[0][:limit] if text else type(exc).__name__
+
+
+def print_usage_error(program: str, message: str) -> int:
+    """Bad input to `program` (a script): one line on stderr in argparse's form, as the clcdeploy CLI prints it;
+    returns exit code 2 for the caller to return."""
+    print(f"{program}: error: {message}", file=sys.stderr)
+    return 2

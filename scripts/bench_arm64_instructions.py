@@ -23,6 +23,7 @@ for .onnx and .tflite its aarch64 ONNX Runtime custom op / LiteRT delegate loade
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,7 @@ from clcdeploy.bench.arm64_count import aarch64_kernel_library, runner_argv  # n
 from clcdeploy.device.errors import VirtualDeviceError  # noqa: E402
 from clcdeploy.device.virtual import instructions  # noqa: E402
 from clcdeploy.device.virtual.instructions import Counts  # noqa: E402
+from clcdeploy.errors import print_usage_error  # noqa: E402
 from clcdeploy.kernels.variants import CUSTOM_OP  # noqa: E402
 
 RUNTIME_LABELS = {"pte": "ExecuTorch XNNPACK (pte_runner)", "tflite": "LiteRT XNNPACK", "onnx": "ORT CPU"}
@@ -128,10 +130,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def usage_error(message: str) -> int:
-    """One line on stderr and exit code 2, as the clcdeploy CLI does for bad input."""
-    print(f"bench_arm64_instructions: error: {message}", file=sys.stderr)
-    return 2
+usage_error = functools.partial(print_usage_error, "bench_arm64_instructions")  # one line on stderr, exit code 2
 
 
 def check_choices(models: list[str], variants: list[str], runtimes: list[str]) -> None:

@@ -14,6 +14,7 @@ memory 16 bytes past one) or, with `--compare nchw`, the NCHW path (ONNX Runtime
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from clcdeploy.errors import print_usage_error
 from clcdeploy.kernels.build import CSRC
 from clcdeploy.kernels.fuse import fusable
 from clcdeploy.zoo import create_model, list_models
@@ -45,10 +47,7 @@ def igc_shapes(model_name: str, size: int) -> list[tuple[int, int, int]]:
     return shapes
 
 
-def usage_error(message: str) -> int:
-    """One line on stderr and exit code 2, as the clcdeploy CLI does for bad input."""
-    print(f"bench_igc2_kernel: error: {message}", file=sys.stderr)
-    return 2
+usage_error = functools.partial(print_usage_error, "bench_igc2_kernel")  # one line on stderr, exit code 2
 
 
 def compile_problem(compiler: str, march: str, stderr: str) -> str:

@@ -27,6 +27,7 @@ each round gives the ratio of the first form to the second.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import statistics
 import sys
@@ -46,7 +47,7 @@ from bench_runtimes import (FORMAT_MODULES, RUNTIME_LABELS, Session, input_size_
 
 import clcdeploy  # noqa: E402
 from clcdeploy.analysis.cost import count_costs  # noqa: E402
-from clcdeploy.errors import ClcDeployError  # noqa: E402
+from clcdeploy.errors import ClcDeployError, print_usage_error  # noqa: E402
 from clcdeploy.export.passes import deployment_passes, densify_topological  # noqa: E402
 from clcdeploy.export.passes.lower_grouped import is_small_group_conv  # noqa: E402
 from clcdeploy.export.passes.merge_groups import is_mergeable_conv, merge_small_groups  # noqa: E402
@@ -89,9 +90,7 @@ KINDS = {
 }
 
 
-def usage_error(message: str) -> int:
-    print(f"bench_layer_lowerings: error: {message}", file=sys.stderr)
-    return 2
+usage_error = functools.partial(print_usage_error, "bench_layer_lowerings")  # one line on stderr, exit code 2
 
 
 def export_forms(kind: Kind, name: str, runtimes: list[str], size: int | None, folder: Path) -> dict:

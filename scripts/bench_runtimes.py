@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import functools
 import importlib
 import json
 import re
@@ -44,6 +45,7 @@ import numpy as np
 import torch
 
 import clcdeploy
+from clcdeploy.errors import print_usage_error
 from clcdeploy.export.passes import DEFAULT_IGC_LOWERINGS
 from clcdeploy.export.quiet import quiet_output
 from clcdeploy.export.weights import random_weights
@@ -441,10 +443,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def usage_error(message: str) -> int:
-    """One line on stderr and exit code 2, as the clcdeploy CLI does for bad input."""
-    print(f"bench_runtimes: error: {message}", file=sys.stderr)
-    return 2
+usage_error = functools.partial(print_usage_error, "bench_runtimes")  # one line on stderr, exit code 2
 
 
 def parse_threads(text: str) -> list[int]:

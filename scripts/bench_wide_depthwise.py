@@ -10,6 +10,7 @@ with stride (1, 2) over the pair-interleaved width (columns alternate between x_
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
 import time
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from clcdeploy.errors import print_usage_error
 from clcdeploy.export.quiet import quiet_output
 
 
@@ -41,10 +43,7 @@ class WideDepthwise(nn.Module):
         return self.conv(interleaved)
 
 
-def usage_error(message: str) -> int:
-    """One line on stderr and exit code 2, as the clcdeploy CLI does for bad input."""
-    print(f"bench_wide_depthwise: error: {message}", file=sys.stderr)
-    return 2
+usage_error = functools.partial(print_usage_error, "bench_wide_depthwise")  # one line on stderr, exit code 2
 
 
 def main(argv: list[str] | None = None) -> int:

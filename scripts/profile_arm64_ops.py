@@ -14,6 +14,7 @@ qemu-user with clcdeploy's counting plugin, each XNNPACK operator cut out by its
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ from clcdeploy.bench.arm64_ops import (OperatorCounts, count_operators, markdown
                                       xnnpack_operators)
 from clcdeploy.device.errors import VirtualDeviceError  # noqa: E402
 from clcdeploy.device.virtual import instructions  # noqa: E402
+from clcdeploy.errors import print_usage_error  # noqa: E402
 from clcdeploy.kernels.variants import CUSTOM_OP  # noqa: E402
 
 
@@ -67,10 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def usage_error(message: str) -> int:
-    """One line on stderr and exit code 2, as the clcdeploy CLI does for bad input."""
-    print(f"profile_arm64_ops: error: {message}", file=sys.stderr)
-    return 2
+usage_error = functools.partial(print_usage_error, "profile_arm64_ops")  # one line on stderr, exit code 2
 
 
 def main(argv: list[str] | None = None) -> int:
