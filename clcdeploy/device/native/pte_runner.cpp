@@ -44,6 +44,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <new>
@@ -51,6 +52,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <dlfcn.h>
@@ -206,8 +208,42 @@ int parse(int argc, char** argv, Options& o) {
     }
   }
   constexpr long long kIntMax = std::numeric_limits<int>::max();
-  const std::string kFlags[] = {"--model_path", "--method_name", "--output_path", "--num_executions", "--warmup",
-                                "--block", "--planned_offset", "--workspace_sharing", "--order_seed", "--cpu_threads"};
+  // Every flag once: its name and what its value sets (false after printing one error line).
+  using Setter = std::function<bool(const std::string& flag, const std::string& value)>;
+  const std::pair<std::string, Setter> kFlags[] = {
+      {"--model_path", [&](auto&, auto& v) { o.model_paths.push_back(v); return true; }},
+      {"--method_name", [&](auto&, auto& v) { o.method_name = v; return true; }},
+      {"--output_path", [&](auto&, auto& v) { o.output_path = v; return true; }},
+      {"--num_executions",
+       [&](auto& f, auto& v) { return parse_into(f, v, 1, kIntMax, o.num_executions, "a whole number >= 1"); }},
+      {"--warmup", [&](auto& f, auto& v) { return parse_into(f, v, 0, kIntMax, o.warmup, "a whole number >= 0"); }},
+      {"--block", [&](auto& f, auto& v) { return parse_into(f, v, 1, kIntMax, o.block, "a whole number >= 1"); }},
+      {"--planned_offset",
+       [&](auto& f, auto& v) {
+         return parse_into(f, v, 0, static_cast<long long>(kAlign) - 1, o.planned_offset, "a byte count in [0, 64)");
+       }},
+      {"--workspace_sharing",
+       [&](auto& f, auto& v) {
+         return parse_into(f, v, 0, 2, o.workspace_sharing, "0 (disabled), 1 (per model) or 2 (global)");
+       }},
+      {"--order_seed",
+       [&](auto& f, auto& v) {
+         return parse_into(f, v, 0, std::numeric_limits<unsigned>::max(), o.order_seed,
+                           "a whole number from 0 (the flags' order) to 4294967295");
+       }},
+      {"--cpu_threads",
+       [&](auto& f, auto& v) {
+         constexpr char kRange[] = "1 to 256 threads (the limit), or -1 for the runtime's default";
+         long long threads = 0;
+         if (!parse_int(f, v, -1, kMaxCpuThreads, threads, kRange)) return false;
+         if (threads == 0) {
+           std::fprintf(stderr, "pte_runner: error: --cpu_threads 0 is out of range: give %s\n", kRange);
+           return false;
+         }
+         o.cpu_threads = static_cast<int>(threads);
+         return true;
+       }},
+  };
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     std::string value;
@@ -222,7 +258,8 @@ int parse(int argc, char** argv, Options& o) {
       value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
     }
-    if (std::find(std::begin(kFlags), std::end(kFlags), arg) == std::end(kFlags)) {
+    auto flag = std::find_if(std::begin(kFlags), std::end(kFlags), [&](const auto& f) { return f.first == arg; });
+    if (flag == std::end(kFlags)) {
       std::fprintf(stderr, "pte_runner: error: unknown flag %s (see --help for the flags; the input shapes come "
                            "from the .pte)\n", arg.c_str());
       return 2;
@@ -234,37 +271,7 @@ int parse(int argc, char** argv, Options& o) {
       }
       value = argv[++i];
     }
-    bool ok = true;
-    if (arg == "--model_path") {
-      o.model_paths.push_back(value);
-    } else if (arg == "--method_name") {
-      o.method_name = value;
-    } else if (arg == "--output_path") {
-      o.output_path = value;
-    } else if (arg == "--num_executions") {
-      ok = parse_into(arg, value, 1, kIntMax, o.num_executions, "a whole number >= 1");
-    } else if (arg == "--warmup") {
-      ok = parse_into(arg, value, 0, kIntMax, o.warmup, "a whole number >= 0");
-    } else if (arg == "--block") {
-      ok = parse_into(arg, value, 1, kIntMax, o.block, "a whole number >= 1");
-    } else if (arg == "--planned_offset") {
-      ok = parse_into(arg, value, 0, static_cast<long long>(kAlign) - 1, o.planned_offset, "a byte count in [0, 64)");
-    } else if (arg == "--workspace_sharing") {
-      ok = parse_into(arg, value, 0, 2, o.workspace_sharing, "0 (disabled), 1 (per model) or 2 (global)");
-    } else if (arg == "--order_seed") {
-      ok = parse_into(arg, value, 0, std::numeric_limits<unsigned>::max(), o.order_seed,
-                      "a whole number from 0 (the flags' order) to 4294967295");
-    } else if (arg == "--cpu_threads") {
-      constexpr char kRange[] = "1 to 256 threads (the limit), or -1 for the runtime's default";
-      long long threads = 0;
-      ok = parse_int(arg, value, -1, kMaxCpuThreads, threads, kRange);
-      if (ok && threads == 0) {
-        std::fprintf(stderr, "pte_runner: error: --cpu_threads 0 is out of range: give %s\n", kRange);
-        ok = false;
-      }
-      o.cpu_threads = static_cast<int>(threads);
-    }
-    if (!ok) return 2;
+    if (!flag->second(arg, value)) return 2;
   }
   if (o.model_paths.empty()) {
     std::fprintf(stderr, "pte_runner: error: --model_path is required (see --help)\n");
@@ -389,7 +396,8 @@ int report_outputs(Model& m, const std::string& output_path) {
     if (!outputs[i].isTensor()) continue;
     auto t = outputs[i].toTensor();
     if (t.scalar_type() != ScalarType::Float) {
-      std::printf("Output %zu: numel=%zd dtype=%d\n", i, static_cast<ssize_t>(t.numel()), static_cast<int>(t.scalar_type()));
+      std::printf("Output %zu: numel=%zd dtype=%d\n", i, static_cast<ssize_t>(t.numel()),
+                  static_cast<int>(t.scalar_type()));
       continue;
     }
     const float* f = t.const_data_ptr<float>();
@@ -399,7 +407,8 @@ int report_outputs(Model& m, const std::string& output_path) {
       if (!std::isfinite(f[k])) finite = false;
       else if (std::fabs(f[k]) > max_abs) max_abs = std::fabs(f[k]);
     }
-    std::printf("Output %zu: numel=%zd max_abs=%g finite=%d first=[", i, static_cast<ssize_t>(t.numel()), max_abs, finite ? 1 : 0);
+    std::printf("Output %zu: numel=%zd max_abs=%g finite=%d first=[", i, static_cast<ssize_t>(t.numel()), max_abs,
+                finite ? 1 : 0);
     for (ssize_t k = 0; k < t.numel() && k < 5; ++k) std::printf(k ? ", %g" : "%g", f[k]);
     std::printf("]\n");
     if (i == 0 && !output_path.empty()) {
