@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest -p no:cacheprovider -p no:anyio -q "$@"
+exec .venv/bin/python -m pytest -p no:cacheprovider -p no:anyio -q --durations=15 "$@"  # the slowest, to keep CI in time
