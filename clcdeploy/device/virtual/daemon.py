@@ -188,10 +188,13 @@ def _check_same_settings(existing: Endpoint, wanted: dict) -> None:
 
 
 def _check_rootfs_whole(existing: Endpoint) -> None:
-    """A running device is reused only if its rootfs still has every file its uses need; files removed under it
-    cannot be rebuilt while it serves them."""
-    from clcdeploy.device.virtual.rootfs import missing_files
+    """A running device that serves the cached rootfs is reused only if the rootfs still has every file its uses
+    need; files removed under it cannot be rebuilt while it serves them. (A plain endpoint's folder is not a
+    rootfs.)"""
+    from clcdeploy.device.virtual.rootfs import missing_files, rootfs_dir
 
+    if Path(existing.root) != rootfs_dir():
+        return
     missing = missing_files(Path(existing.root))
     if missing:
         raise VirtualDeviceError(f"the virtual device {existing.serial} (pid {existing.pid}) runs, but its rootfs "
