@@ -140,6 +140,7 @@ class RawAdb:
     def __init__(self, serial: str, timeout_s: float = 20.0) -> None:
         host, port = serial.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=timeout_s)
+        self.packets_read = 0  # packets received from the device so far
 
     def send_raw(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -158,7 +159,9 @@ class RawAdb:
 
     def read(self) -> tuple[int, int, int, bytes]:
         command, arg0, arg1, length, _check, _magic = HEADER.unpack(self.recv_exact(HEADER.size))
-        return command, arg0, arg1, self.recv_exact(length) if length else b""
+        payload = self.recv_exact(length) if length else b""
+        self.packets_read += 1
+        return command, arg0, arg1, payload
 
     def handshake(self) -> bytes:
         self.send(CNXN, 0x01000001, 256 * 1024, b"host::raw\0")
@@ -313,6 +316,15 @@ def make_tiny_pte(path: Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def refusing_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as the block runs: bound (so no other program can
+    take it in the meantime, as it could a port found free and released) but not listening."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
 def stock_adb() -> str | None:
     return shutil.which("adb")
 
@@ -325,9 +337,13 @@ def stock_adb_client(tmp_path: Path) -> Iterator:
 
     home = tmp_path / "adb-home"
     (home / ".android").mkdir(parents=True, exist_ok=True)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        server_port = s.getsockname()[1]
+    # The server's port stays reserved until the end: bound with SO_REUSEADDR and not listening, it is skipped
+    # when another program asks for a free port, while the adb server (which binds with SO_REUSEADDR too) can
+    # still listen on it. Found free and released, another program could take it before the server starts.
+    reserved = socket.socket()
+    reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    reserved.bind(("127.0.0.1", 0))
+    server_port = reserved.getsockname()[1]
     env = dict(os.environ, HOME=str(home), ANDROID_USER_HOME=str(home / ".android"),
                ANDROID_ADB_SERVER_PORT=str(server_port))
 
@@ -346,3 +362,4 @@ def stock_adb_client(tmp_path: Path) -> Iterator:
         yield adb
     finally:
         adb("kill-server")
+        reserved.close()

@@ -16,8 +16,8 @@ import pytest
 from clcdeploy.device import open_device
 from clcdeploy.device.errors import UnknownDeviceError, VirtualDeviceError
 from clcdeploy.device.virtual import daemon
-from device_fixtures import (adb_home, cli_env, endpoint, http_server, registered_endpoint,  # noqa: F401
-                             tcp_server)
+from device_fixtures import (adb_home, cli_env, endpoint, http_server, refusing_port,  # noqa: F401
+                             registered_endpoint, tcp_server)
 
 
 def device(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -81,9 +81,7 @@ def test_start_with_other_settings_on_a_running_port_refuses(tmp_path, cli_env) 
 
 
 def test_stop_on_a_port_with_nothing_names_the_running_ones(tmp_path, cli_env) -> None:
-    with registered_endpoint(tmp_path, cli_env) as ep:
-        with socket.create_server(("127.0.0.1", 0)) as free:
-            port = free.getsockname()[1]
+    with registered_endpoint(tmp_path, cli_env) as ep, refusing_port() as port:
         result = device("stop", "--port", str(port), env=cli_env)
         assert daemon._alive(ep.pid)
     assert one_line_error(result) == (f"clcdeploy device: error: no virtual device on port {port} "
@@ -105,10 +103,16 @@ def test_a_silent_endpoint_is_not_taken_for_an_auth_prompt(adb_home) -> None:
 
 
 def test_facts_auth_timeout_bounds_the_wait_for_the_key(tmp_path, cli_env) -> None:
+    """--auth-timeout reaches the wait for the key (not the 60 s default): both lines name it. The wait itself is
+    adb-shell's; that it ends after the given time is not timed here (no upper bound on a shared machine), only
+    that it lasts at least that long (the device was given the time to accept)."""
     with registered_endpoint(tmp_path, cli_env, auth="refuse") as ep:
         began = time.monotonic()
         result = device("facts", ep.serial, "--auth-timeout", "1.5", env=cli_env)
         elapsed = time.monotonic() - began
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "did not accept our key within 1.5 s" in result.stderr.strip().splitlines()[-1]
-    assert elapsed < 30
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    assert result.stderr.splitlines() == [
+        f"{ep.serial}: accept the 'Allow USB debugging?' prompt on the device (waiting up to 1.5 s)",
+        f"clcdeploy device: error: {ep.serial} did not accept our key within 1.5 s: accept the 'Allow USB "
+        f"debugging?' prompt on the device and retry"], result.stderr
+    assert elapsed >= 1.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import struct
 from pathlib import Path
@@ -51,7 +52,7 @@ def test_local_device_shell_push_pull(tmp_path: Path) -> None:
     progress = []
     dev.push(src, f"{dev.work_dir}/x/a.bin", progress=lambda p, n, t: progress.append(n))
     assert sum(progress) == src.stat().st_size
-    assert dev.remote_sha256(f"{dev.work_dir}/x/a.bin") == dev.remote_sha256(str(src))
+    assert dev.remote_sha256(f"{dev.work_dir}/x/a.bin") == hashlib.sha256(src.read_bytes()).hexdigest()
     assert dev.remote_sha256(f"{dev.work_dir}/missing") is None
     dev.pull(f"{dev.work_dir}/x/a.bin", tmp_path / "b.bin")
     assert (tmp_path / "b.bin").read_bytes() == src.read_bytes()

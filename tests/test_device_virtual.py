@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -53,18 +53,22 @@ def test_sync_refuses_paths_escaping_the_device_root(dev, tmp_path) -> None:
 
 def test_sync_follows_symlinks_inside_the_device(dev, tmp_path) -> None:
     """A link to an absolute path means the device's file, never the host's (which the host would follow to)."""
-    host_marker = Path("/tmp/clcdeploy-sync-marker")
+    # One name for both sides, and for this run only: the host's /tmp and the cached rootfs (the device's /tmp and
+    # /data/local/tmp) are shared with any other test session running at the same time.
+    name = f"clcdeploy-sync-marker-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    host_marker = Path("/tmp") / name
+    marker_link, tmp_link = f"/data/local/tmp/{name}-link", f"/data/local/tmp/{name}-tmp-link"
     host_marker.write_text("host side\n")
     try:
-        dev.shell("echo device side > /tmp/clcdeploy-sync-marker && ln -sf /tmp/clcdeploy-sync-marker "
-                  "/data/local/tmp/marker-link && ln -sfn /tmp /data/local/tmp/tmp-link").check("making links")
-        dev.pull("/data/local/tmp/marker-link", tmp_path / "pulled")
+        dev.shell(f"echo device side > /tmp/{name} && ln -sf /tmp/{name} {marker_link} && "
+                  f"ln -sfn /tmp {tmp_link}").check("making links")
+        dev.pull(marker_link, tmp_path / "pulled")
         assert (tmp_path / "pulled").read_text() == "device side\n"
-        assert "clcdeploy-sync-marker" in dev.listdir("/data/local/tmp/tmp-link")
-        assert dev.stat("/data/local/tmp/marker-link/")[0] == 0  # a file followed by "/": not a directory
+        assert name in dev.listdir(tmp_link)
+        assert dev.stat(f"{marker_link}/")[0] == 0  # a file followed by "/": not a directory
     finally:
         host_marker.unlink()
-        dev.shell("rm -f /tmp/clcdeploy-sync-marker /data/local/tmp/marker-link /data/local/tmp/tmp-link")
+        dev.shell(f"rm -f /tmp/{name} {marker_link} {tmp_link}")
 
 
 def test_facts_decode_the_emulated_core(dev) -> None:
@@ -148,16 +152,17 @@ def test_stock_adb_client_against_the_virtual_device(virtual_device, tmp_path) -
 
 
 def test_cli_device_start_status_stop(virtual_device) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     cli = [sys.executable, "-m", "clcdeploy"]
     cwd = Path(__file__).resolve().parent.parent
-    started = subprocess.run([*cli, "device", "start", "--port", str(port)], capture_output=True, text=True,
+    # --port 0: the endpoint binds a free port itself and prints it (a port found free here and released could
+    # be taken by another program before the endpoint binds it).
+    started = subprocess.run([*cli, "device", "start", "--port", "0"], capture_output=True, text=True,
                              timeout=120, cwd=cwd)
+    served = re.fullmatch(r"127\.0\.0\.1:(\d+)", started.stdout.strip())
+    assert started.returncode == 0 and served, started.stdout + started.stderr
+    port = int(served[1])
+    assert port != 0
     try:
-        assert started.returncode == 0, started.stderr
-        assert started.stdout.strip() == f"127.0.0.1:{port}"
         status = subprocess.run([*cli, "device", "status"], capture_output=True, text=True, timeout=60, cwd=cwd)
         assert f"127.0.0.1:{port}" in status.stdout and "running" in status.stdout
         listed = subprocess.run([*cli, "devices", "--json", "--connect", f"127.0.0.1:{port}"], capture_output=True,

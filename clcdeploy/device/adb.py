@@ -99,7 +99,7 @@ class AdbDevice(Device):
         def prompt(_device) -> None:
             prompted.append(True)
             print(f"{self.serial}: accept the 'Allow USB debugging?' prompt on the device "
-                  f"(waiting up to {auth_timeout_s:.0f} s)", file=sys.stderr)
+                  f"(waiting up to {auth_timeout_s:g} s)", file=sys.stderr)
 
         try:
             try:
