@@ -51,7 +51,7 @@ def check_targets(paths: Sequence[Path]) -> None:
                               f"writes a file; remove it and export again")
 
 
-# Lists, while a commit runs, what it moved aside and what it added; removing it is the commit's last step.
+# Lists, while a commit runs, what it moved aside and what it added; its removal is the commit point.
 JOURNAL_NAME = ".export-journal.json"
 
 
