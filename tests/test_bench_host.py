@@ -145,6 +145,7 @@ def test_bad_input_is_one_line_exit_2(args, message, tmp_path):
     result = bench(*args, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "models").exists()  # refused before exporting anything (the default --models-dir)
 
 
 def test_an_unreachable_device_fails_before_the_missing_artifacts_are_exported(tmp_path):
