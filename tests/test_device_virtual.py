@@ -18,7 +18,8 @@ from device_fixtures import (TINY_Y, make_tiny_onnx, make_tiny_pte, make_tiny_tf
                              stock_adb_client, virtual_device)
 
 pytestmark = pytest.mark.device
-WORK = "/data/local/tmp/clcdeploy-test"
+# This session's folder: the cached rootfs, and with it /data/local/tmp, is shared with other sessions.
+WORK = f"/data/local/tmp/clcdeploy-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 RUNNER_LINES = (r"Model loaded in [0-9.]+ ms\.", r"Iteration 1 of 3: [0-9.]+ ms", r"Iteration 3 of 3: [0-9.]+ ms",
                 r"Model executed successfully 3 time\(s\) in [0-9.]+ ms\.")
 
@@ -26,8 +27,11 @@ RUNNER_LINES = (r"Model loaded in [0-9.]+ ms\.", r"Iteration 1 of 3: [0-9.]+ ms"
 @pytest.fixture(scope="module")
 def dev(virtual_device):
     with open_device(virtual_device.serial, auth_timeout_s=20) as device:
-        device.shell(f"rm -rf {WORK} && mkdir -p {WORK}").check("preparing the work folder")
-        yield device
+        device.shell(f"mkdir -p {WORK}").check("preparing the work folder")
+        try:
+            yield device
+        finally:
+            device.shell(f"rm -rf {WORK}")
 
 
 @pytest.fixture(scope="session")
