@@ -4,7 +4,12 @@ process keeps the 2-core CI machine from thrashing when tests and their subproce
 import pytest
 import torch
 
+from bench_fixtures import fused_models_dir, tiny_models_dir  # noqa: F401  (fixtures)
 from clcdeploy.device.paths import cache_dir
+from device_fixtures import virtual_device  # noqa: F401  (fixture)
+
+# The session-scoped fixtures above are defined here, once for the whole suite: imported into each test module
+# instead, each module had its own (the tiny models exported, the virtual device started, once per module).
 
 torch.set_num_threads(1)
 

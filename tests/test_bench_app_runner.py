@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 from android_shell_fixtures import fake_android  # noqa: F401  (fixture)
-from bench_fixtures import tiny_models_dir  # noqa: F401  (fixture)
 
 
 def bench(*args):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bench_fixtures import TINY_MODELS, fused_models_dir, tiny_models_dir  # noqa: F401  (fixtures)
+from bench_fixtures import TINY_MODELS
 
 
 def bench(*args, cwd=None):

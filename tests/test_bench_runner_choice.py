@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench_fixtures import tiny_models_dir  # noqa: F401  (fixture)
-from device_fixtures import adb_home, endpoint, virtual_device  # noqa: F401  (fixtures)
+from device_fixtures import adb_home, endpoint  # noqa: F401  (fixtures)
 from clcdeploy.bench import app_protocol
 from clcdeploy.bench.runners import PythonRunner, auto_runner_for, no_runner_message, python_runs
 

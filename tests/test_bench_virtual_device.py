@@ -8,8 +8,7 @@ import sys
 
 import pytest
 
-from bench_fixtures import fused_models_dir, tiny_models_dir  # noqa: F401  (fixtures)
-from device_fixtures import adb_home, endpoint, pte_runner_input, virtual_device  # noqa: F401  (fixtures)
+from device_fixtures import adb_home, endpoint, pte_runner_input  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.device
 

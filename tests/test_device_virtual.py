@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from clcdeploy.device import open_device
-from device_fixtures import (TINY_Y, make_tiny_onnx, make_tiny_pte, make_tiny_tflite, stock_adb,  # noqa: F401
-                             stock_adb_client, virtual_device)
+from device_fixtures import (TINY_Y, make_tiny_onnx, make_tiny_pte, make_tiny_tflite,  # noqa: F401
+                             stock_adb, stock_adb_client)
 
 pytestmark = pytest.mark.device
 # This session's folder: the cached rootfs, and with it /data/local/tmp, is shared with other sessions.

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from device_fixtures import adb_home, cli_env, http_server, registered_endpoint, virtual_device  # noqa: F401
+from device_fixtures import adb_home, cli_env, http_server, registered_endpoint  # noqa: F401  (fixtures)
 
 
 def devices(*args, env=None):
