@@ -15,7 +15,12 @@ from clcdeploy.errors import OutputFolderError
 
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex sha256 of a file's content, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
+    return file_digest(path, "sha256")
+
+
+def file_digest(path: str | os.PathLike, algorithm: str) -> str:
+    """Hex digest of a file's content with the hashlib `algorithm` (sha256, sha1, md5), read in 1 MiB blocks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)

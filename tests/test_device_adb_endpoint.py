@@ -57,11 +57,61 @@ def test_push_pull_multi_megabyte_file_keeps_sha256(plain_endpoint, tmp_path) ->
         remote = f"{_work(plain_endpoint)}/sub/blob.bin"
         dev.push(src, remote, progress=lambda path, n, total: seen.append((n, total)))
         assert sum(n for n, _ in seen) == src.stat().st_size
-        assert dev.remote_sha256(remote) == hashlib.sha256(src.read_bytes()).hexdigest()
+        assert dev.remote_digest(remote) == ("sha256", hashlib.sha256(src.read_bytes()).hexdigest())
         dst = tmp_path / "back.bin"
         dev.pull(remote, dst)
         assert dst.read_bytes() == src.read_bytes()
-        assert dev.remote_sha256(f"{_work(plain_endpoint)}/absent") is None
+        assert dev.remote_digest(f"{_work(plain_endpoint)}/absent") is None
+
+
+def _android_hash_commands(folder: Path, commands: dict[str, str | None]) -> str:
+    """A PATH whose first folder has the given hash commands: None = the device lacks it (the shell's "not
+    found", 127), else the host command that stands in for it (toolbox's `md5` prints what md5sum prints)."""
+    import shutil
+
+    folder.mkdir()
+    for name, real in commands.items():
+        script = folder / name
+        script.write_text(f'#!/bin/sh\nexec {shutil.which(real)} "$@"\n' if real else
+                          f'#!/bin/sh\necho "sh: {name}: not found" >&2\nexit 127\n')
+        script.chmod(0o755)
+    return f"{folder}{os.pathsep}{os.environ['PATH']}"
+
+
+@pytest.mark.parametrize("commands, algorithm", [
+    ({"sha256sum": None}, "sha1"),  # toybox built without its crypto library: sha1sum, md5sum
+    ({"sha256sum": None, "sha1sum": None, "md5sum": None, "md5": "md5sum"}, "md5"),  # Android 5's toolbox
+])
+def test_transfers_are_checked_with_the_hash_command_the_device_has(tmp_path, adb_home, monkeypatch, commands,
+                                                                    algorithm) -> None:
+    from clcdeploy.bench.runners import push_if_changed
+
+    monkeypatch.setenv("PATH", _android_hash_commands(tmp_path / "bin", commands))  # the endpoint's shells inherit it
+    src = tmp_path / "model.bin"
+    src.write_bytes(os.urandom(300_000))
+    with endpoint(tmp_path) as ep, open_device(ep.serial) as dev:
+        remote = f"{_work(ep)}/model.bin"
+        dev.push(src, remote)
+        assert dev.remote_digest(remote) == (algorithm, hashlib.new(algorithm, src.read_bytes()).hexdigest())
+        dev.pull(remote, tmp_path / "back.bin")
+        assert (tmp_path / "back.bin").read_bytes() == src.read_bytes()
+        assert push_if_changed(dev, src, remote) is False  # the same content is there: not pushed again
+        dev.shell(f"echo changed >> {remote}").check("changing the device's copy")
+        assert push_if_changed(dev, src, remote) is True
+        assert dev.remote_digest(remote).matches(src)
+
+
+def test_a_device_without_any_hash_command_is_one_clear_error(tmp_path, adb_home, monkeypatch) -> None:
+    from clcdeploy.device.errors import DeviceError
+
+    monkeypatch.setenv("PATH", _android_hash_commands(tmp_path / "bin", dict.fromkeys(["sha256sum", "sha1sum",
+                                                                                        "md5sum", "md5"])))
+    src = tmp_path / "model.bin"
+    src.write_bytes(b"weights")
+    with endpoint(tmp_path) as ep, open_device(ep.serial) as dev:
+        with pytest.raises(DeviceError, match=f"^{re.escape(ep.serial)} has none of sha256sum, sha1sum, md5sum, md5 "
+                                              f"to check .*model.bin with: install toybox or busybox on it$"):
+            dev.push(src, f"{_work(ep)}/model.bin")
 
 
 def test_stat_and_list(plain_endpoint) -> None:

@@ -52,8 +52,8 @@ def test_local_device_shell_push_pull(tmp_path: Path) -> None:
     progress = []
     dev.push(src, f"{dev.work_dir}/x/a.bin", progress=lambda p, n, t: progress.append(n))
     assert sum(progress) == src.stat().st_size
-    assert dev.remote_sha256(f"{dev.work_dir}/x/a.bin") == hashlib.sha256(src.read_bytes()).hexdigest()
-    assert dev.remote_sha256(f"{dev.work_dir}/missing") is None
+    assert dev.remote_digest(f"{dev.work_dir}/x/a.bin") == ("sha256", hashlib.sha256(src.read_bytes()).hexdigest())
+    assert dev.remote_digest(f"{dev.work_dir}/missing") is None
     dev.pull(f"{dev.work_dir}/x/a.bin", tmp_path / "b.bin")
     assert (tmp_path / "b.bin").read_bytes() == src.read_bytes()
     with pytest.raises(TransferError):

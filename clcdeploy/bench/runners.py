@@ -103,11 +103,10 @@ def device_python(device: Device) -> str:
 
 
 def push_if_changed(device: Device, local: Path, remote: str, sha256: str | None = None) -> bool:
-    """Push `local` unless a file with the same sha256 is already at `remote`; True if it was pushed. `sha256`:
+    """Push `local` unless a file with the same content is already at `remote`; True if it was pushed. `sha256`:
     `local`'s, where the caller has already checked it (an artifact against its manifest)."""
-    from clcdeploy.device import sha256_file
-
-    if device.remote_sha256(remote) == (sha256 or sha256_file(local)):
+    remote_digest = device.remote_digest(remote)
+    if remote_digest is not None and remote_digest.matches(local, sha256):
         return False
     device.push(local, remote)
     return True

@@ -9,7 +9,7 @@ import struct
 import sys
 from pathlib import Path
 
-from clcdeploy.device.base import CommandResult, Device, Progress, check_local_file, quote, sha256_file
+from clcdeploy.device.base import CommandResult, Device, Progress, check_local_file, quote
 from clcdeploy.files import atomic_path
 from clcdeploy.device.errors import (AuthenticationError, CommandTimeoutError, ConnectionLostError, DeviceBusyError,
                                      StorageFullError, TransferError, UnknownDeviceError)
@@ -155,7 +155,8 @@ class AdbDevice(Device):
                                       read_timeout_s=limit, timeout_s=timeout_s, decode=False)
         except (ex.TcpTimeoutException, ex.AdbTimeoutError) as exc:
             self.close()  # the stream is in an unknown state
-            raise CommandTimeoutError(f"command did not finish within {limit:g} s on {self.serial}: {command[:80]}") from exc
+            raise CommandTimeoutError(f"command did not finish within {limit:g} s on {self.serial}: "
+                                      f"{command[:80]}") from exc
         except (ConnectionResetError, BrokenPipeError, ex.AdbConnectionError) as exc:
             self.close()
             raise ConnectionLostError(f"lost the connection to {self.serial} while running: {command[:80]}") from exc
@@ -184,7 +185,8 @@ class AdbDevice(Device):
         raw = self._service(b"shell", f"({command}); echo \"{marker}$?\"", timeout_s).decode("utf-8", "replace")
         match = re.search(re.escape(marker) + r"(\d+)\s*$", raw)
         if match is None:
-            raise ConnectionLostError(f"{self.serial}: the shell ended without reporting an exit status: {command[:80]}")
+            raise ConnectionLostError(f"{self.serial}: the shell ended without reporting an exit status: "
+                                      f"{command[:80]}")
         return CommandResult(raw[: match.start()].replace("\r\n", "\n"), "", int(match.group(1)))
 
     # --- files ------------------------------------------------------------------------------------------
@@ -217,14 +219,16 @@ class AdbDevice(Device):
             self.close()
             raise ConnectionLostError(f"connection to {self.serial} lost while pushing {src.name} to {remote_path}: "
                                       f"{sent[0]} of {total} bytes sent") from exc
-        remote = self.remote_sha256(remote_path)
-        if remote != sha256_file(src):
-            raise TransferError(f"{self.serial}:{remote_path}: sha256 {remote} differs from the local file {src}")
+        remote = self.remote_digest(remote_path)
+        if remote is None or not remote.matches(src):
+            raise TransferError(f"{self.serial}:{remote_path}: "
+                                + (f"{remote.algorithm} {remote.hexdigest} differs from the local file {src}'s"
+                                   if remote else "missing after the push"))
 
     def pull(self, remote_path: str, local_path, *, progress: Progress | None = None) -> None:
         from adb_shell import exceptions as ex
 
-        expected = self.remote_sha256(remote_path)
+        expected = self.remote_digest(remote_path)
         if expected is None:
             raise TransferError(f"{self.serial}:{remote_path}: no such file")
         dst = Path(local_path)
@@ -240,9 +244,10 @@ class AdbDevice(Device):
                 self.adb.pull(remote_path, str(tmp), progress_callback=on_chunk,
                                transport_timeout_s=max(self.transport_timeout_s, 60),
                                read_timeout_s=max(self.transport_timeout_s, 60))
-                if sha256_file(tmp) != expected:
+                if not expected.matches(tmp):
                     raise TransferError(
-                        f"{self.serial}:{remote_path}: the pulled copy's sha256 differs from the device's")
+                        f"{self.serial}:{remote_path}: the pulled copy's {expected.algorithm} differs from the "
+                        f"device's")
         except ex.AdbCommandFailureException as exc:
             raise TransferError(f"pulling {self.serial}:{remote_path} failed: {exc}") from exc
         except (ConnectionResetError, BrokenPipeError, ex.TcpTimeoutException, ex.AdbTimeoutError,
@@ -261,8 +266,8 @@ class AdbDevice(Device):
         return self.adb.stat(remote_path)
 
     def listdir(self, remote_path: str) -> list[str]:
-        return [bytes(f.filename).decode("utf-8", "replace") if isinstance(f.filename, (bytes, bytearray)) else f.filename
-                for f in self.adb.list(remote_path)]
+        return [bytes(f.filename).decode("utf-8", "replace") if isinstance(f.filename, (bytes, bytearray))
+                else f.filename for f in self.adb.list(remote_path)]
 
 
 def available_serials() -> list[str]:

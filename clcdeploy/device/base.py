@@ -1,4 +1,4 @@
-"""The device interface the benchmark code uses: run a command, move files (sha256-checked), read facts."""
+"""The device interface the benchmark code uses: run a command, move files (hash-checked), read facts."""
 
 from __future__ import annotations
 
@@ -7,13 +7,29 @@ import shlex
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from clcdeploy.errors import DeviceError
-from clcdeploy.files import sha256_file  # noqa: F401  (part of the device API)
+from clcdeploy.files import file_digest, sha256_file  # noqa: F401  (part of the device API)
 
 # progress(remote_or_local_path, bytes_done, bytes_total)
 Progress = Callable[[str, int, int], None]
+
+# A device's hash commands, best first, and the hashlib algorithm of each: toybox (Android 6 on) always has md5sum
+# and sha1sum, sha256sum only when built with its crypto library; Android 5 has no toybox, and its toolbox has only
+# `md5` (output as md5sum's).
+HASH_COMMANDS = (("sha256sum", "sha256"), ("sha1sum", "sha1"), ("md5sum", "md5"), ("md5", "md5"))
+
+
+class Digest(NamedTuple):
+    algorithm: str  # hashlib's name
+    hexdigest: str
+
+    def matches(self, local_path: str | os.PathLike, sha256: str | None = None) -> bool:
+        """Whether the local file has this digest (`sha256`: its sha256, if the caller already has it)."""
+        if self.algorithm == "sha256" and sha256 is not None:
+            return self.hexdigest == sha256
+        return self.hexdigest == file_digest(local_path, self.algorithm)
 
 
 @dataclass
@@ -81,14 +97,22 @@ class Device(ABC):
     def pull(self, remote_path: str, local_path: str | os.PathLike, *, progress: Progress | None = None) -> None:
         """Copy a file from the device (atomic local write) and verify its sha256."""
 
-    def remote_sha256(self, remote_path: str) -> str | None:
-        """sha256 of a device file, or None when it does not exist."""
-        result = self.shell(f"if [ -f {quote(remote_path)} ]; then sha256sum {quote(remote_path)}; else echo __absent__; fi",
-                            timeout_s=120)
-        out = result.stdout.strip()
-        if result.exit_code != 0 or not out or out == "__absent__":
+    def remote_digest(self, remote_path: str) -> Digest | None:
+        """The digest of a device file by the best hash command the device has (HASH_COMMANDS), or None when the
+        file does not exist; DeviceError if the device has none of them."""
+        path = quote(remote_path)
+        tools = " ".join(tool for tool, _ in HASH_COMMANDS)
+        # A command the device lacks fails (127) and the next is tried.
+        result = self.shell(f"if [ -f {path} ]; then for t in {tools}; do out=$($t {path} 2>/dev/null) && "
+                            f"{{ echo \"$t $out\"; exit 0; }}; done; echo __no_hash_command__; "
+                            f"else echo __absent__; fi", timeout_s=120)
+        words = result.stdout.split()
+        if result.exit_code != 0 or not words or words[0] == "__absent__":
             return None
-        return out.split()[0].lower()
+        if words[0] == "__no_hash_command__" or len(words) < 2:
+            raise DeviceError(f"{self.serial} has none of {', '.join(tool for tool, _ in HASH_COMMANDS)} to check "
+                              f"{remote_path} with: install toybox or busybox on it")
+        return Digest(dict(HASH_COMMANDS)[words[0]], words[1].lower())
 
     def facts(self) -> DeviceFacts:
         from clcdeploy.device.facts import collect_facts

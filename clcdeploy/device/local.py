@@ -8,7 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from clcdeploy.device.base import CommandResult, Device, DeviceFacts, Progress, check_local_file, sha256_file
+from clcdeploy.device.base import (CommandResult, Device, DeviceFacts, Digest, Progress, check_local_file,
+                                   sha256_file)
 from clcdeploy.device.errors import CommandTimeoutError, StorageFullError, TransferError
 from clcdeploy.device.paths import cache_dir
 from clcdeploy.files import atomic_path
@@ -65,8 +66,8 @@ class LocalDevice(Device):
             raise TransferError(f"{remote_path}: no such file on local")
         _copy(src, Path(local_path), progress, str(src))
 
-    def remote_sha256(self, remote_path: str) -> str | None:
-        return sha256_file(remote_path) if os.path.isfile(remote_path) else None
+    def remote_digest(self, remote_path: str) -> Digest | None:
+        return Digest("sha256", sha256_file(remote_path)) if os.path.isfile(remote_path) else None
 
     def facts(self) -> DeviceFacts:
         facts = super().facts()
