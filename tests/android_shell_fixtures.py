@@ -73,3 +73,40 @@ def fake_android(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FAKE_ANDROID", str(home))
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     return home
+
+
+# The commands of Android 5.1's /system/bin that the harness uses (toolbox; no toybox before Android 6, so no
+# pidof, taskset, uname, nproc or sha*sum), taken from the host; `ps`, `getprop` and `md5` act as toolbox's.
+TOOLBOX = ("cat", "chmod", "grep", "ls", "mkdir", "rm", "sleep")
+_TOOLBOX_STUBS = {
+    # toolbox ps: `ps NAME` lists the processes of that name, after a header; exit 0 even when none match
+    "ps": '#!/bin/sh\necho "ps $*" >> "$FAKE_ANDROID/calls.log"\n'
+          'echo "USER     PID   PPID  VSIZE  RSS     WCHAN    PC         NAME"\n'
+          '[ "$(cat "$FAKE_ANDROID/mode")" = crash ] && exit 0\n'
+          '[ -z "$1" ] || [ "$1" = org.clcdeploy.demo ] && '
+          'echo "u0_a64    4242  1234  1034876 61236 ffffffff 00000000 S org.clcdeploy.demo"\nexit 0\n',
+    "getprop": '#!/bin/sh\ncase "$1" in\n  ro.product.cpu.abi) echo armeabi-v7a ;;\n'
+               '  ro.build.version.sdk) echo 22 ;;\n  ro.build.version.release) echo 5.1 ;;\n'
+               '  ro.product.model) echo "Advance 5.2" ;;\n  ro.hardware) echo mt6580 ;;\n  *) echo ;;\nesac\n',
+    "md5": '#!/bin/sh\nexec MD5SUM "$@"\n',  # toolbox md5 prints what md5sum prints
+}
+
+
+@pytest.fixture
+def android_5_shell(fake_android: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """fake_android on a PATH of Android 5.1's commands only (the stand-ins and TOOLBOX): no pidof, no taskset.
+    Returns the fake_android folder."""
+    import shutil
+
+    bin_dir = fake_android / "bin"
+    (bin_dir / "pidof").unlink()
+    for name, text in _TOOLBOX_STUBS.items():
+        path = bin_dir / name
+        path.write_text(text.replace("MD5SUM", shutil.which("md5sum")))
+        path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    toolbox = fake_android / "toolbox"
+    toolbox.mkdir()
+    for name in TOOLBOX:
+        (toolbox / name).symlink_to(shutil.which(name))
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{toolbox}")
+    return fake_android

@@ -1,6 +1,7 @@
 """`clcdeploy bench` end to end on the host: real exports, real runtimes, real files."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -406,3 +407,20 @@ def test_a_bench_killed_before_it_measured_anything_leaves_no_out_folder(tiny_mo
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert not out.exists()
+
+
+def test_a_cpu_mask_reaches_taskset_without_0x(tiny_models_dir, tmp_path, monkeypatch):
+    """toybox's taskset (every Android from 6) refuses a mask written "0x1"; util-linux's, here, takes it. A
+    stand-in that refuses it as toybox does is first on the PATH."""
+    import shutil
+
+    stub = tmp_path / "bin" / "taskset"
+    stub.parent.mkdir()
+    stub.write_text(f'#!/bin/sh\ncase "$1" in *x*|*X*) echo "taskset: bad mask \'$1\'" >&2; exit 1 ;; esac\n'
+                    f'exec {shutil.which("taskset")} "$@"\n')
+    stub.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{stub.parent}{os.pathsep}{os.environ['PATH']}")
+    result = bench("--models", "clcnet_tiny", "--formats", "onnx", "--models-dir", str(tiny_models_dir), "--runs", "2",
+                   "--cpu-mask", "0x1", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["options"]["cpu_mask"] == "1"

@@ -149,9 +149,9 @@ def wake_command() -> str:
 
 
 def running_command() -> str:
-    """Device-shell command that prints the app's process ids; it exits 1 when the app is not running (and 127
-    where there is no pidof, before Android 6)."""
-    return f"pidof {PACKAGE}"
+    """Device-shell command that prints the app's process (ids or a `ps` line) and exits 1 when it is not running:
+    pidof, or before Android 6, which has none, toolbox's `ps NAME` (it lists the processes of that name)."""
+    return f"if command -v pidof >/dev/null; then pidof {PACKAGE}; else ps {PACKAGE} | grep {PACKAGE}; fi"
 
 
 def result_path() -> str:

@@ -121,6 +121,8 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
         raise BenchError(f"--cpu-mask must be a hexadecimal CPU mask like f0, got {args.cpu_mask!r}")
     if args.cpu_mask and int(args.cpu_mask, 16) == 0:
         raise BenchError("--cpu-mask 0 selects no CPU: set a bit per CPU to run on (1 = cpu0, f0 = cpu4-cpu7)")
+    if args.cpu_mask:
+        args.cpu_mask = format(int(args.cpu_mask, 16), "x")  # toybox's taskset (Android 6 on) refuses "0x"
     formats = _unique(f.strip() for f in args.formats.split(","))
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:

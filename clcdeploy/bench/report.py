@@ -89,11 +89,13 @@ def facts_lines(run: DeviceRun) -> list[str]:
     cores = ", ".join(sorted(set(f.get("cpu_core_names") or []))) or f.get("cpu_hardware") or "?"
     freqs = sorted({v for v in f.get("max_freq_khz") or [] if v})
     governors = sorted({g for g in f.get("governors") or [] if g})
+    online = f.get("cores_online")
+    offline = f" ({online} online)" if online and f.get("cores") and online < f["cores"] else ""
     return [
         f"device {run.serial}: {f.get('manufacturer', '')} {f.get('model', '')} "
         f"(Android {f.get('android_version') or '-'}, {f.get('abi') or f.get('kernel_machine', '?')})"
         + (" [EMULATED: times are not phone times]" if f.get("is_emulated") else ""),
-        f"  CPU: {cores}, {f.get('cores', '?')} cores, max freq "
+        f"  CPU: {cores}, {f.get('cores', '?')} cores{offline}, max freq "
         f"{', '.join(f'{v / 1e3:.0f} MHz' for v in freqs) or '?'}, governor {', '.join(governors) or '?'}",
         f"  temperature before: {_temps(run.thermal_before)}; after: {_temps(run.thermal_after)}",
     ]

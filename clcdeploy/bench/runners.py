@@ -61,8 +61,12 @@ CPU_MASK_APP = ("--cpu-mask cannot pin the demo app: Android starts its process,
 
 
 def check_cpu_mask(device: Device, cpu_mask: str, cores: int | None) -> None:
-    """taskset refuses a mask without any CPU the device can run on, but only once the runner starts."""
-    result = device.shell(f"taskset {cpu_mask} true", timeout_s=30)
+    """The device has taskset (Android 5 has none), and the mask selects a CPU it can run on (taskset refuses one
+    that does not, but only once the runner starts)."""
+    result = device.shell(f"command -v taskset >/dev/null || exit 127; taskset {cpu_mask} true", timeout_s=30)
+    if result.exit_code == 127:
+        raise BenchError(f"--cpu-mask needs taskset on {device.serial}, which has none (Android 5 has no toybox, "
+                         f"which brings it from Android 6): drop --cpu-mask")
     if result.exit_code != 0:
         reason = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["taskset failed"]
         raise BenchError(f"--cpu-mask {cpu_mask} selects no CPU that {device.serial} can run on ({cores or '?'} "
@@ -297,7 +301,7 @@ class AppRunner(Runner):
             if not app_protocol.is_result_pending(out):
                 return out
             running = device.shell(app_protocol.running_command(), timeout_s=30)
-            if running.exit_code == 1 and not running.stdout.strip():  # 127 (no pidof before Android 6): unknown
+            if running.exit_code == 1 and not running.stdout.strip():  # other failures: unknown, poll on
                 # it may have written the result and exited between the two commands
                 out = device.shell(app_protocol.read_result_command(), timeout_s=60).stdout
                 if not app_protocol.is_result_pending(out):
@@ -356,11 +360,25 @@ def demo_app_installed(device: Device) -> bool:
     return result.exit_code == 0 and app_protocol.is_installed(result.stdout)
 
 
+@functools.lru_cache(maxsize=None)
+def app_pte_problem(device: Device) -> str | None:
+    """Why the demo app cannot run a .pte on this device, or None: ExecuTorch's Android library has arm64-v8a
+    code only and needs Android 6 (SDK 23; older phones can install only the app's legacy build, without it)."""
+    abi, _, sdk = device.shell("getprop ro.product.cpu.abi; getprop ro.build.version.sdk",
+                               timeout_s=30).stdout.strip().partition("\n")
+    abi, sdk = abi.strip(), sdk.strip()
+    if abi == "arm64-v8a" and sdk.isdigit() and int(sdk) >= 23:
+        return None
+    return (f"ExecuTorch's Android library needs an arm64-v8a phone with Android 6 (SDK 23) or later, and "
+            f"{device.serial} is {abi or 'of unknown ABI'}, SDK {sdk or '?'}")
+
+
 def auto_runner_for(device: Device, fmt: str, python: PythonRunner, needs_kernel_library: bool = False) -> Runner:
     """`--runner auto`: the Python runner where the device's python3 has the format's runtime (hosts, ARM Linux
     boards, the virtual device); for a .pte without ExecuTorch's Python bindings, or one calling clcdeploy's
     fused IGC kernel, clcdeploy's pte_runner (kernel compiled in): on this host a build of it, elsewhere the one
-    on the device's PATH; for a .pte or .tflite on an Android phone without python3, the demo app if installed.
+    on the device's PATH; for a .pte or .tflite on an Android phone without python3, the demo app if installed
+    (a .pte only where the app has ExecuTorch: app_pte_problem).
     One runner object per device and kind, so that --side-by-side can give it several models at once."""
     fused_pte = fmt == "pte" and needs_kernel_library
     if fused_pte and device.serial == "local":
@@ -372,6 +390,10 @@ def auto_runner_for(device: Device, fmt: str, python: PythonRunner, needs_kernel
     if fmt == "pte" and on_path(device, "pte_runner"):
         return _pte_runner(device)
     if fmt in AppRunner.formats and not needs_kernel_library and demo_app_installed(device):
+        if fmt == "pte" and (problem := app_pte_problem(device)):
+            raise BenchError(f"no runner for .pte: the device has no python3 with ExecuTorch, and the demo app "
+                             f"cannot run it: {problem}; pass --formats tflite, or --runner "
+                             f"{NATIVE_RUNNER_FOR['pte']} --runner-bin PATH (built for the device)")
         return _demo_app(device)
     raise BenchError(no_runner_message(fmt, needs_kernel_library, on_path(device, "python3")))
 

@@ -216,7 +216,7 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
             device.ensure_work_dir()
             if options.cpu_mask:
                 current = "checking --cpu-mask"
-                check_cpu_mask(device, options.cpu_mask, run.facts.get("cores"))
+                check_cpu_mask(device, options.cpu_mask, run.facts.get("cores_online"))
             python = PythonRunner()
             python.prepare(device)
             if runner is not None and runner is not python:

@@ -65,7 +65,8 @@ class DeviceFacts:
     cpu_implementer: str = ""
     cpu_parts: list[str] = field(default_factory=list)
     cpu_core_names: list[str] = field(default_factory=list)
-    cores: int = 0
+    cores: int = 0  # present (the kernel's CPU list)
+    cores_online: int = 0  # when the facts were read: phones take idle cores offline
     max_freq_khz: list[int | None] = field(default_factory=list)
     governors: list[str | None] = field(default_factory=list)
     thermal_c: dict[str, float] = field(default_factory=dict)

@@ -33,9 +33,11 @@ PROPS = ("ro.product.model", "ro.product.manufacturer", "ro.build.version.releas
 # One round trip: sections separated by markers; every part tolerates missing files.
 FACTS_SCRIPT = "; ".join([
     *(f"echo '{SECTION}prop {p}'; getprop {p} 2>/dev/null" for p in PROPS),
-    f"echo '{SECTION}uname'; uname -m",
+    f"echo '{SECTION}uname'; uname -m 2>/dev/null",  # none on Android 5, whose adbd merges stderr into stdout
     f"echo '{SECTION}cpuinfo'; cat /proc/cpuinfo 2>/dev/null",
+    # Online cores (a phone takes idle ones offline), and all of them
     f"echo '{SECTION}nproc'; (nproc 2>/dev/null || grep -c ^processor /proc/cpuinfo)",
+    f"echo '{SECTION}present'; cat /sys/devices/system/cpu/present 2>/dev/null",
     f"echo '{SECTION}cpufreq'; for c in /sys/devices/system/cpu/cpu[0-9]*; do "
     "echo \"${c##*/} $(cat $c/cpufreq/cpuinfo_max_freq 2>/dev/null || echo -) $(cat $c/cpufreq/scaling_governor 2>/dev/null || echo -)\"; done",
     f"echo '{SECTION}thermal'",
@@ -78,6 +80,17 @@ def parse_cpuinfo(text: str) -> tuple[str, str, list[str]]:
     return hardware, implementer, parts
 
 
+def count_cpus(cpu_list: str) -> int | None:
+    """The number of CPUs in a kernel CPU list such as `0-3` or `0,2-5` (None if it is not one)."""
+    total = 0
+    for part in cpu_list.strip().split(","):
+        first, _, last = part.partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            return None
+        total += int(last or first) - int(first) + 1
+    return total or None
+
+
 def parse_thermal(text: str) -> dict[str, float]:
     """`type millidegrees` lines -> {type: degrees C}; repeated types get a numeric suffix."""
     out: dict[str, float] = {}
@@ -112,7 +125,8 @@ def collect_facts(device: "Device") -> DeviceFacts:
             freqs.append(int(fields[1]) if fields[1].isdigit() else None)
             governors.append(None if fields[2] == "-" else fields[2])
     nproc = sections.get("nproc", "").strip()
-    cores = int(nproc) if nproc.isdigit() else len(parts)
+    online = int(nproc) if nproc.isdigit() else len(parts)
+    present = count_cpus(sections.get("present", ""))
     qemu = props.get("ro.kernel.qemu") or props.get("ro.boot.qemu")
     return DeviceFacts(
         serial=device.serial,
@@ -125,7 +139,8 @@ def collect_facts(device: "Device") -> DeviceFacts:
         cpu_implementer=implementer,
         cpu_parts=parts,
         cpu_core_names=[decode_core(implementer, p) for p in parts] if implementer else [],
-        cores=cores,
+        cores=present or online,
+        cores_online=online,
         max_freq_khz=freqs,
         governors=governors,
         thermal_c=read_thermal(device),
