@@ -48,3 +48,14 @@ def test_the_spread_is_printed_in_its_means_precision() -> None:
     assert _latency_of([4.9, 5.0, 5.05]) == "4.98 ± 0.08"  # not "± 0.0764"
     assert _latency_of([120.0, 121.0]) == "120.5 ± 0.7"
     assert _latency_of([0.04, 0.0401, 0.0412]) == "0.0404 ± 0.000666"  # tiny test models: significant digits
+
+
+def test_the_device_line_says_how_many_cores_were_online() -> None:
+    from clcdeploy.bench.report import facts_lines
+
+    def cpu_line(facts: dict) -> str:
+        return facts_lines(DeviceRun("phone", facts={"cpu_core_names": ["Cortex-A7"], **facts}))[1]
+
+    assert cpu_line({"cores": 4, "cores_online": 2}).startswith("  CPU: Cortex-A7, 4 cores (2 online), max freq")
+    assert cpu_line({"cores": 4, "cores_online": 4}).startswith("  CPU: Cortex-A7, 4 cores, max freq")
+    assert cpu_line({"cores": 4}).startswith("  CPU: Cortex-A7, 4 cores, max freq")  # results of older versions
