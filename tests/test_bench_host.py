@@ -424,3 +424,25 @@ def test_a_cpu_mask_reaches_taskset_without_0x(tiny_models_dir, tmp_path, monkey
                    "--cpu-mask", "0x1", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["options"]["cpu_mask"] == "1"
+
+
+def _elf_header(machine: int) -> bytes:
+    """The first 64 bytes of a 64-bit little-endian ELF program for `machine` (what the check reads)."""
+    return b"\x7fELF\x02\x01\x01" + bytes(11) + machine.to_bytes(2, "little") + bytes(44)
+
+
+def test_a_runner_built_for_another_cpu_is_refused_before_it_is_pushed(tiny_models_dir, tmp_path):
+    """A benchmark_model for 32-bit ARM phones (the paper's) given to this host; it is not started."""
+    import platform
+
+    from clcdeploy.bench.program_abi import KERNEL_ABIS
+
+    armv7 = tmp_path / "benchmark_model"
+    armv7.write_bytes(_elf_header(40))
+    armv7.chmod(0o755)
+    result = bench("--models", "clcnet_tiny", "--formats", "tflite", "--models-dir", str(tiny_models_dir),
+                   "--runner", "benchmark_model", "--runner-bin", str(armv7))
+    assert result.returncode == 2
+    host = ", ".join(KERNEL_ABIS[platform.machine()])
+    assert result.stderr.strip().endswith(f"--runner-bin {armv7} is built for armeabi-v7a, and local runs {host}: "
+                                          f"build it for the device"), result.stderr

@@ -28,6 +28,7 @@ from clcdeploy.bench.parsers import (
     RunnerOutput, outputs_finite, parse_benchmark_model, parse_executor_runner, parse_onnxruntime_perf_test,
     pte_runner_sections,
 )
+from clcdeploy.bench.program_abi import abi_problem
 from clcdeploy.device import Device
 from clcdeploy.errors import BenchError
 
@@ -196,6 +197,9 @@ class NativeRunner(Runner):
         if self.binary is None:
             self.remote = self.name  # on PATH
             return
+        problem = abi_problem(self.binary, device, "--runner-bin")
+        if problem:
+            raise BenchError(problem)
         self.remote = f"{device.work_dir}/{self.binary.name}"
         push_if_changed(device, self.binary, self.remote)
         device.shell(f"chmod 755 {shlex.quote(self.remote)}", timeout_s=30).check(f"chmod {self.remote}")
