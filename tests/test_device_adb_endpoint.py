@@ -24,6 +24,7 @@ from clcdeploy.device.adb import AdbDevice
 from clcdeploy.device.errors import (AuthenticationError, CommandTimeoutError, ConnectionLostError,
                                      StorageFullError, TransferError, UnknownDeviceError)
 from clcdeploy.device.virtual.protocol import CNXN, OPEN, HEADER, AndroidPublicKey, pack
+from android_shell_fixtures import android_5_shell, fake_android  # noqa: F401  (fixtures)
 from device_fixtures import (RawAdb, adb_home, endpoint, plain_endpoint, refusing_port,  # noqa: F401
                              shell_v2_collect, shell_v2_session, stock_adb, stock_adb_client)
 
@@ -112,6 +113,29 @@ def test_a_device_without_any_hash_command_is_one_clear_error(tmp_path, adb_home
         with pytest.raises(DeviceError, match=f"^{re.escape(ep.serial)} has none of sha256sum, sha1sum, md5sum, md5 "
                                               f"to check .*model.bin with: install toybox or busybox on it$"):
             dev.push(src, f"{_work(ep)}/model.bin")
+
+
+def test_a_device_without_shell_v2_runs_commands_on_a_pty_as_old_adbds_did(tmp_path, adb_home) -> None:
+    """adbd before Android 7 (no shell v2) ran every `shell:` command on a pty: stderr in the output, CR LF line
+    ends (our client turns them back into LF)."""
+    with endpoint(tmp_path, shell_v2=False) as ep, open_device(ep.serial) as dev:
+        result = dev.shell("tty; echo to-stderr >&2; exit 3")
+    assert re.fullmatch(r"/dev/pts/\d+\nto-stderr\n", result.stdout) and result.exit_code == 3, result
+
+
+def test_facts_of_an_android_5_phone_over_its_pty_shell(android_5_shell, tmp_path, adb_home) -> None:
+    """Android 5: no uname, no nproc, and its adbd merges stderr into the output the facts are parsed from."""
+    from clcdeploy.device.facts import count_cpus
+
+    with endpoint(tmp_path, shell_v2=False) as ep, open_device(ep.serial) as dev:
+        facts = dev.facts()
+        src = tmp_path / "model.bin"
+        src.write_bytes(os.urandom(100_000))
+        dev.push(src, f"{_work(ep)}/model.bin")  # checked with toolbox's md5
+        assert dev.remote_digest(f"{_work(ep)}/model.bin").algorithm == "md5"
+    assert (facts.android_version, facts.abi, facts.kernel_machine) == ("5.1", "armeabi-v7a", "")
+    with open("/sys/devices/system/cpu/present") as present:
+        assert facts.cores == count_cpus(present.read()) and 1 <= facts.cores_online <= facts.cores
 
 
 def test_stat_and_list(plain_endpoint) -> None:

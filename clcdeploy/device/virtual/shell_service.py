@@ -9,6 +9,7 @@ import fcntl
 import os
 import pty
 import re
+import shutil
 import struct
 import subprocess
 import termios
@@ -22,6 +23,10 @@ from clcdeploy.device.virtual.protocol import StreamClosed
 
 if TYPE_CHECKING:
     from clcdeploy.device.virtual.adbd import Stream
+
+# The host's setsid, which starts the device's shell in a session of its own: not looked up on the PATH the device's
+# shell gets, which need not have it.
+SETSID = shutil.which("setsid", path="/usr/bin:/bin:/usr/sbin:/sbin") or "setsid"
 
 # shell protocol v2 packet ids
 SH_STDIN, SH_STDOUT, SH_STDERR, SH_EXIT, SH_CLOSE_STDIN, SH_WINSIZE = range(6)
@@ -64,7 +69,7 @@ def _spawn(stream: Stream, command: str, *, merge_stderr: bool, use_pty: bool = 
     master, slave = pty.openpty()
     try:
         # A new session whose controlling terminal is the pty, so Ctrl-C (sent as \x03) interrupts the job.
-        proc = subprocess.Popen(["setsid", "--ctty", *argv], stdin=slave, stdout=slave, stderr=slave,
+        proc = subprocess.Popen([SETSID, "--ctty", *argv], stdin=slave, stdout=slave, stderr=slave,
                                 env=env, cwd=cwd)
     except BaseException:
         os.close(master)
@@ -144,8 +149,11 @@ def _pump_pty(master: int, emit: Callable[[bytes], None]) -> None:
 
 def shell_legacy(stream: Stream, service: str) -> None:
     """`shell:cmd` and `exec:cmd`: raw output (stderr merged), no exit status, as adbd's raw mode; `shell:`
-    alone is an interactive shell on a pty."""
+    alone is an interactive shell on a pty. A device without shell v2 (adbd before Android 7) runs every
+    `shell:` command on a pty, as those adbds did: CR LF line ends, stderr in the same stream."""
     command, use_pty, term = shell_args(service)
+    if not stream.conn.config.shell_v2 and service.startswith("shell"):
+        use_pty = True
     proc, master = _spawn(stream, command, merge_stderr=True, use_pty=use_pty, term=term)
     threading.Thread(target=_pump_stdin, args=(stream, proc, False, master), daemon=True).start()
     try:
