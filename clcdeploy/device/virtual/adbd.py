@@ -48,7 +48,7 @@ class ServerConfig:
     plain: bool = False  # run commands with the host's /bin/sh in `root` instead of chroot + qemu
     drop_after_bytes: int | None = None  # fault injection: close a connection after N bytes (in + out)
     latency_s: float = 0.0  # fault injection: delay before every packet sent
-    shell_v2: bool = True  # False: behave like an old device (legacy shell only, no exit statuses)
+    shell_v2: bool = True  # False: an adbd before Android 7 (legacy shell on a pty, no exit statuses)
     banner_props: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -467,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plain", action="store_true", help="run commands with the host shell (protocol tests)")
     parser.add_argument("--mount-namespace", action="store_true",
                         help="this process has a private mount namespace: mount /proc, /sys, /dev in the rootfs")
-    parser.add_argument("--no-shell-v2", action="store_true", help="legacy shell only, like an old device")
+    parser.add_argument("--no-shell-v2", action="store_true",
+                        help="legacy shell only, like an adbd before Android 7 (every shell command on a pty)")
     parser.add_argument("--drop-after-bytes", type=int, default=None)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--ready-file", type=Path, help="written with the port once listening")
