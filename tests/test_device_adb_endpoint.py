@@ -138,6 +138,18 @@ def test_facts_of_an_android_5_phone_over_its_pty_shell(android_5_shell, tmp_pat
         assert facts.cores == count_cpus(present.read()) and 1 <= facts.cores_online <= facts.cores
 
 
+@pytest.mark.parametrize("sdk, v2", [("22", False), ("30", True)])
+def test_the_shell_protocol_follows_the_android_version(android_5_shell, tmp_path, adb_home, sdk, v2) -> None:
+    """Shell v2 came with Android 7 (SDK 24): getprop decides, without the v2 probe that an Android 5 or 6 phone
+    answers only after its timeout. This endpoint speaks v2 either way, so a legacy choice came from getprop."""
+    getprop = android_5_shell / "bin" / "getprop"
+    getprop.write_text(getprop.read_text().replace("ro.build.version.sdk) echo 22", f"ro.build.version.sdk) echo {sdk}"))
+    with endpoint(tmp_path) as ep, open_device(ep.serial) as dev:
+        assert dev._supports_shell_v2() is v2
+        result = dev.shell("echo hi; exit 3")
+    assert (result.stdout, result.exit_code) == ("hi\n", 3)
+
+
 def test_stat_and_list(plain_endpoint) -> None:
     work = Path(_work(plain_endpoint))
     (work / "a.txt").write_text("12345")

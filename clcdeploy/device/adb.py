@@ -162,10 +162,16 @@ class AdbDevice(Device):
             raise ConnectionLostError(f"lost the connection to {self.serial} while running: {command[:80]}") from exc
 
     def _supports_shell_v2(self) -> bool:
-        """Probe once: devices without shell_v2 refuse the OPEN, which adb-shell sees as a timeout."""
+        """Decided once: by the Android version (shell v2 came with Android 7, SDK 24), read through the legacy
+        shell every adbd has; where getprop says nothing (a Linux device), by opening a v2 shell, which a device
+        without it refuses only after SHELL_V2_PROBE_TIMEOUT_S (adb-shell waits out the refusal)."""
         if self._shell_v2 is None:
             from adb_shell import exceptions as ex
 
+            sdk = self._service(b"shell", "getprop ro.build.version.sdk 2>/dev/null", 30).decode("utf-8", "replace")
+            if sdk.strip().isdigit():
+                self._shell_v2 = int(sdk) >= 24
+                return self._shell_v2
             try:
                 self.adb._service(b"shell,v2,raw", b"true", transport_timeout_s=SHELL_V2_PROBE_TIMEOUT_S,
                                    read_timeout_s=SHELL_V2_PROBE_TIMEOUT_S, decode=False)
