@@ -143,7 +143,7 @@ def test_the_shell_protocol_follows_the_android_version(android_5_shell, tmp_pat
     """Shell v2 came with Android 7 (SDK 24): getprop decides, without the v2 probe that an Android 5 or 6 phone
     answers only after its timeout. This endpoint speaks v2 either way, so a legacy choice came from getprop."""
     getprop = android_5_shell / "bin" / "getprop"
-    getprop.write_text(getprop.read_text().replace("ro.build.version.sdk) echo 22", f"ro.build.version.sdk) echo {sdk}"))
+    getprop.write_text(getprop.read_text().replace("version.sdk) echo 22", f"version.sdk) echo {sdk}"))
     with endpoint(tmp_path) as ep, open_device(ep.serial) as dev:
         assert dev._supports_shell_v2() is v2
         result = dev.shell("echo hi; exit 3")
