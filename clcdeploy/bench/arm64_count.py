@@ -20,7 +20,7 @@ from pathlib import Path
 from clcdeploy.bench import arm64_ops, device_runner, parsers
 from clcdeploy.bench.arm64_ops import OperatorCounts
 from clcdeploy.bench.artifacts import Artifact
-from clcdeploy.bench.report import BASELINE, PAPER_TABLE_6
+from clcdeploy.bench.report import PAPER_TABLE_6, baseline_among
 from clcdeploy.device.virtual import instructions, rootfs as device_rootfs
 from clcdeploy.device.virtual.instructions import Counts
 from clcdeploy.files import write_atomic
@@ -92,10 +92,10 @@ def count_artifacts(artifacts: list[Artifact], *, passes: int, jobs: int, timeou
     # The operators' names come from the host's ExecuTorch runtime, one program at a time.
     names = {a.path: arm64_ops.xnnpack_operators(a.path, a.input_shape) for a in artifacts
              if per_op and profiles_operators(a)}
-    skipped = {a.path: FUSED_NOT_CUT for a in artifacts if per_op and a.fmt == "pte" and not profiles_operators(a)}
+    not_cut = {a.path for a in artifacts if per_op and a.fmt == "pte" and not profiles_operators(a)}
     for a in artifacts:
-        if a.path in skipped:
-            log(f"not cut into operators: {a.model} (pte) {skipped[a.path]}")
+        if a.path in not_cut:
+            log(f"not cut into operators: {a.model} (pte) {FUSED_NOT_CUT}")
 
     def one(artifact: Artifact) -> Counted:
         argv_for = runner_argv(rootfs, artifact.fmt, artifact.path, artifact.input_shape,
@@ -105,18 +105,17 @@ def count_artifacts(artifacts: list[Artifact], *, passes: int, jobs: int, timeou
         operators = (arm64_ops.count_operators(rootfs, artifact.path, names[artifact.path], caches=caches,
                                                l2_kb=l2_kb, timeout=timeout) if artifact.path in names else None)
         return Counted(artifact, run.per_pass, operators, runner_outputs_finite(artifact.fmt, run.stdout),
-                       skipped.get(artifact.path))
+                       FUSED_NOT_CUT if artifact.path in not_cut else None)
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         return list(pool.map(one, artifacts))
 
 
 def _baseline(c: Counted, counted: list[Counted]) -> Counted | None:
-    """MobileNet-v1 in the same format at the same input size, as the timing table's `relative_speed` picks it
-    (its tiny test variant where MobileNet-v1 itself was not counted)."""
-    same = [b for b in counted if b.artifact.model.startswith(BASELINE)
-            and (b.artifact.fmt, b.artifact.input_shape) == (c.artifact.fmt, c.artifact.input_shape)]
-    return next((b for b in same if b.artifact.model == BASELINE), same[0] if same else None)
+    """MobileNet-v1 in the same format at the same input size, chosen as the timing table's `relative_speed`
+    chooses it."""
+    same = [b for b in counted if (b.artifact.fmt, b.artifact.input_shape) == (c.artifact.fmt, c.artifact.input_shape)]
+    return baseline_among(same, lambda b: b.artifact.model)
 
 
 def _m(count: int) -> str:

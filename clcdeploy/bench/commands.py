@@ -232,7 +232,7 @@ def _bench(args: argparse.Namespace, models: list[str], formats: list[str]) -> i
     def runner_factory():
         return None if args.runner == "auto" else make_runner(args.runner, args.runner_bin, args.apk)
 
-    runner_factory()  # a runner named without what it needs is refused before the exports, which take minutes
+    runner = runner_factory()  # a runner named without what it needs is refused before the exports (minutes)
     if not args.no_export and missing_artifacts(args.models_dir, models, formats):
         check_devices_reachable(serials)  # before the exports, which take minutes
     artifacts = ensure_artifacts(args.models_dir, models, formats, export_missing=not args.no_export, log=log)
@@ -240,7 +240,7 @@ def _bench(args: argparse.Namespace, models: list[str], formats: list[str]) -> i
         return _count_arm64(args, list(artifacts.values()), log)
     options = BenchOptions(models, formats, args.runs, args.warmup, args.threads, args.cpu_mask, args.cooldown,
                            args.timeout, args.rounds, args.side_by_side)
-    check_kernel_library_reachable(serials, artifacts, runner_factory())  # also validates the runner choice
+    check_kernel_library_reachable(serials, artifacts, runner)  # also validates the runner choice
     runs = bench_devices(serials, artifacts, options, runner_factory, log=log)
     errors = [r.error for r in runs if r.error]
     if errors and not any(r.measurements for r in runs):  # nothing to report: keep what --out holds

@@ -8,7 +8,9 @@ import io
 import json
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from clcdeploy.bench.session import DeviceRun, Measurement
 from clcdeploy.bench.stability import unsteadiness, unsteady_warning
@@ -24,14 +26,20 @@ PAPER_TABLE_6 = {
     "clcnet_b": {"latency_ms": 1692, "onnx_mb": 21.6},
 }
 BASELINE = "mobilenet_v1"
+T = TypeVar("T")
+
+
+def baseline_among(rows: list[T], model: Callable[[T], str]) -> T | None:
+    """The MobileNet-v1 row among `rows` (those a comparison may divide by), or where it is not there the first
+    of its variants (the tiny test model), or None."""
+    variants = [row for row in rows if model(row).startswith(BASELINE)]
+    return next((row for row in variants if model(row) == BASELINE), variants[0] if variants else None)
 
 
 def relative_speed(m: Measurement, all_measurements: list[Measurement]) -> float | None:
-    """Latency relative to MobileNet-v1 on the same device and format at the same input size (< 1: faster);
-    a MobileNet-v1 variant (the tiny test model) stands in where MobileNet-v1 itself was not measured."""
-    same = [b for b in all_measurements if b.model.startswith(BASELINE)
-            and (b.device, b.format, b.input_shape) == (m.device, m.format, m.input_shape)]
-    base = next((b for b in same if b.model == BASELINE), same[0] if same else None)
+    """Latency relative to MobileNet-v1 on the same device and format at the same input size (< 1: faster)."""
+    same = [b for b in all_measurements if (b.device, b.format, b.input_shape) == (m.device, m.format, m.input_shape)]
+    base = baseline_among(same, lambda b: b.model)
     return m.mean_ms / base.mean_ms if base else None
 
 

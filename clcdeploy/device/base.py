@@ -92,11 +92,11 @@ class Device(ABC):
 
     @abstractmethod
     def push(self, local_path: str | os.PathLike, remote_path: str, *, progress: Progress | None = None) -> None:
-        """Copy a file to the device and verify its sha256 there."""
+        """Copy a file to the device and verify its content there (remote_digest)."""
 
     @abstractmethod
     def pull(self, remote_path: str, local_path: str | os.PathLike, *, progress: Progress | None = None) -> None:
-        """Copy a file from the device (atomic local write) and verify its sha256."""
+        """Copy a file from the device (atomic local write) and verify its content (remote_digest)."""
 
     def remote_digest(self, remote_path: str) -> Digest | None:
         """The digest of a device file by the best hash command the device has (HASH_COMMANDS), or None when the
