@@ -86,6 +86,7 @@ _TOOLBOX_STUBS = {
           '[ -z "$1" ] || [ "$1" = org.clcdeploy.demo ] && '
           'echo "u0_a64    4242  1234  1034876 61236 ffffffff 00000000 S org.clcdeploy.demo"\nexit 0\n',
     "getprop": '#!/bin/sh\ncase "$1" in\n  ro.product.cpu.abi) echo armeabi-v7a ;;\n'
+               '  ro.product.cpu.abilist) echo armeabi-v7a,armeabi ;;\n'
                '  ro.build.version.sdk) echo 22 ;;\n  ro.build.version.release) echo 5.1 ;;\n'
                '  ro.product.model) echo "Advance 5.2" ;;\n  ro.hardware) echo mt6580 ;;\n  *) echo ;;\nesac\n',
     "md5": '#!/bin/sh\nexec MD5SUM "$@"\n',  # toolbox md5 prints what md5sum prints
@@ -109,4 +110,29 @@ def android_5_shell(fake_android: Path, monkeypatch: pytest.MonkeyPatch) -> Path
     for name in TOOLBOX:
         (toolbox / name).symlink_to(shutil.which(name))
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{toolbox}")
+    return fake_android
+
+
+# An arm64 phone with Android 10 (toybox: sha256sum, taskset, nproc, pidof), the shell tools the harness uses there.
+TOYBOX = (*TOOLBOX, "sha256sum", "taskset", "nproc")
+_ARM64_GETPROP = ('#!/bin/sh\ncase "$1" in\n  ro.product.cpu.abi) echo arm64-v8a ;;\n'
+                  '  ro.product.cpu.abilist) echo arm64-v8a,armeabi-v7a,armeabi ;;\n'
+                  '  ro.build.version.sdk) echo 29 ;;\n  ro.build.version.release) echo 10 ;;\n'
+                  '  ro.product.model) echo "Phone 64" ;;\n  *) echo ;;\nesac\n')
+
+
+@pytest.fixture
+def android_arm64_shell(fake_android: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """fake_android (the demo app installed) on a PATH of an arm64 Android 10 phone's commands only: no python3,
+    no glibc programs. Returns the fake_android folder."""
+    import shutil
+
+    bin_dir = fake_android / "bin"
+    (bin_dir / "getprop").write_text(_ARM64_GETPROP)
+    (bin_dir / "getprop").chmod(0o755)
+    toybox = fake_android / "toybox"
+    toybox.mkdir()
+    for name in TOYBOX:
+        (toybox / name).symlink_to(shutil.which(name))
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{toybox}")
     return fake_android

@@ -4,9 +4,10 @@
   every pass itself. Hosts, ARM Linux boards, the virtual device.
 - `executor_runner`, `benchmark_model`, `onnxruntime_perf_test`: native binaries the user supplies
   (`--runner-bin`), pushed to the device; their output is parsed (parsers.py).
-- `pte_runner`: clcdeploy's native ExecuTorch runner with the fused IGC kernel compiled in, preinstalled on
-  the virtual device (executor_runner output format); used for .pte where the device has no ExecuTorch
-  Python bindings or the .pte calls the fused kernel.
+- `pte_runner`: clcdeploy's native ExecuTorch runner with the fused IGC kernel compiled in (executor_runner
+  output format): preinstalled on the virtual device, and on other arm64 devices (Android phones too) pushed
+  with its own libraries (device/native/bundle.py); used for .pte where the device has no ExecuTorch Python
+  bindings or the .pte calls the fused kernel.
 - `app`: the bundled Android demo app's BenchmarkActivity (app_protocol.py); auto picks it for .pte and
   .tflite on a device without python3 (an Android phone) where the app is installed.
 """
@@ -28,7 +29,7 @@ from clcdeploy.bench.parsers import (
     RunnerOutput, outputs_finite, parse_benchmark_model, parse_executor_runner, parse_onnxruntime_perf_test,
     pte_runner_sections,
 )
-from clcdeploy.bench.program_abi import abi_problem
+from clcdeploy.bench.program_abi import abi_problem, device_abis
 from clcdeploy.device import Device
 from clcdeploy.errors import BenchError
 
@@ -190,25 +191,30 @@ class NativeRunner(Runner):
         self.side_by_side = name == "pte_runner"  # clcdeploy's own runner takes several --model_path
 
     def prepare(self, device: Device) -> None:
+        """Find or push the binary; `self.launch` becomes the shell words that start it."""
         if self.binary is None and self.name == "pte_runner" and device.serial == "local":
             from clcdeploy.device.native import build_pte_runner
 
             self.binary = build_pte_runner("host", log=lambda _: None)
+        if self.binary is None and self.name == "pte_runner" and not on_path(device, "pte_runner"):
+            self.launch = push_pte_runner_bundle(device)
+            return
         if self.binary is None:
-            self.remote = self.name  # on PATH
+            self.launch = self.name  # on PATH
             return
         problem = abi_problem(self.binary, device, "--runner-bin")
         if problem:
             raise BenchError(problem)
-        self.remote = f"{device.work_dir}/{self.binary.name}"
-        push_if_changed(device, self.binary, self.remote)
-        device.shell(f"chmod 755 {shlex.quote(self.remote)}", timeout_s=30).check(f"chmod {self.remote}")
+        remote = f"{device.work_dir}/{self.binary.name}"
+        push_if_changed(device, self.binary, remote)
+        device.shell(f"chmod 755 {shlex.quote(remote)}", timeout_s=30).check(f"chmod {remote}")
+        self.launch = shlex.quote(remote)
 
     def command(self, requests: list[RunRequest]) -> str:
         """The command line for one request, or for several side by side (pte_runner only)."""
         request = requests[0]
         model, runs, warmup, threads = shlex.quote(request.artifact), request.runs, request.warmup, request.threads
-        binary = shlex.quote(self.remote)
+        binary = self.launch
         if self.name in ("executor_runner", "pte_runner"):
             # Upstream executor_runner has no warm-up flag: it runs warm-up + runs and we drop the first ones.
             flags = f" --warmup={warmup}" if self.name == "pte_runner" else ""
@@ -358,6 +364,31 @@ def on_path(device: Device, program: str) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
+def runs_arm64(device: Device) -> bool:
+    """Whether the device runs arm64 programs, which clcdeploy's pte_runner bundle is."""
+    return "arm64-v8a" in device_abis(device)
+
+
+def push_pte_runner_bundle(device: Device) -> str:
+    """Push clcdeploy's pte_runner with its libraries (only files that changed) to the device's work folder and
+    return the shell words that start it there. Refused in one line on a device that does not run arm64."""
+    from clcdeploy.device.native.bundle import build_pte_runner_bundle, launch_words
+
+    if not runs_arm64(device):
+        abis = ", ".join(device_abis(device)) or "programs of an unknown ABI"
+        raise BenchError(f"clcdeploy's pte_runner is built for this host and for arm64 devices only (the executorch "
+                         f"wheels have no 32-bit ARM build), and {device.serial} runs {abis}: pass --formats tflite, "
+                         f"or --runner "
+                         f"{NATIVE_RUNNER_FOR['pte']} --runner-bin PATH (built for the device)")
+    bundle = build_pte_runner_bundle(log=lambda _: None)
+    remote = f"{device.work_dir}/{bundle.name}"
+    for file in sorted(bundle.iterdir()):
+        push_if_changed(device, file, f"{remote}/{file.name}")
+    device.shell(f"chmod 755 {shlex.quote(remote)}/*", timeout_s=30).check(f"chmod {remote}")
+    return launch_words(remote)
+
+
+@functools.lru_cache(maxsize=None)
 def demo_app_installed(device: Device) -> bool:
     """Whether the bundled demo app is installed (only Android has `pm`)."""
     result = device.shell(app_protocol.installed_command(), timeout_s=60)
@@ -381,8 +412,9 @@ def auto_runner_for(device: Device, fmt: str, python: PythonRunner, needs_kernel
     """`--runner auto`: the Python runner where the device's python3 has the format's runtime (hosts, ARM Linux
     boards, the virtual device); for a .pte without ExecuTorch's Python bindings, or one calling clcdeploy's
     fused IGC kernel, clcdeploy's pte_runner (kernel compiled in): on this host a build of it, elsewhere the one
-    on the device's PATH; for a .pte or .tflite on an Android phone without python3, the demo app if installed
-    (a .pte only where the app has ExecuTorch: app_pte_problem).
+    on the device's PATH (the virtual device's); for a .pte or .tflite on an Android phone without python3, the demo app if installed
+    (a .pte only where the app has ExecuTorch: app_pte_problem); for any other .pte on an arm64 device,
+    clcdeploy's pte_runner pushed with its own libraries.
     One runner object per device and kind, so that --side-by-side can give it several models at once."""
     fused_pte = fmt == "pte" and needs_kernel_library
     if fused_pte and device.serial == "local":
@@ -393,24 +425,30 @@ def auto_runner_for(device: Device, fmt: str, python: PythonRunner, needs_kernel
         return python
     if fmt == "pte" and on_path(device, "pte_runner"):
         return _pte_runner(device)
-    if fmt in AppRunner.formats and not needs_kernel_library and demo_app_installed(device):
-        if fmt == "pte" and (problem := app_pte_problem(device)):
-            raise BenchError(f"no runner for .pte: the device has no python3 with ExecuTorch, and the demo app "
-                             f"cannot run it: {problem}; pass --formats tflite, or --runner "
-                             f"{NATIVE_RUNNER_FOR['pte']} --runner-bin PATH (built for the device)")
+    app = fmt in AppRunner.formats and not needs_kernel_library and demo_app_installed(device)
+    app_problem = app and fmt == "pte" and app_pte_problem(device)
+    if app and not app_problem:
         return _demo_app(device)
+    if fmt == "pte" and runs_arm64(device):
+        return _pte_runner(device)  # pushed with its own libraries
+    if app_problem:
+        raise BenchError(f"no runner for .pte: the device has no python3 with ExecuTorch, and the demo app "
+                         f"cannot run it: {app_problem}; pass --formats tflite, or --runner "
+                         f"{NATIVE_RUNNER_FOR['pte']} --runner-bin PATH (built for the device)")
     raise BenchError(no_runner_message(fmt, needs_kernel_library, on_path(device, "python3")))
 
 
 def no_runner_message(fmt: str, needs_kernel_library: bool, has_python3: bool) -> str:
     """What to do on a device where `--runner auto` finds nothing that runs `fmt` (one line)."""
     runtime = RUNTIME_MODULES[fmt].split(".")[0]
+    if needs_kernel_library and fmt == "pte":  # reached only on a device that does not run arm64 programs
+        return ("no runner for .pte artifacts calling clcdeploy's fused IGC kernel: only clcdeploy's pte_runner runs "
+                "them, which is built for this host and for arm64 devices (the executorch wheels have no 32-bit ARM "
+                "build): export without --fused-igc")
     if needs_kernel_library:
-        loader = ("clcdeploy's pte_runner (on the device's PATH, as on the virtual device)" if fmt == "pte"
-                  else f"clcdeploy's runner script with python3 and {runtime} on an aarch64 Linux device")
-        return (f"no runner for .{fmt} artifacts calling clcdeploy's fused IGC kernel: only {loader} runs them; "
-                f"on an Android phone build clcdeploy/kernels/csrc into the app with the NDK, or export without "
-                f"--fused-igc")
+        return (f"no runner for .{fmt} artifacts calling clcdeploy's fused IGC kernel: only clcdeploy's runner "
+                f"script with python3 and {runtime} on an aarch64 Linux device runs them; on an Android phone build "
+                f"clcdeploy/kernels/csrc into the app with the NDK, or export without --fused-igc")
     python = (f"the device's python3 lacks {runtime}" if has_python3
               else "the device has no python3 (an Android phone has none)")
     native = f"--runner {NATIVE_RUNNER_FOR[fmt]} --runner-bin PATH (built for the device)"

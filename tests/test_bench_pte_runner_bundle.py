@@ -1,0 +1,95 @@
+"""clcdeploy's pte_runner on arm64 devices that lack it, Android phones included: pushed with its own glibc and
+libraries (clcdeploy/device/native/bundle.py). No phone here: the bundle runs, under qemu-user through the
+virtual device's binfmt_misc registration, in a filesystem that holds nothing but itself, as Android holds no
+glibc; and a bench drives it through an ADB endpoint whose shell has an arm64 Android phone's commands."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from android_shell_fixtures import android_5_shell, android_arm64_shell, fake_android  # noqa: F401  (fixtures)
+from device_fixtures import adb_home, endpoint  # noqa: F401  (fixtures)
+from clcdeploy.bench.artifacts import ensure_artifacts
+from clcdeploy.bench.session import BenchOptions, bench_device
+from clcdeploy.device.native.bundle import build_pte_runner_bundle, launch_words
+
+pytestmark = pytest.mark.device
+HOST_PATH = os.environ["PATH"]  # before the fixtures give the device's shells a phone's PATH
+
+
+def test_the_bundle_runs_the_fused_kernel_where_the_filesystem_holds_nothing_else(
+        virtual_device, fused_models_dir, tmp_path):
+    bundle = build_pte_runner_bundle(log=lambda _: None)
+    phone = tmp_path / "phone"
+    (phone / "data/local/tmp").mkdir(parents=True)
+    (phone / "proc").mkdir()
+    (phone / "sys").mkdir()  # XNNPACK reads the CPU's features there
+    shutil.copytree(bundle, phone / "data/local/tmp/b")
+    shutil.copy(fused_models_dir / "clcnet_tiny/clcnet_tiny.pte", phone / "data/local/tmp")
+    run = (f"{launch_words('/data/local/tmp/b')} --model_path=/data/local/tmp/clcnet_tiny.pte --num_executions=2 "
+           f"--warmup=1 --cpu_threads=2")
+    # A mount namespace of its own: the /proc and /sys mounts go with the command.
+    script = f"mount --bind /proc {phone}/proc && mount --bind /sys {phone}/sys && exec chroot {phone} {run}"
+    result = subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Iteration 2 of 2" in result.stdout and "finite=1" in result.stdout, result.stdout
+    assert sorted(os.listdir(phone)) == ["data", "proc", "sys"] and not os.listdir(phone / "proc")
+
+
+def test_a_bench_on_an_arm64_phone_pushes_pte_runner_with_its_libraries(
+        android_arm64_shell, virtual_device, fused_models_dir, tiny_models_dir, tmp_path, adb_home, monkeypatch):
+    """A fused .pte goes to pte_runner (the installed demo app has no fused kernel); a standard .pte, side by
+    side with another, to pte_runner when asked for. The bundle is pushed once."""
+    from clcdeploy.bench.runners import make_runner
+
+    with endpoint(tmp_path) as device:  # commands run in the host shell, with the phone's PATH
+        monkeypatch.setenv("PATH", HOST_PATH)  # the harness's own: it builds the bundle
+        work = f"{device.root}/data/local/tmp/clcdeploy"  # a plain endpoint serves host paths under its root
+        fused = ensure_artifacts(fused_models_dir, ["clcnet_tiny"], ["pte"], export_missing=False, log=lambda _: None)
+        run = bench_device(device.serial, fused, BenchOptions(["clcnet_tiny"], ["pte"], runs=3, warmup=1), None,
+                           log=lambda _: None, work_dir=work)
+        assert run.error is None, run.error
+        [measurement] = run.measurements
+        assert (measurement.runner, len(measurement.times_ms), measurement.outputs_finite) == ("pte_runner", 3, True)
+        assert measurement.extra["fused_igc_kernel"] and run.facts["abi"] == "arm64-v8a"
+        bundle = Path(work) / build_pte_runner_bundle(log=lambda _: None).name
+        assert {"pte_runner", "ld-linux-aarch64.so.1", "libc.so.6"} <= set(os.listdir(bundle))
+        stamp = (bundle / "libc.so.6").stat().st_mtime_ns
+
+        models = ["mobilenet_v1_tiny", "clcnet_tiny"]
+        standard = ensure_artifacts(tiny_models_dir, models, ["pte"], export_missing=False, log=lambda _: None)
+        run = bench_device(device.serial, standard, BenchOptions(models, ["pte"], runs=2, warmup=1, side_by_side=True),
+                           make_runner("pte_runner"), log=lambda _: None, work_dir=work)
+        assert run.error is None, run.error
+        assert [(m.model, m.runner, len(m.times_ms)) for m in run.measurements] == [
+            ("mobilenet_v1_tiny", "pte_runner", 2), ("clcnet_tiny", "pte_runner", 2)]
+        assert run.measurements[0].extra["side_by_side_with"] == ["mobilenet_v1_tiny/pte", "clcnet_tiny/pte"]
+        assert (bundle / "libc.so.6").stat().st_mtime_ns == stamp, "pushed the unchanged bundle again"
+
+
+def test_a_32_bit_phone_is_told_in_one_line_before_anything_is_pushed(android_5_shell, fused_models_dir, tmp_path,
+                                                                      adb_home):
+    """The paper's phone class (armeabi-v7a, Android 5.1): the executorch wheels have no 32-bit ARM build."""
+    from clcdeploy.bench.runners import make_runner
+
+    with endpoint(tmp_path) as device:
+        work = f"{device.root}/data/local/tmp/clcdeploy"
+        fused = ensure_artifacts(fused_models_dir, ["clcnet_tiny"], ["pte"], export_missing=False, log=lambda _: None)
+        run = bench_device(device.serial, fused, BenchOptions(["clcnet_tiny"], ["pte"], runs=2), None,
+                           log=lambda _: None, work_dir=work)
+        assert run.error == (
+            f"device {device.serial} during clcnet_tiny/pte (choosing a runner): no runner for .pte artifacts calling "
+            f"clcdeploy's fused IGC kernel: only clcdeploy's pte_runner runs them, which is built for this host and "
+            f"for arm64 devices (the executorch wheels have no 32-bit ARM build): export without --fused-igc"), (
+            run.error)
+        run = bench_device(device.serial, fused, BenchOptions(["clcnet_tiny"], ["pte"], runs=2),
+                           make_runner("pte_runner"), log=lambda _: None, work_dir=work)
+        assert run.error == (
+            f"device {device.serial} during preparing the pte_runner runner: clcdeploy's pte_runner is built for "
+            f"this host and for arm64 devices only (the executorch wheels have no 32-bit ARM build), and "
+            f"{device.serial} runs armeabi-v7a, armeabi: pass --formats tflite, or --runner executor_runner "
+            f"--runner-bin PATH (built for the device)"), run.error
+        assert not list(Path(device.root).rglob("*.pte")) and not list(Path(device.root).rglob("libc.so.6"))
