@@ -29,7 +29,6 @@ import contextlib
 import functools
 import importlib
 import json
-import re
 import os
 import shlex
 import statistics
@@ -287,16 +286,13 @@ def profile_onnx(path: Path, x: np.ndarray, runs: int, folder: Path) -> dict[str
     return {op: (ms, len(nodes[op])) for op, ms in total.most_common()}
 
 
-OUTSIDE_OPERATORS = "XNNPACK delegate calls, outside their operators"
-
-
 def profile_executorch(path: Path, x: np.ndarray, runs: int, folder: Path) -> dict[str, tuple[float, int]]:
     """ExecuTorch ETDump at 1 thread: XNNPACK operator type (and non-delegated op) -> (ms, calls), plus the time
     of the delegate calls outside their operators (ExecuTorch's XNNPACK executor reshapes and sets up the whole
     XNNPACK runtime on every call, at a cost that grows with the operator count)."""
-    from executorch.devtools import Inspector
     from executorch.extension.pybindings import portable_lib
 
+    from clcdeploy.bench.operator_profile import operator_times
     from clcdeploy.kernels.runtime import prepare_pte
 
     prepare_pte(path)
@@ -307,27 +303,7 @@ def profile_executorch(path: Path, x: np.ndarray, runs: int, folder: Path) -> di
         module.forward((tensor,))
     dump = folder / f"{path.stem}.etdp"
     module.write_etdump_result_to_file(str(dump))
-    total, calls = collections.Counter(), collections.Counter()
-    delegate_calls = delegated_ops = 0.0
-    # wrappers around the events that are counted
-    skip = {"Method::execute", "Program::load_method", "Method::init", "DELEGATE_CALL", "OPERATOR_CALL"}
-    for block in Inspector(etdump_path=str(dump)).event_blocks:
-        for event in block.events:
-            if event.perf_data is None:
-                continue
-            raw = event.perf_data.raw[min(5, len(event.perf_data.raw) - 1):]  # drop warm-up calls
-            ms = sum(raw) / len(raw)
-            if event.name == "DELEGATE_CALL":
-                delegate_calls += ms
-                calls[OUTSIDE_OPERATORS] += 1
-            if event.name in skip:
-                continue
-            op = re.sub(r" #\d+$", "", event.name)
-            total[op] += ms
-            calls[op] += 1
-            delegated_ops += ms if event.is_delegated_op else 0.0
-    total[OUTSIDE_OPERATORS] = max(delegate_calls - delegated_ops, 0.0)
-    return {op: (ms, calls[op]) for op, ms in total.most_common()}
+    return operator_times(dump, skip=5)  # the first passes warm up
 
 
 def profile_litert(path: Path, x: np.ndarray, runs: int, folder: Path) -> dict[str, tuple[float, int]]:

@@ -105,12 +105,19 @@ def android_5_shell(fake_android: Path, monkeypatch: pytest.MonkeyPatch) -> Path
         path = bin_dir / name
         path.write_text(text.replace("MD5SUM", shutil.which("md5sum")))
         path.chmod(path.stat().st_mode | stat.S_IXUSR)
-    toolbox = fake_android / "toolbox"
-    toolbox.mkdir()
-    for name in TOOLBOX:
-        (toolbox / name).symlink_to(shutil.which(name))
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{toolbox}")
+    _phone_path(fake_android, TOOLBOX, monkeypatch)
     return fake_android
+
+
+def _phone_path(fake_android: Path, commands: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shell's PATH: the stand-ins, then the host's `commands` (nothing else)."""
+    import shutil
+
+    system = fake_android / "system-bin"
+    system.mkdir()
+    for name in commands:
+        (system / name).symlink_to(shutil.which(name))
+    monkeypatch.setenv("PATH", f"{fake_android / 'bin'}{os.pathsep}{system}")
 
 
 # An arm64 phone with Android 10 (toybox: sha256sum, taskset, nproc, pidof), the shell tools the harness uses there.
@@ -125,14 +132,8 @@ _ARM64_GETPROP = ('#!/bin/sh\ncase "$1" in\n  ro.product.cpu.abi) echo arm64-v8a
 def android_arm64_shell(fake_android: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """fake_android (the demo app installed) on a PATH of an arm64 Android 10 phone's commands only: no python3,
     no glibc programs. Returns the fake_android folder."""
-    import shutil
-
-    bin_dir = fake_android / "bin"
-    (bin_dir / "getprop").write_text(_ARM64_GETPROP)
-    (bin_dir / "getprop").chmod(0o755)
-    toybox = fake_android / "toybox"
-    toybox.mkdir()
-    for name in TOYBOX:
-        (toybox / name).symlink_to(shutil.which(name))
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{toybox}")
+    getprop = fake_android / "bin" / "getprop"
+    getprop.write_text(_ARM64_GETPROP)
+    getprop.chmod(0o755)
+    _phone_path(fake_android, TOYBOX, monkeypatch)
     return fake_android

@@ -13,6 +13,7 @@ import pytest
 from android_shell_fixtures import android_5_shell, android_arm64_shell, fake_android  # noqa: F401  (fixtures)
 from device_fixtures import adb_home, endpoint  # noqa: F401  (fixtures)
 from clcdeploy.bench.artifacts import ensure_artifacts
+from clcdeploy.bench.operator_profile import UNNAMED_KERNELS
 from clcdeploy.bench.session import BenchOptions, bench_device
 from clcdeploy.device.native.bundle import build_pte_runner_bundle, launch_words
 
@@ -41,20 +42,25 @@ def test_the_bundle_runs_the_fused_kernel_where_the_filesystem_holds_nothing_els
 
 def test_a_bench_on_an_arm64_phone_pushes_pte_runner_with_its_libraries(
         android_arm64_shell, virtual_device, fused_models_dir, tiny_models_dir, tmp_path, adb_home, monkeypatch):
-    """A fused .pte goes to pte_runner (the installed demo app has no fused kernel); a standard .pte, side by
-    side with another, to pte_runner when asked for. The bundle is pushed once."""
+    """A fused .pte goes to pte_runner (the installed demo app has no fused kernel), and --per-op profiles it
+    there; a standard .pte, side by side with another, to pte_runner when asked for. The bundle is pushed once."""
     from clcdeploy.bench.runners import make_runner
 
     with endpoint(tmp_path) as device:  # commands run in the host shell, with the phone's PATH
         monkeypatch.setenv("PATH", HOST_PATH)  # the harness's own: it builds the bundle
         work = f"{device.root}/data/local/tmp/clcdeploy"  # a plain endpoint serves host paths under its root
         fused = ensure_artifacts(fused_models_dir, ["clcnet_tiny"], ["pte"], export_missing=False, log=lambda _: None)
-        run = bench_device(device.serial, fused, BenchOptions(["clcnet_tiny"], ["pte"], runs=3, warmup=1), None,
-                           log=lambda _: None, work_dir=work)
+        run = bench_device(device.serial, fused, BenchOptions(["clcnet_tiny"], ["pte"], runs=3, warmup=1,
+                                                              per_op=True), None, log=lambda _: None, work_dir=work)
         assert run.error is None, run.error
         [measurement] = run.measurements
         assert (measurement.runner, len(measurement.times_ms), measurement.outputs_finite) == ("pte_runner", 3, True)
         assert measurement.extra["fused_igc_kernel"] and run.facts["abi"] == "arm64-v8a"
+        # --per-op: the ETDump written by the bundled runner, pulled over ADB (and removed from the phone)
+        operators = measurement.extra["operators"]
+        assert operators[UNNAMED_KERNELS]["count"] == 9  # clcnet_tiny's fused IGCs
+        assert any(op.startswith("Convolution (NHWC, ") and e["ms"] > 0 for op, e in operators.items())  # PF32 here
+        assert not list(Path(work).glob("*.etdp"))
         bundle = Path(work) / build_pte_runner_bundle(log=lambda _: None).name
         assert {"pte_runner", "ld-linux-aarch64.so.1", "libc.so.6"} <= set(os.listdir(bundle))
         stamp = (bundle / "libc.so.6").stat().st_mtime_ns

@@ -37,10 +37,11 @@ def test_ten_passes_on_the_emulated_arm64_device(virtual_device, tiny_models_dir
 
 
 def test_side_by_side_on_the_emulated_arm64_device(virtual_device, tiny_models_dir):
-    """The device's python3 (ONNX Runtime) and its pte_runner each time both tiny models in one process."""
+    """The device's python3 (ONNX Runtime) and its pte_runner each time both tiny models in one process; with
+    --per-op its pte_runner then traces each .pte, whose ETDump comes back over ADB."""
     result = bench("--device", virtual_device.serial, "--models", "mobilenet_v1_tiny,clcnet_tiny", "--formats",
                    "onnx,pte", "--models-dir", str(tiny_models_dir), "--runs", "2", "--warmup", "1",
-                   "--side-by-side", "--json")
+                   "--side-by-side", "--per-op", "--json")
     assert result.returncode == 0, result.stderr + result.stdout
     measurements = json.loads(result.stdout)["results"]
     assert {(m["format"], m["runner"]) for m in measurements} == {("onnx", "python"), ("pte", "pte_runner")}
@@ -48,6 +49,9 @@ def test_side_by_side_on_the_emulated_arm64_device(virtual_device, tiny_models_d
         assert len(m["times_ms"]) == 2 and m["outputs_finite"] is True
         assert m["extra"]["side_by_side_with"] == [f"{name}/{m['format']}" for name in ("mobilenet_v1_tiny",
                                                                                         "clcnet_tiny")]
+        assert ("operators" in m["extra"]) == (m["format"] == "pte")
+        if m["format"] == "pte":
+            assert any("DWConv" in op and e["count"] > 0 for op, e in m["extra"]["operators"].items())
 
 
 def test_fused_igc_pte_runs_on_the_emulated_arm64_device(virtual_device, fused_models_dir, tmp_path):

@@ -138,12 +138,22 @@ def test_the_fused_kernel_uses_the_runtime_thread_pool(runner_and_models, tmp_pa
     assert np.abs(got - expected).max() < 1e-4
 
 
+def test_an_etdump_that_cannot_be_written_is_refused_before_the_passes(runner_and_models, tmp_path):
+    runner, folder, _ = runner_and_models
+    dump = tmp_path / "missing-folder" / "d.etdp"
+    done = _run(runner, "--model_path", str(folder / "plain.pte"), "--etdump_path", str(dump))
+    assert done.returncode == 2 and "Iteration" not in done.stdout
+    assert done.stderr == f"pte_runner: error: cannot write {dump}: give a path in a writable folder\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 MODEL = ["--model_path", "a.pte"]
 THREADS_RANGE = "is out of range: give 1 to 256 threads (the limit), or -1 for the runtime's default"
 
 
 @pytest.mark.parametrize("args,message", [
     ([*MODEL, "--model_path", "b.pte", "--output_path", "o.bin"], "--output_path takes one"),
+    ([*MODEL, "--model_path", "b.pte", "--etdump_path", "d.etdp"], "--etdump_path takes one"),
     ([*MODEL, "--planned_offset", "64"], "--planned_offset 64 is out of range: give a byte count in [0, 64)"),
     ([], "--model_path is required"),
     ([*MODEL, "--num_executions", "0"], "--num_executions 0 is out of range: give a whole number >= 1"),
@@ -177,7 +187,7 @@ def test_bad_flags_exit_2_with_one_line(runner_and_models, args, message):
 
 # Every flag pte_runner takes; the usage must list each with its default.
 FLAGS = ("--model_path", "--method_name", "--num_executions", "--warmup", "--cpu_threads", "--block", "--order_seed",
-         "--output_path", "--planned_offset", "--workspace_sharing")
+         "--output_path", "--planned_offset", "--workspace_sharing", "--etdump_path")
 
 
 @pytest.mark.parametrize("flag", ["--help", "-h"])

@@ -72,8 +72,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"with --cache-model: the modelled L2's size (default {L2_KB}; Cortex-A53 and A7 clusters "
                         f"have 128 KB-2 MB)")
     p.add_argument("--per-op", action="store_true",
-                   help="with --arm64-instructions: also count every .pte per XNNPACK operator (one more run each) "
-                        "and print the counts per operator type")
+                   help="where each .pte's time goes: after the timed runs, one more run of it in clcdeploy's "
+                        "pte_runner with ExecuTorch's event tracer (ETDump), summarised per XNNPACK operator type "
+                        "(report.md, results.json). With --arm64-instructions: the instructions per operator type")
     p.set_defaults(handler=run_bench)
 
 
@@ -82,9 +83,8 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     the models and formats."""
     from clcdeploy.bench.artifacts import FORMATS
 
-    for flag, given in (("--cache-model", args.cache_model), ("--per-op", args.per_op)):
-        if given and not args.arm64_instructions:
-            raise BenchError(f"{flag} applies to --arm64-instructions only: add --arm64-instructions")
+    if args.cache_model and not args.arm64_instructions:
+        raise BenchError("--cache-model applies to --arm64-instructions only: add --arm64-instructions")
     if args.l2_kb is not None and not args.cache_model:
         raise BenchError("--l2-kb sets the cache model's L2: add --cache-model (with --arm64-instructions)")
     args.l2_kb = L2_KB if args.l2_kb is None else args.l2_kb
@@ -128,7 +128,7 @@ def _check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     if unknown or not formats:
         raise BenchError(f"unknown format {', '.join(unknown) or '(none)'}; choose from {', '.join(FORMATS)}")
     if args.per_op and "pte" not in formats:
-        raise BenchError("--per-op cuts .pte programs into their XNNPACK operators: add pte to --formats")
+        raise BenchError("--per-op profiles .pte programs per XNNPACK operator: add pte to --formats")
     models = _unique(m.strip() for m in args.models.split(","))
     if not models:
         raise BenchError("--models is empty")
@@ -239,7 +239,7 @@ def _bench(args: argparse.Namespace, models: list[str], formats: list[str]) -> i
     if args.arm64_instructions:
         return _count_arm64(args, list(artifacts.values()), log)
     options = BenchOptions(models, formats, args.runs, args.warmup, args.threads, args.cpu_mask, args.cooldown,
-                           args.timeout, args.rounds, args.side_by_side)
+                           args.timeout, args.rounds, args.side_by_side, args.per_op)
     check_kernel_library_reachable(serials, artifacts, runner)  # also validates the runner choice
     runs = bench_devices(serials, artifacts, options, runner_factory, log=log)
     errors = [r.error for r in runs if r.error]

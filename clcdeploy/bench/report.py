@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from clcdeploy.bench import operator_profile
 from clcdeploy.bench.session import DeviceRun, Measurement
 from clcdeploy.bench.stability import unsteadiness, unsteady_warning
 from clcdeploy.files import write_atomic
@@ -130,6 +131,8 @@ def print_table(runs: list[DeviceRun], console=None) -> None:
         for row in rows:
             table.add_row(*row.values())
         console.print(table)
+    for m in (m for run in runs for m in run.measurements if "operators" in m.extra):
+        console.print(operator_profile.summary_line(m), markup=False, highlight=False)
     for run in runs:
         if run.error:
             console.print(f"[red]incomplete:[/] {run.error}")
@@ -189,6 +192,8 @@ def _markdown(runs: list[DeviceRun], command: list[str], options: dict) -> str:
                                side_by_side=bool(options.get("side_by_side")), threads=options.get("threads", 0))
     lines += ["", warning] if warning else []
     lines += [f"\n**Incomplete:** {run.error}" for run in runs if run.error]
+    profiled = [m for run in runs for m in run.measurements if "operators" in m.extra]
+    lines += operator_profile.markdown_lines(profiled) if profiled else []
     return "\n".join(lines) + "\n"
 
 

@@ -229,6 +229,13 @@ class NativeRunner(Runner):
                     f"--report_peak_memory_footprint=true")
         return f"{binary} -e cpu -m times -r {runs} -x {threads or 0} -I -s {model}"
 
+    def profile(self, device: Device, request: RunRequest, dump_path: str) -> None:
+        """pte_runner: run `request` once more with ExecuTorch's event tracer, which writes an ETDump to `dump_path`
+        on the device (operator_profile.py reads it)."""
+        command = f"{self.command([request])} --etdump_path={shlex.quote(dump_path)}"
+        result = device.shell(_pinned(command, request.cpu_mask), timeout_s=request.timeout_s)
+        _check_exit(result, [request], self.name)
+
     def run(self, device: Device, request: RunRequest) -> RunnerOutput:
         result = device.shell(_pinned(self.command([request]), request.cpu_mask), timeout_s=request.timeout_s)
         _check_exit(result, [request], self.name)
@@ -420,17 +427,17 @@ def auto_runner_for(device: Device, fmt: str, python: PythonRunner, needs_kernel
     if fused_pte and device.serial == "local":
         # Not the Python runtime: its Module API places planned memory 16 bytes past a cache line, which costs
         # the fused program 6-8% here (BENCHMARKS.md, section 3); pte_runner aligns it, as on a device.
-        return _pte_runner(device)
+        return pte_runner_for(device)
     if not fused_pte and python_runs(device, fmt):
         return python
     if fmt == "pte" and on_path(device, "pte_runner"):
-        return _pte_runner(device)
+        return pte_runner_for(device)
     app = fmt in AppRunner.formats and not needs_kernel_library and demo_app_installed(device)
     app_problem = app and fmt == "pte" and app_pte_problem(device)
     if app and not app_problem:
         return _demo_app(device)
     if fmt == "pte" and runs_arm64(device):
-        return _pte_runner(device)  # pushed with its own libraries
+        return pte_runner_for(device)  # pushed with its own libraries
     if app_problem:
         raise BenchError(f"no runner for .pte: the device has no python3 with ExecuTorch, and the demo app "
                          f"cannot run it: {app_problem}; pass --formats tflite, or --runner "
@@ -468,7 +475,7 @@ def _demo_app(device: Device) -> AppRunner:
 
 
 @functools.lru_cache(maxsize=None)
-def _pte_runner(device: Device) -> NativeRunner:
+def pte_runner_for(device: Device) -> NativeRunner:
     """clcdeploy's pte_runner, prepared: this host's build, or the device's own (on its PATH)."""
     runner = NativeRunner("pte_runner")
     runner.prepare(device)

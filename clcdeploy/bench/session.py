@@ -18,8 +18,10 @@ from typing import Callable
 from clcdeploy.bench.artifacts import Artifact
 from clcdeploy.bench.parsers import RunnerOutput
 from clcdeploy.bench.device_lock import bench_lock
+from clcdeploy.bench.operator_profile import profile_operators
 from clcdeploy.bench.runners import (CPU_MASK_APP, AppRunner, PythonRunner, Runner, RunRequest, auto_runner_for,
-                                     check_cpu_mask, no_runner_message, on_path, push_if_changed, python_runs)
+                                     check_cpu_mask, no_runner_message, on_path, pte_runner_for, push_if_changed,
+                                     python_runs)
 from clcdeploy.bench.stats import summarize
 from clcdeploy.device import Device, open_device
 from clcdeploy.device.errors import CommandTimeoutError
@@ -38,6 +40,7 @@ class BenchOptions:
     timeout_s: float = 3600.0
     rounds: int = 1
     side_by_side: bool = False
+    per_op: bool = False  # after the timed runs, one traced pte_runner run per .pte (operator_profile.py)
 
 
 @dataclass
@@ -207,6 +210,7 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
     run = DeviceRun(serial or "local")
     current, progress_path, timing = "connecting", None, False
     rounds: dict[tuple[str, str], list[Measurement]] = {}  # per artifact, one measurement per round
+    profiles: dict[tuple[str, str], dict] = {}  # --per-op: per .pte, its operators' times
     try:
         with open_device(serial, **device_options) as device, bench_lock(device.serial):
             run.serial = device.serial
@@ -233,6 +237,10 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
                 chosen_runners[key] = _choose_runner(device, artifacts[key], runner, python)
                 if options.cpu_mask and isinstance(chosen_runners[key], AppRunner):
                     raise BenchError(CPU_MASK_APP)
+            profiler = None
+            if options.per_op and "pte" in options.formats:  # whichever runner times the .pte, pte_runner traces it
+                current = "preparing pte_runner for --per-op"
+                profiler = pte_runner_for(device)
             requests: dict[tuple[str, str], RunRequest] = {}
             for index in range(options.rounds):
                 tag = f" (round {index + 1} of {options.rounds})" if options.rounds > 1 else ""
@@ -254,6 +262,11 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
                         for key, measurement in zip(keys, measured):
                             rounds.setdefault(key, []).append(measurement)
             run.thermal_after = device.thermal()
+            for key in (key for key in requests if profiler and key[1] == "pte"):
+                current = f"{key[0]}/pte (per-operator profile)"
+                log(f"[{device.serial}] {key[0]} pte: per-operator profile, {options.warmup} warm-up + "
+                    f"{options.runs} traced passes (pte_runner)")
+                profiles[key] = profile_operators(device, profiler, requests[key])
     except DeviceError as exc:
         stage = _last_recorded_stage(serial, progress_path, device_options)
         if isinstance(exc, CommandTimeoutError) and timing:  # --timeout, not one of our own command limits
@@ -264,6 +277,9 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
     except ClcDeployError as exc:
         run.error = f"device {run.serial} during {current}: {exc}"
     run.measurements = [pool_rounds(measured) for measured in rounds.values()]
+    for key, measurement in zip(rounds, run.measurements):
+        if key in profiles:
+            measurement.extra["operators"] = profiles[key]
     return run
 
 

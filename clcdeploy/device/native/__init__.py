@@ -22,7 +22,8 @@ KERNEL_DIR = Path(__file__).parents[2] / "kernels" / "csrc"
 KERNEL_SOURCES = (KERNEL_DIR / "igc2_core.cpp", KERNEL_DIR / "igc2_executorch.cpp")
 COMPILERS = {"host": "g++", "aarch64": "aarch64-linux-gnu-g++"}
 # Libraries that register kernels/backends in static initialisers: must stay linked though unreferenced.
-LIBS = ("executorch_backend_xnnpack", "executorch_kernels_optimized", "executorch_threadpool", "executorch")
+LIBS = ("executorch_backend_xnnpack", "executorch_kernels_optimized", "executorch_threadpool", "executorch_etdump",
+        "executorch")
 # The wheel's CMake config gives its users ET_USE_THREADPOOL; without it `executorch::extension::parallel_for`
 # (the fused kernel's) compiles to a serial loop, so the kernel ran on one thread whatever --cpu_threads said.
 DEFINES = ("-DET_USE_THREADPOOL",)
@@ -82,7 +83,8 @@ def build_pte_runner(target: Target = "host", *, log: Callable[[str], None] = pr
         raise VirtualDeviceError(f"{compiler} not found: apt-get install {pkg}")
     et = executorch_dir(target, log)
     sources = b"".join(p.read_bytes() for p in (SOURCE, *KERNEL_SOURCES, KERNEL_DIR / "igc2.h"))
-    key = hashlib.sha256(sources + str(et).encode() + target.encode() + " ".join(DEFINES).encode()).hexdigest()[:16]
+    build = " ".join((target, *DEFINES, *LIBS)).encode()
+    key = hashlib.sha256(sources + str(et).encode() + build).hexdigest()[:16]
     out = cache_dir() / "native" / f"pte_runner-{target}-{key}"
     if out.exists() and not force:
         return out

@@ -9,7 +9,7 @@
 // plus `Output 0: numel=N max_abs=X finite=1 first=[...]` and, with --output_path, the raw float32 output.
 //
 // Flags: --model_path P --num_executions N --warmup N --cpu_threads N --method_name NAME --output_path P
-//        --planned_offset B --block N --order_seed S --workspace_sharing M (--help: kUsage below). Numbers are
+//        --planned_offset B --block N --order_seed S --workspace_sharing M --etdump_path P (--help: kUsage below). Numbers are
 // whole decimal integers, range-checked; a bad command line gets one error line and exit code 2.
 // --model_path may be given several times: the models are then timed side by side in this one process, in
 // turn N passes at a time (--block, default 1) after each one's warm-up, and each model's lines follow a
@@ -24,10 +24,14 @@
 // loaded model's delegate calls share one workspace, and a program of many delegate calls (a .pte with custom
 // ops between XNNPACK partitions) timed side by side with other models ran 4-9% slower than with per-model
 // sharing, which is what it gets when it is the only model loaded, as in an app.
+// --etdump_path P traces every pass (warm-up and timed) with ExecuTorch's ETDump event tracer, which records each
+// operator the XNNPACK delegate runs and each delegate call, and writes the ETDump to P (read it with
+// executorch.devtools.Inspector). Tracing costs time of its own: time and profile in separate runs.
 // With CLCDEPLOY_PASS_MARKS=1 in the environment the timed passes are bracketed by two marks for clcdeploy's
 // ARM64 instruction counter (mark_passes); with CLCDEPLOY_CALL_MARKS=name,... it also marks every call of the
 // named functions (register_call_marks), e.g. the pthreadpool entry points XNNPACK runs each operator through.
 
+#include <executorch/devtools/etdump/etdump_flatcc.h>
 #include <executorch/extension/data_loader/file_data_loader.h>
 #include <executorch/runtime/core/evalue.h>
 #include <executorch/runtime/core/exec_aten/exec_aten.h>
@@ -91,6 +95,7 @@ struct Options {
   std::vector<std::string> model_paths;
   std::string method_name = "forward";
   std::string output_path;
+  std::string etdump_path;
   int num_executions = 1;
   int warmup = 0;
   int cpu_threads = -1;
@@ -166,6 +171,8 @@ constexpr char kUsage[] =
     "  --order_seed S         with several models: shuffle their order every turn, seeded with S; 0 keeps the\n"
     "                         order of the --model_path flags (default 0)\n"
     "  --output_path P        write output 0 as raw float32 to P, with one --model_path only (default none)\n"
+    "  --etdump_path P        trace every pass and write ExecuTorch's ETDump (per-operator times) to P, with one\n"
+    "                         --model_path only (default none; tracing slows the passes it times)\n"
     "  --planned_offset B     place planned memory B bytes past a 64-byte boundary, 0 <= B < 64 (default 0)\n"
     "  --workspace_sharing M  XNNPACK workspace sharing: 0 disabled, 1 per model, 2 global (default 1)\n"
     "  -h, --help             print this text and exit\n";
@@ -214,6 +221,7 @@ int parse(int argc, char** argv, Options& o) {
       {"--model_path", [&](auto&, auto& v) { o.model_paths.push_back(v); return true; }},
       {"--method_name", [&](auto&, auto& v) { o.method_name = v; return true; }},
       {"--output_path", [&](auto&, auto& v) { o.output_path = v; return true; }},
+      {"--etdump_path", [&](auto&, auto& v) { o.etdump_path = v; return true; }},
       {"--num_executions",
        [&](auto& f, auto& v) { return parse_into(f, v, 1, kIntMax, o.num_executions, "a whole number >= 1"); }},
       {"--warmup", [&](auto& f, auto& v) { return parse_into(f, v, 0, kIntMax, o.warmup, "a whole number >= 0"); }},
@@ -277,9 +285,12 @@ int parse(int argc, char** argv, Options& o) {
     std::fprintf(stderr, "pte_runner: error: --model_path is required (see --help)\n");
     return 2;
   }
-  if (!o.output_path.empty() && o.model_paths.size() > 1) {
-    std::fprintf(stderr, "pte_runner: error: --output_path takes one --model_path\n");
-    return 2;
+  for (const auto& [flag, path] : {std::pair<const char*, std::string&>{"--output_path", o.output_path},
+                                    {"--etdump_path", o.etdump_path}}) {
+    if (!path.empty() && o.model_paths.size() > 1) {
+      std::fprintf(stderr, "pte_runner: error: %s takes one --model_path\n", flag);
+      return 2;
+    }
   }
   return 0;
 }
@@ -311,6 +322,7 @@ struct Model {
   std::vector<uint8_t> method_pool = std::vector<uint8_t>(kPoolBytes), temp_pool = std::vector<uint8_t>(kPoolBytes);
   std::unique_ptr<MemoryAllocator> method_allocator, temp_allocator;
   std::unique_ptr<MemoryManager> memory_manager;
+  std::unique_ptr<executorch::etdump::ETDumpGen> tracer;  // with --etdump_path
   std::optional<Method> method;
   std::vector<std::unique_ptr<uint8_t[]>> input_data;
   std::vector<std::unique_ptr<TensorImpl>> input_impls;
@@ -357,7 +369,8 @@ std::string load(Model& m, const Options& opt) {
   m.temp_allocator = std::make_unique<MemoryAllocator>(m.temp_pool.size(), m.temp_pool.data());
   m.memory_manager = std::make_unique<MemoryManager>(m.method_allocator.get(), m.planned_allocator.get(),
                                                      m.temp_allocator.get());
-  Result<Method> method = m.program->load_method(opt.method_name.c_str(), m.memory_manager.get());
+  if (!opt.etdump_path.empty()) m.tracer = std::make_unique<executorch::etdump::ETDumpGen>();
+  Result<Method> method = m.program->load_method(opt.method_name.c_str(), m.memory_manager.get(), m.tracer.get());
   if (!method.ok()) {
     char code[16];
     std::snprintf(code, sizeof code, "0x%x", static_cast<int>(method.error()));
@@ -385,6 +398,22 @@ std::string load(Model& m, const Options& opt) {
   }
   if (!m.set_inputs()) return "set_input failed";
   m.load_ms = now_ms() - t0;
+  return "";
+}
+
+// Writes the traced passes' ETDump to `path`, atomically; returns an error message, empty on success.
+std::string write_etdump(Model& m, const std::string& path) {
+  executorch::etdump::ETDumpResult dump = m.tracer->get_etdump_data();
+  if (dump.buf == nullptr || dump.size == 0) return "the event tracer recorded nothing for " + path;
+  std::string tmp = path + ".tmp";
+  FILE* fp = std::fopen(tmp.c_str(), "wb");
+  size_t written = fp ? std::fwrite(dump.buf, 1, dump.size, fp) : 0;
+  bool closed = fp && std::fclose(fp) == 0;
+  std::free(dump.buf);
+  if (written != dump.size || !closed || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return "cannot write " + path;
+  }
   return "";
 }
 
@@ -430,6 +459,13 @@ int report_outputs(Model& m, const std::string& output_path) {
 int main(int argc, char** argv) {
   Options opt;
   if (int code = parse(argc, argv, opt); code != 0) return code < 0 ? 0 : code;
+  if (!opt.etdump_path.empty()) {  // before the passes, not after them
+    std::string tmp = opt.etdump_path + ".tmp";
+    FILE* probe = std::fopen(tmp.c_str(), "wb");
+    if (probe == nullptr) return fail("cannot write " + opt.etdump_path + ": give a path in a writable folder", 2);
+    std::fclose(probe);
+    std::remove(tmp.c_str());
+  }
   executorch::runtime::runtime_init();
   register_call_marks();
   if (!clcdeploy_set_xnnpack_workspace_sharing(opt.workspace_sharing)) {
@@ -514,6 +550,10 @@ int main(int argc, char** argv) {
     std::printf("Model executed successfully %d time(s) in %f ms.\n", opt.num_executions, total);
     int code = report_outputs(m, opt.output_path);
     if (code != 0) return code;
+    if (m.tracer) {
+      std::string error = write_etdump(m, opt.etdump_path);
+      if (!error.empty()) return fail(error);
+    }
   }
   return 0;
 }

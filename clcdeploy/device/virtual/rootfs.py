@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from clcdeploy.device.errors import VirtualDeviceError
+from clcdeploy.device.native import LIBS as RUNNER_LIBS  # (native imports this module only inside functions)
 from clcdeploy.device.paths import virtual_device_dir
 from clcdeploy.device.virtual import emulation
 
@@ -30,12 +31,7 @@ SITE_PACKAGES = "usr/local/lib/python3.11/dist-packages"
 EXECUTORCH_PREFIX = "opt/executorch"
 RUNNER_PATH = "opt/clcdeploy/bin/pte_runner"
 # The runtime libraries the native runner links; the rest of the wheel's lib/ is not needed on the device.
-EXECUTORCH_LIBS = (
-    "libexecutorch.so",
-    "libexecutorch_backend_xnnpack.so",
-    "libexecutorch_kernels_optimized.so",
-    "libexecutorch_threadpool.so",
-)
+EXECUTORCH_LIBS = tuple(f"lib{name}.so" for name in RUNNER_LIBS)
 # What every use of a built rootfs needs and only a rebuild restores: the dynamic loader (without it qemu says
 # "Could not open '/lib/ld-linux-aarch64.so.1'" for any program), python3 and the runtimes the device runner
 # imports. The ExecuTorch libraries, pte_runner and the identity files are put back on every use (build_rootfs).
