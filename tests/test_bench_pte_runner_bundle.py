@@ -49,6 +49,9 @@ def test_a_bench_on_an_arm64_phone_pushes_pte_runner_with_its_libraries(
     with endpoint(tmp_path) as device:  # commands run in the host shell, with the phone's PATH
         monkeypatch.setenv("PATH", HOST_PATH)  # the harness's own: it builds the bundle
         work = f"{device.root}/data/local/tmp/clcdeploy"  # a plain endpoint serves host paths under its root
+        old = Path(work) / "pte_runner-bundle-0123456789abcdef"  # an earlier clcdeploy's
+        (old / "lib").mkdir(parents=True)
+        (Path(work) / "keep.txt").write_text("not a bundle")
         fused = ensure_artifacts(fused_models_dir, ["clcnet_tiny"], ["pte"], export_missing=False, log=lambda _: None)
         run = bench_device(device.serial, fused, BenchOptions(["clcnet_tiny"], ["pte"], runs=3, warmup=1,
                                                               per_op=True), None, log=lambda _: None, work_dir=work)
@@ -63,6 +66,7 @@ def test_a_bench_on_an_arm64_phone_pushes_pte_runner_with_its_libraries(
         assert not list(Path(work).glob("*.etdp"))
         bundle = Path(work) / build_pte_runner_bundle(log=lambda _: None).name
         assert {"pte_runner", "ld-linux-aarch64.so.1", "libc.so.6"} <= set(os.listdir(bundle))
+        assert not old.exists() and (Path(work) / "keep.txt").exists()
         stamp = (bundle / "libc.so.6").stat().st_mtime_ns
 
         models = ["mobilenet_v1_tiny", "clcnet_tiny"]
@@ -79,7 +83,8 @@ def test_a_bench_on_an_arm64_phone_pushes_pte_runner_with_its_libraries(
 def test_a_32_bit_phone_is_told_in_one_line_before_anything_is_pushed(android_5_shell, fused_models_dir, tmp_path,
                                                                       adb_home):
     """The paper's phone class (armeabi-v7a, Android 5.1): the executorch wheels have no 32-bit ARM build."""
-    from clcdeploy.bench.runners import make_runner
+    from clcdeploy.bench.runners import make_runner, pte_runner_problem
+    from clcdeploy.device import open_device
 
     with endpoint(tmp_path) as device:
         work = f"{device.root}/data/local/tmp/clcdeploy"
@@ -99,3 +104,7 @@ def test_a_32_bit_phone_is_told_in_one_line_before_anything_is_pushed(android_5_
             f"{device.serial} runs armeabi-v7a, armeabi: pass --formats tflite, or --runner executor_runner "
             f"--runner-bin PATH (built for the device)"), run.error
         assert not list(Path(device.root).rglob("*.pte")) and not list(Path(device.root).rglob("libc.so.6"))
+        with open_device(device.serial) as dev:  # what --per-op says on such a phone, before any pass
+            assert pte_runner_problem(dev) == (
+                f"clcdeploy's pte_runner is built for this host and for arm64 devices only (the executorch wheels "
+                f"have no 32-bit ARM build), and {device.serial} runs armeabi-v7a, armeabi")

@@ -376,22 +376,32 @@ def runs_arm64(device: Device) -> bool:
     return "arm64-v8a" in device_abis(device)
 
 
-def push_pte_runner_bundle(device: Device) -> str:
-    """Push clcdeploy's pte_runner with its libraries (only files that changed) to the device's work folder and
-    return the shell words that start it there. Refused in one line on a device that does not run arm64."""
-    from clcdeploy.device.native.bundle import build_pte_runner_bundle, launch_words
+def pte_runner_problem(device: Device) -> str | None:
+    """Why clcdeploy's pte_runner cannot run on `device`, or None if it can (this host, a device with it on its
+    PATH, any arm64 device)."""
+    if device.serial == "local" or on_path(device, "pte_runner") or runs_arm64(device):
+        return None
+    abis = ", ".join(device_abis(device)) or "programs of an unknown ABI"
+    return (f"clcdeploy's pte_runner is built for this host and for arm64 devices only (the executorch wheels have "
+            f"no 32-bit ARM build), and {device.serial} runs {abis}")
 
-    if not runs_arm64(device):
-        abis = ", ".join(device_abis(device)) or "programs of an unknown ABI"
-        raise BenchError(f"clcdeploy's pte_runner is built for this host and for arm64 devices only (the executorch "
-                         f"wheels have no 32-bit ARM build), and {device.serial} runs {abis}: pass --formats tflite, "
-                         f"or --runner "
-                         f"{NATIVE_RUNNER_FOR['pte']} --runner-bin PATH (built for the device)")
+
+def push_pte_runner_bundle(device: Device) -> str:
+    """Push clcdeploy's pte_runner with its libraries (only files that changed) to the device's work folder, remove
+    the bundles earlier clcdeploy versions left there, and return the shell words that start it. Refused in one
+    line on a device that does not run arm64."""
+    from clcdeploy.device.native.bundle import BUNDLE_PREFIX, build_pte_runner_bundle, launch_words
+
+    if problem := pte_runner_problem(device):
+        raise BenchError(f"{problem}: pass --formats tflite, or --runner {NATIVE_RUNNER_FOR['pte']} --runner-bin "
+                         f"PATH (built for the device)")
     bundle = build_pte_runner_bundle(log=lambda _: None)
     remote = f"{device.work_dir}/{bundle.name}"
     for file in sorted(bundle.iterdir()):
         push_if_changed(device, file, f"{remote}/{file.name}")
-    device.shell(f"chmod 755 {shlex.quote(remote)}/*", timeout_s=30).check(f"chmod {remote}")
+    stale = (f"for d in {shlex.quote(device.work_dir)}/{BUNDLE_PREFIX}*; do [ \"$d\" = {shlex.quote(remote)} ] || "
+             f"rm -rf \"$d\"; done")
+    device.shell(f"chmod 755 {shlex.quote(remote)}/*; {stale}", timeout_s=60).check(f"chmod {remote}")
     return launch_words(remote)
 
 
@@ -419,9 +429,9 @@ def auto_runner_for(device: Device, fmt: str, python: PythonRunner, needs_kernel
     """`--runner auto`: the Python runner where the device's python3 has the format's runtime (hosts, ARM Linux
     boards, the virtual device); for a .pte without ExecuTorch's Python bindings, or one calling clcdeploy's
     fused IGC kernel, clcdeploy's pte_runner (kernel compiled in): on this host a build of it, elsewhere the one
-    on the device's PATH (the virtual device's); for a .pte or .tflite on an Android phone without python3, the demo app if installed
-    (a .pte only where the app has ExecuTorch: app_pte_problem); for any other .pte on an arm64 device,
-    clcdeploy's pte_runner pushed with its own libraries.
+    on the device's PATH (the virtual device's); for a .pte or .tflite on an Android phone without python3, the
+    demo app if installed (a .pte only where the app has ExecuTorch: app_pte_problem); for any other .pte on an
+    arm64 device, clcdeploy's pte_runner pushed with its own libraries.
     One runner object per device and kind, so that --side-by-side can give it several models at once."""
     fused_pte = fmt == "pte" and needs_kernel_library
     if fused_pte and device.serial == "local":
@@ -476,7 +486,8 @@ def _demo_app(device: Device) -> AppRunner:
 
 @functools.lru_cache(maxsize=None)
 def pte_runner_for(device: Device) -> NativeRunner:
-    """clcdeploy's pte_runner, prepared: this host's build, or the device's own (on its PATH)."""
+    """clcdeploy's pte_runner, prepared: this host's build, the device's own (on its PATH), or on any other arm64
+    device the bundle pushed there."""
     runner = NativeRunner("pte_runner")
     runner.prepare(device)
     return runner

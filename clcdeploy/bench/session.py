@@ -20,8 +20,8 @@ from clcdeploy.bench.parsers import RunnerOutput
 from clcdeploy.bench.device_lock import bench_lock
 from clcdeploy.bench.operator_profile import profile_operators
 from clcdeploy.bench.runners import (CPU_MASK_APP, AppRunner, PythonRunner, Runner, RunRequest, auto_runner_for,
-                                     check_cpu_mask, no_runner_message, on_path, pte_runner_for, push_if_changed,
-                                     python_runs)
+                                     check_cpu_mask, no_runner_message, on_path, pte_runner_for, pte_runner_problem,
+                                     push_if_changed, python_runs)
 from clcdeploy.bench.stats import summarize
 from clcdeploy.device import Device, open_device
 from clcdeploy.device.errors import CommandTimeoutError
@@ -240,6 +240,8 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
             profiler = None
             if options.per_op and "pte" in options.formats:  # whichever runner times the .pte, pte_runner traces it
                 current = "preparing pte_runner for --per-op"
+                if problem := pte_runner_problem(device):
+                    raise BenchError(f"--per-op traces each .pte in clcdeploy's pte_runner: {problem}; drop --per-op")
                 profiler = pte_runner_for(device)
             requests: dict[tuple[str, str], RunRequest] = {}
             for index in range(options.rounds):

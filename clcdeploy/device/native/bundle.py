@@ -25,6 +25,7 @@ from clcdeploy.files import sha256_file
 RUNNER = "pte_runner"
 LOADER = "ld-linux-aarch64.so.1"  # glibc's dynamic loader on aarch64 (every program's PT_INTERP names it)
 READELF = "aarch64-linux-gnu-readelf"  # binutils-aarch64-linux-gnu, which g++-aarch64-linux-gnu depends on
+BUNDLE_PREFIX = "pte_runner-bundle-"  # + a digest of the files: the folder's name here and on devices
 
 
 def build_pte_runner_bundle(log: Callable[[str], None] = print) -> Path:
@@ -35,7 +36,7 @@ def build_pte_runner_bundle(log: Callable[[str], None] = print) -> Path:
     digest = hashlib.sha256()
     for name in sorted(files):
         digest.update(f"{name} {sha256_file(files[name])}\n".encode())
-    out = cache_dir() / "native" / f"pte_runner-bundle-{digest.hexdigest()[:16]}"
+    out = cache_dir() / "native" / f"{BUNDLE_PREFIX}{digest.hexdigest()[:16]}"
     if out.is_dir():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)

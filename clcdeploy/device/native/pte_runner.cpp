@@ -9,8 +9,9 @@
 // plus `Output 0: numel=N max_abs=X finite=1 first=[...]` and, with --output_path, the raw float32 output.
 //
 // Flags: --model_path P --num_executions N --warmup N --cpu_threads N --method_name NAME --output_path P
-//        --planned_offset B --block N --order_seed S --workspace_sharing M --etdump_path P (--help: kUsage below). Numbers are
-// whole decimal integers, range-checked; a bad command line gets one error line and exit code 2.
+//        --planned_offset B --block N --order_seed S --workspace_sharing M --etdump_path P (--help: kUsage
+//        below). Numbers are whole decimal integers, range-checked; a bad command line gets one error line and
+//        exit code 2.
 // --model_path may be given several times: the models are then timed side by side in this one process, in
 // turn N passes at a time (--block, default 1) after each one's warm-up, and each model's lines follow a
 // `== Model k of n: P` line. With --order_seed S (not 0) every turn takes the models in a new order drawn from
