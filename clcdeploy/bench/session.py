@@ -264,7 +264,7 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
                         for key, measurement in zip(keys, measured):
                             rounds.setdefault(key, []).append(measurement)
             run.thermal_after = device.thermal()
-            for key in (key for key in requests if profiler and key[1] == "pte"):
+            for key in [key for key in requests if key[1] == "pte"] if profiler else []:
                 current = f"{key[0]}/pte (per-operator profile)"
                 log(f"[{device.serial}] {key[0]} pte: per-operator profile, {options.warmup} warm-up + "
                     f"{options.runs} traced passes (pte_runner)")
