@@ -120,20 +120,23 @@ def _phone_path(fake_android: Path, commands: tuple[str, ...], monkeypatch: pyte
     monkeypatch.setenv("PATH", f"{fake_android / 'bin'}{os.pathsep}{system}")
 
 
-# An arm64 phone with Android 10 (toybox: sha256sum, taskset, nproc, pidof), the shell tools the harness uses there.
+# An arm64 phone (toybox: sha256sum, taskset, nproc, pidof), the shell tools the harness uses there; its Android
+# version is the SDK level in $FAKE_ANDROID/sdk (29, Android 10, unless the test writes another).
 TOYBOX = (*TOOLBOX, "sha256sum", "taskset", "nproc")
 _ARM64_GETPROP = ('#!/bin/sh\ncase "$1" in\n  ro.product.cpu.abi) echo arm64-v8a ;;\n'
                   '  ro.product.cpu.abilist) echo arm64-v8a,armeabi-v7a,armeabi ;;\n'
-                  '  ro.build.version.sdk) echo 29 ;;\n  ro.build.version.release) echo 10 ;;\n'
+                  '  ro.build.version.sdk) cat "$FAKE_ANDROID/sdk" ;;\n'
+                  '  ro.build.version.release) [ "$(cat "$FAKE_ANDROID/sdk")" = 23 ] && echo 6.0 || echo 10 ;;\n'
                   '  ro.product.model) echo "Phone 64" ;;\n  *) echo ;;\nesac\n')
 
 
 @pytest.fixture
 def android_arm64_shell(fake_android: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """fake_android (the demo app installed) on a PATH of an arm64 Android 10 phone's commands only: no python3,
-    no glibc programs. Returns the fake_android folder."""
+    """fake_android (the demo app installed) on a PATH of an arm64 phone's commands only: no python3, no glibc
+    programs. Returns the fake_android folder."""
+    (fake_android / "sdk").write_text("29")
     getprop = fake_android / "bin" / "getprop"
-    getprop.write_text(_ARM64_GETPROP)
+    getprop.write_text(_ARM64_GETPROP.replace("$FAKE_ANDROID", str(fake_android)))  # a pty shell has no env
     getprop.chmod(0o755)
     _phone_path(fake_android, TOYBOX, monkeypatch)
     return fake_android

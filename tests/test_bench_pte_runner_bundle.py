@@ -40,13 +40,17 @@ def test_the_bundle_runs_the_fused_kernel_where_the_filesystem_holds_nothing_els
     assert sorted(os.listdir(phone)) == ["data", "proc", "sys"] and not os.listdir(phone / "proc")
 
 
+@pytest.mark.parametrize("sdk, shell_v2", [("29", True), ("23", False)])  # Android 10; Android 6's legacy shell
 def test_a_bench_on_an_arm64_phone_pushes_pte_runner_with_its_libraries(
-        android_arm64_shell, virtual_device, fused_models_dir, tiny_models_dir, tmp_path, adb_home, monkeypatch):
+        android_arm64_shell, virtual_device, fused_models_dir, tiny_models_dir, tmp_path, adb_home, monkeypatch,
+        sdk, shell_v2):
     """A fused .pte goes to pte_runner (the installed demo app has no fused kernel), and --per-op profiles it
-    there; a standard .pte, side by side with another, to pte_runner when asked for. The bundle is pushed once."""
+    there; a standard .pte, side by side with another, to pte_runner when asked for. The bundle is pushed once.
+    Before Android 7 the runner's stderr comes merged into its output, on a pty."""
     from clcdeploy.bench.runners import make_runner
 
-    with endpoint(tmp_path) as device:  # commands run in the host shell, with the phone's PATH
+    (android_arm64_shell / "sdk").write_text(sdk)
+    with endpoint(tmp_path, shell_v2=shell_v2) as device:  # commands run in the host shell, with the phone's PATH
         monkeypatch.setenv("PATH", HOST_PATH)  # the harness's own: it builds the bundle
         work = f"{device.root}/data/local/tmp/clcdeploy"  # a plain endpoint serves host paths under its root
         old = Path(work) / "pte_runner-bundle-0123456789abcdef"  # an earlier clcdeploy's
@@ -59,6 +63,7 @@ def test_a_bench_on_an_arm64_phone_pushes_pte_runner_with_its_libraries(
         [measurement] = run.measurements
         assert (measurement.runner, len(measurement.times_ms), measurement.outputs_finite) == ("pte_runner", 3, True)
         assert measurement.extra["fused_igc_kernel"] and run.facts["abi"] == "arm64-v8a"
+        assert run.facts["android_version"] == {"29": "10", "23": "6.0"}[sdk]
         # --per-op: the ETDump written by the bundled runner, pulled over ADB (and removed from the phone)
         operators = measurement.extra["operators"]
         assert operators[UNNAMED_KERNELS]["count"] == 9  # clcnet_tiny's fused IGCs
