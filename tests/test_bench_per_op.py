@@ -56,8 +56,12 @@ def test_every_pte_is_profiled_per_operator_type_and_the_other_formats_are_not(t
         assert all(e["ms"] >= 0 for e in operators.values()) and operators["Convolution (NHWC, F32) DWConv"]["ms"] > 0
         assert f"{row['model']} pte on local, time per operator type (--per-op): " in done.stdout
     report = (tmp_path / "report.md").read_text()
-    assert "## Where the time goes (--per-op)" in report and "**clcnet_tiny (pte) on local**" in report
-    assert re.search(r"\| Convolution \(NHWC, F32\) DWConv \(\d+\) \| [\d.e-]+ \| \d+\.\d% \|", report)
+    assert "## Where the time goes (--per-op)" in report
+    assert "| operator type | mobilenet_v1_tiny | clcnet_tiny |" in report
+    dwconv = {row["model"]: row["extra"]["operators"]["Convolution (NHWC, F32) DWConv"]["count"] for row in rows
+              if row["format"] == "pte"}
+    assert re.search(rf"\| Convolution \(NHWC, F32\) DWConv \| [\d.e-]+ \({dwconv['mobilenet_v1_tiny']}\) \d+% \| "
+                     rf"[\d.e-]+ \({dwconv['clcnet_tiny']}\) \d+% \|", report), report
 
 
 def test_the_fused_kernels_calls_are_one_row(fused_models_dir):

@@ -99,14 +99,26 @@ def summary_line(m: Measurement) -> str:
 
 
 def markdown_lines(profiled: list[Measurement]) -> list[str]:
-    """report.md's section: a table per profiled measurement, with each operator type's share."""
+    """report.md's section: per device a table of operator types (rows) by model (columns), so that models can be
+    compared type by type: each cell ms per traced inference, (operators), share of the model's traced time."""
     lines = ["", "## Where the time goes (--per-op)", "",
              "ExecuTorch's ETDump of one more pte_runner run after the timed ones (the same warm-up and passes, "
-             "traced): ms per traced inference for each XNNPACK operator type (how many operators in parentheses). "
-             "Tracing adds time of its own: read the shares, not the latency."]
-    for m in profiled:
-        operators = m.extra["operators"]
-        lines += ["", f"**{m.model} (pte) on {m.device}**", "", "| operator type | ms | share |", "| --- | --- | --- |"]
-        lines += [f"| {op} ({operators[op]['count']}) | {operators[op]['ms']:.4g} | {100 * share:.1f}% |"
-                  for op, share in shares(operators).items()]
+             "traced): ms per traced inference for each XNNPACK operator type, how many operators of the type, and "
+             "their share of the model's traced time. Tracing adds time of its own: compare the shares and the "
+             "models, not these milliseconds with the latencies above."]
+    for device in dict.fromkeys(m.device for m in profiled):
+        models = [m for m in profiled if m.device == device]
+        types = sorted({op for m in models for op in m.extra["operators"]},
+                       key=lambda op: -max(m.extra["operators"].get(op, {"ms": 0.0})["ms"] for m in models))
+        lines += ["", f"**{device}**", "", "| operator type | " + " | ".join(m.model for m in models) + " |",
+                  "| --- |" + " --- |" * len(models)]
+        for op in types:
+            cells = [_cell(m.extra["operators"].get(op), shares(m.extra["operators"]).get(op, 0.0)) for m in models]
+            lines.append(f"| {op} | " + " | ".join(cells) + " |")
+        totals = [sum(entry["ms"] for entry in m.extra["operators"].values()) for m in models]
+        lines.append("| **sum** | " + " | ".join(f"**{total:.3g}**" for total in totals) + " |")
     return lines
+
+
+def _cell(entry: dict | None, share: float) -> str:
+    return "-" if entry is None else f"{entry['ms']:.3g} ({entry['count']}) {100 * share:.0f}%"
