@@ -446,3 +446,26 @@ def test_a_runner_built_for_another_cpu_is_refused_before_it_is_pushed(tiny_mode
     host = ", ".join(KERNEL_ABIS[platform.machine()])
     assert result.stderr.strip().endswith(f"--runner-bin {armv7} is built for armeabi-v7a, and local runs {host}: "
                                           f"build it for the device"), result.stderr
+
+
+def test_onnx_runtime_telemetry_stays_off_in_validation_and_timing(tiny_models_dir, tmp_path):
+    """ONNX Runtime 1.31 starts Microsoft's telemetry on its first session (a device id and an event store under the
+    cache folder, HTTPS uploads) unless ORT_DISABLE_TELEMETRY is set: clcdeploy sets it, and so does the runner
+    script it pushes to devices, which does not import clcdeploy."""
+    from clcdeploy.bench.runners import RUNNER_SCRIPT
+
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    env |= {"HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    model = tiny_models_dir / "clcnet_tiny" / "clcnet_tiny.onnx"
+    shape = ",".join(map(str, json.loads((model.parent / "manifest.json").read_text())["formats"]["onnx"]
+                         ["input_shape"]))
+    commands = [
+        [sys.executable, "-m", "clcdeploy", "export", "mobilenet_v1_tiny", "--formats", "onnx", "--out",
+         str(tmp_path / "models")],
+        [sys.executable, str(RUNNER_SCRIPT), "--model", str(model), "--format", "onnx", "--input-shape", shape,
+         "--runs", "1", "--warmup", "0"],
+    ]
+    for argv in commands:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
+        assert done.returncode == 0, done.stderr
+    assert not [p for p in tmp_path.rglob("*") if p.name in ("Microsoft", ".onnxruntime")]

@@ -15,25 +15,39 @@ from device_fixtures import adb_home, endpoint  # noqa: F401  (fixtures)
 from clcdeploy.bench.artifacts import ensure_artifacts
 from clcdeploy.bench.operator_profile import UNNAMED_KERNELS
 from clcdeploy.bench.session import BenchOptions, bench_device
-from clcdeploy.device.native.bundle import build_pte_runner_bundle, launch_words
+from clcdeploy.device.native.bundle import build_bundle, launch_words
 
 pytestmark = pytest.mark.device
 HOST_PATH = os.environ["PATH"]  # before the fixtures give the device's shells a phone's PATH
 
 
-def test_the_bundle_runs_the_fused_kernel_where_the_filesystem_holds_nothing_else(
-        virtual_device, fused_models_dir, tmp_path):
-    bundle = build_pte_runner_bundle(log=lambda _: None)
+@pytest.mark.parametrize("runner, artifact", [("pte_runner", "clcnet_tiny/clcnet_tiny.pte"),
+                                              ("ort_runner", "clcnet_tiny/clcnet_tiny.onnx")])
+def test_a_bundle_runs_the_fused_kernel_where_the_filesystem_holds_nothing_else(
+        virtual_device, fused_models_dir, tmp_path, runner, artifact):
+    """As on Android, which has no glibc: a chroot with the bundle, the model, the kernel's /proc and /sys, and an
+    ARM /proc/cpuinfo (a phone's; under qemu the x86 host's would show, which ONNX Runtime's cpuinfo cannot read)."""
+    from clcdeploy.device.virtual.rootfs import CPUINFO_TEMPLATE
+
+    bundle = build_bundle(runner, log=lambda _: None)
     phone = tmp_path / "phone"
     (phone / "data/local/tmp").mkdir(parents=True)
     (phone / "proc").mkdir()
     (phone / "sys").mkdir()  # XNNPACK reads the CPU's features there
+    (tmp_path / "cpuinfo").write_text("\n".join(CPUINFO_TEMPLATE.format(n=i) for i in range(2)))
     shutil.copytree(bundle, phone / "data/local/tmp/b")
-    shutil.copy(fused_models_dir / "clcnet_tiny/clcnet_tiny.pte", phone / "data/local/tmp")
-    run = (f"{launch_words('/data/local/tmp/b')} --model_path=/data/local/tmp/clcnet_tiny.pte --num_executions=2 "
-           f"--warmup=1 --cpu_threads=2")
+    shutil.copy(fused_models_dir / artifact, phone / "data/local/tmp")
+    library = ""
+    if runner == "ort_runner":  # the custom-op library, as bench pushes it next to the model
+        from clcdeploy.kernels.build import build_onnxruntime_kernels
+
+        shutil.copy(build_onnxruntime_kernels(target="aarch64"), phone / "data/local/tmp/ops.so")
+        library = " --custom_op_library=/data/local/tmp/ops.so"
+    run = (f"{launch_words(runner, '/data/local/tmp/b')} --model_path=/data/local/tmp/{Path(artifact).name} "
+           f"--num_executions=2 --warmup=1 --cpu_threads=2{library}")
     # A mount namespace of its own: the /proc and /sys mounts go with the command.
-    script = f"mount --bind /proc {phone}/proc && mount --bind /sys {phone}/sys && exec chroot {phone} {run}"
+    script = (f"mount --bind /proc {phone}/proc && mount --bind {tmp_path}/cpuinfo {phone}/proc/cpuinfo && "
+              f"mount --bind /sys {phone}/sys && exec chroot {phone} {run}")
     result = subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Iteration 2 of 2" in result.stdout and "finite=1" in result.stdout, result.stdout
@@ -69,7 +83,7 @@ def test_a_bench_on_an_arm64_phone_pushes_pte_runner_with_its_libraries(
         assert operators[UNNAMED_KERNELS]["count"] == 9  # clcnet_tiny's fused IGCs
         assert any(op.startswith("Convolution (NHWC, ") and e["ms"] > 0 for op, e in operators.items())  # PF32 here
         assert not list(Path(work).glob("*.etdp"))
-        bundle = Path(work) / build_pte_runner_bundle(log=lambda _: None).name
+        bundle = Path(work) / build_bundle("pte_runner", log=lambda _: None).name
         assert {"pte_runner", "ld-linux-aarch64.so.1", "libc.so.6"} <= set(os.listdir(bundle))
         assert not old.exists() and (Path(work) / "keep.txt").exists()
         stamp = (bundle / "libc.so.6").stat().st_mtime_ns
@@ -88,7 +102,7 @@ def test_a_bench_on_an_arm64_phone_pushes_pte_runner_with_its_libraries(
 def test_a_32_bit_phone_is_told_in_one_line_before_anything_is_pushed(android_5_shell, fused_models_dir, tmp_path,
                                                                       adb_home):
     """The paper's phone class (armeabi-v7a, Android 5.1): the executorch wheels have no 32-bit ARM build."""
-    from clcdeploy.bench.runners import make_runner, pte_runner_problem
+    from clcdeploy.bench.runners import make_runner, runner_problem
     from clcdeploy.device import open_device
 
     with endpoint(tmp_path) as device:
@@ -105,11 +119,11 @@ def test_a_32_bit_phone_is_told_in_one_line_before_anything_is_pushed(android_5_
                            make_runner("pte_runner"), log=lambda _: None, work_dir=work)
         assert run.error == (
             f"device {device.serial} during preparing the pte_runner runner: clcdeploy's pte_runner is built for "
-            f"this host and for arm64 devices only (the executorch wheels have no 32-bit ARM build), and "
+            f"this host and arm64 devices only (the runtimes' wheels have no 32-bit ARM build), and "
             f"{device.serial} runs armeabi-v7a, armeabi: pass --formats tflite, or --runner executor_runner "
             f"--runner-bin PATH (built for the device)"), run.error
         assert not list(Path(device.root).rglob("*.pte")) and not list(Path(device.root).rglob("libc.so.6"))
         with open_device(device.serial) as dev:  # what --per-op says on such a phone, before any pass
-            assert pte_runner_problem(dev) == (
-                f"clcdeploy's pte_runner is built for this host and for arm64 devices only (the executorch wheels "
-                f"have no 32-bit ARM build), and {device.serial} runs armeabi-v7a, armeabi")
+            assert runner_problem(dev, "pte_runner") == (
+                f"clcdeploy's pte_runner is built for this host and arm64 devices only (the runtimes' wheels have no "
+                f"32-bit ARM build), and {device.serial} runs armeabi-v7a, armeabi")

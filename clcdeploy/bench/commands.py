@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--cpu-mask", metavar="HEX", help="taskset CPU mask for the runner on the device")
     p.add_argument("--cooldown", type=float, default=0.0, metavar="S", help="seconds of idle before each model")
     p.add_argument("--runner", default="auto", help="auto, python, app, executor_runner, benchmark_model, "
-                   "onnxruntime_perf_test, pte_runner (default auto)")
+                   "onnxruntime_perf_test, pte_runner, ort_runner (default auto)")
     p.add_argument("--runner-bin", type=Path, metavar="PATH", help="native runner binary to push to the device")
     p.add_argument("--apk", type=Path, help="demo app APK to install first (--runner app)")
     p.add_argument("--models-dir", type=Path, default=Path("models"), help="where exported artifacts are")

@@ -24,6 +24,11 @@ import sys
 import time
 
 
+# ONNX Runtime's Linux builds (1.31 here) start Microsoft's 1DS telemetry, which writes a device id and an event
+# store under the cache folder and tries HTTPS uploads, within the timed process: off, before anything imports it.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
+
 def _onnx(path, threads, kernel_library=None, side_by_side=False):
     import onnxruntime as ort
 

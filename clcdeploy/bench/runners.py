@@ -8,6 +8,9 @@
   output format): preinstalled on the virtual device, and on other arm64 devices (Android phones too) pushed
   with its own libraries (device/native/bundle.py); used for .pte where the device has no ExecuTorch Python
   bindings or the .pte calls the fused kernel.
+- `ort_runner`: clcdeploy's native ONNX Runtime runner (executor_runner output format), for .onnx on arm64 devices
+  without Python's onnxruntime (Android phones), pushed with its own libraries like pte_runner; it registers
+  clcdeploy's custom-op library for a fused .onnx.
 - `app`: the bundled Android demo app's BenchmarkActivity (app_protocol.py); auto picks it for .pte and
   .tflite on a device without python3 (an Android phone) where the app is installed.
 """
@@ -177,6 +180,7 @@ class PythonRunner(Runner):
 NATIVE_RUNNERS = {
     "executor_runner": (("pte",), parse_executor_runner),
     "pte_runner": (("pte",), parse_executor_runner),
+    "ort_runner": (("onnx",), parse_executor_runner),
     "benchmark_model": (("tflite",), parse_benchmark_model),
     "onnxruntime_perf_test": (("onnx",), parse_onnxruntime_perf_test),
 }
@@ -196,8 +200,8 @@ class NativeRunner(Runner):
             from clcdeploy.device.native import build_pte_runner
 
             self.binary = build_pte_runner("host", log=lambda _: None)
-        if self.binary is None and self.name == "pte_runner" and not on_path(device, "pte_runner"):
-            self.launch = push_pte_runner_bundle(device)
+        if self.binary is None and self.name in BUNDLED_RUNNERS and not on_path(device, self.name):
+            self.launch = push_bundle(device, self.name)
             return
         if self.binary is None:
             self.launch = self.name  # on PATH
@@ -222,6 +226,10 @@ class NativeRunner(Runner):
             total = runs if self.name == "pte_runner" else runs + warmup
             models = " ".join(f"--model_path={shlex.quote(r.artifact)}" for r in requests)
             return f"{binary} {models} --num_executions={total} --cpu_threads={threads or -1}{flags}"
+        if self.name == "ort_runner":
+            library = f" --custom_op_library={shlex.quote(request.kernel_library)}" if request.kernel_library else ""
+            return (f"{binary} --model_path={model} --num_executions={runs} --warmup={warmup} "
+                    f"--cpu_threads={threads or -1}{library}")
         if self.name == "benchmark_model":
             # --min_secs=0 and --warmup_min_secs=0: exactly the requested number of passes.
             return (f"{binary} --graph={model} --num_threads={threads or -1} --warmup_runs={warmup} "
@@ -343,7 +351,7 @@ def make_runner(name: str, binary: Path | None = None, apk: Path | None = None) 
     if name == "app":
         return AppRunner(apk)
     if name in NATIVE_RUNNERS:
-        if name != "pte_runner" and binary is None:
+        if name not in BUNDLED_RUNNERS and binary is None:
             raise BenchError(f"--runner {name} needs --runner-bin PATH (the {name} binary for the device)")
         return NativeRunner(name, binary)
     raise BenchError(f"unknown runner {name!r}; choose one of {', '.join(RUNNER_NAMES)}")
@@ -376,33 +384,40 @@ def runs_arm64(device: Device) -> bool:
     return "arm64-v8a" in device_abis(device)
 
 
-def pte_runner_problem(device: Device) -> str | None:
-    """Why clcdeploy's pte_runner cannot run on `device`, or None if it can (this host, a device with it on its
-    PATH, any arm64 device)."""
-    if device.serial == "local" or on_path(device, "pte_runner") or runs_arm64(device):
+# clcdeploy's own native runners: pushed to arm64 devices with their libraries (device/native/bundle.py)
+BUNDLED_RUNNERS = {"pte_runner": "pte", "ort_runner": "onnx"}
+
+
+def runner_problem(device: Device, name: str) -> str | None:
+    """Why clcdeploy's runner `name` (pte_runner, ort_runner) cannot run on `device`, or None if it can: a device
+    with it on its PATH, any arm64 device, and for pte_runner this host (its own build)."""
+    if (device.serial == "local" and name == "pte_runner") or on_path(device, name) or runs_arm64(device):
         return None
+    builds = "this host and arm64 devices" if name == "pte_runner" else "arm64 devices"
     abis = ", ".join(device_abis(device)) or "programs of an unknown ABI"
-    return (f"clcdeploy's pte_runner is built for this host and for arm64 devices only (the executorch wheels have "
-            f"no 32-bit ARM build), and {device.serial} runs {abis}")
+    return (f"clcdeploy's {name} is built for {builds} only (the runtimes' wheels have no 32-bit ARM build), and "
+            f"{device.serial} runs {abis}")
 
 
-def push_pte_runner_bundle(device: Device) -> str:
-    """Push clcdeploy's pte_runner with its libraries (only files that changed) to the device's work folder, remove
-    the bundles earlier clcdeploy versions left there, and return the shell words that start it. Refused in one
-    line on a device that does not run arm64."""
-    from clcdeploy.device.native.bundle import BUNDLE_PREFIX, build_pte_runner_bundle, launch_words
+def push_bundle(device: Device, name: str) -> str:
+    """Push clcdeploy's runner `name` with its libraries (only files that changed) to the device's work folder,
+    remove the bundles of it earlier clcdeploy versions left there, and return the shell words that start it.
+    Refused in one line on a device that does not run arm64."""
+    from clcdeploy.device.native.bundle import build_bundle, bundle_prefix, launch_words
 
-    if problem := pte_runner_problem(device):
-        raise BenchError(f"{problem}: pass --formats tflite, or --runner {NATIVE_RUNNER_FOR['pte']} --runner-bin "
-                         f"PATH (built for the device)")
-    bundle = build_pte_runner_bundle(log=lambda _: None)
+    if problem := runner_problem(device, name):
+        fmt = BUNDLED_RUNNERS[name]
+        other = (f"--formats tflite, or --runner {NATIVE_RUNNER_FOR[fmt]} --runner-bin PATH (built for the device)"
+                 if device.serial != "local" else f"--runner python, which times .{fmt} on this host")
+        raise BenchError(f"{problem}: pass {other}")
+    bundle = build_bundle(name, log=lambda _: None)
     remote = f"{device.work_dir}/{bundle.name}"
     for file in sorted(bundle.iterdir()):
         push_if_changed(device, file, f"{remote}/{file.name}")
-    stale = (f"for d in {shlex.quote(device.work_dir)}/{BUNDLE_PREFIX}*; do [ \"$d\" = {shlex.quote(remote)} ] || "
-             f"rm -rf \"$d\"; done")
+    stale = (f"for d in {shlex.quote(device.work_dir)}/{bundle_prefix(name)}*; do [ \"$d\" = {shlex.quote(remote)} ] "
+             f"|| rm -rf \"$d\"; done")
     device.shell(f"chmod 755 {shlex.quote(remote)}/*; {stale}", timeout_s=60).check(f"chmod {remote}")
-    return launch_words(remote)
+    return launch_words(name, remote)
 
 
 @functools.lru_cache(maxsize=None)
@@ -431,23 +446,26 @@ def auto_runner_for(device: Device, fmt: str, python: PythonRunner, needs_kernel
     fused IGC kernel, clcdeploy's pte_runner (kernel compiled in): on this host a build of it, elsewhere the one
     on the device's PATH (the virtual device's); for a .pte or .tflite on an Android phone without python3, the
     demo app if installed (a .pte only where the app has ExecuTorch: app_pte_problem); for any other .pte on an
-    arm64 device, clcdeploy's pte_runner pushed with its own libraries.
+    arm64 device, clcdeploy's pte_runner pushed with its own libraries; for a .onnx on an arm64 device without
+    Python's onnxruntime, clcdeploy's ort_runner, pushed likewise.
     One runner object per device and kind, so that --side-by-side can give it several models at once."""
     fused_pte = fmt == "pte" and needs_kernel_library
     if fused_pte and device.serial == "local":
         # Not the Python runtime: its Module API places planned memory 16 bytes past a cache line, which costs
         # the fused program 6-8% here (BENCHMARKS.md, section 3); pte_runner aligns it, as on a device.
-        return pte_runner_for(device)
+        return native_runner_for(device, "pte_runner")
     if not fused_pte and python_runs(device, fmt):
         return python
     if fmt == "pte" and on_path(device, "pte_runner"):
-        return pte_runner_for(device)
+        return native_runner_for(device, "pte_runner")
+    if fmt == "onnx" and runs_arm64(device):
+        return native_runner_for(device, "ort_runner")  # pushed with its own libraries
     app = fmt in AppRunner.formats and not needs_kernel_library and demo_app_installed(device)
     app_problem = app and fmt == "pte" and app_pte_problem(device)
     if app and not app_problem:
         return _demo_app(device)
     if fmt == "pte" and runs_arm64(device):
-        return pte_runner_for(device)  # pushed with its own libraries
+        return native_runner_for(device, "pte_runner")  # pushed with its own libraries
     if app_problem:
         raise BenchError(f"no runner for .pte: the device has no python3 with ExecuTorch, and the demo app "
                          f"cannot run it: {app_problem}; pass --formats tflite, or --runner "
@@ -462,6 +480,10 @@ def no_runner_message(fmt: str, needs_kernel_library: bool, has_python3: bool) -
         return ("no runner for .pte artifacts calling clcdeploy's fused IGC kernel: only clcdeploy's pte_runner runs "
                 "them, which is built for this host and for arm64 devices (the executorch wheels have no 32-bit ARM "
                 "build): export without --fused-igc")
+    if needs_kernel_library and fmt == "onnx":  # reached only on a device that does not run arm64 programs
+        return ("no runner for .onnx artifacts calling clcdeploy's fused IGC kernel: only clcdeploy's runner script "
+                "with python3 and onnxruntime, or clcdeploy's ort_runner on arm64 devices, runs them: export without "
+                "--fused-igc")
     if needs_kernel_library:
         return (f"no runner for .{fmt} artifacts calling clcdeploy's fused IGC kernel: only clcdeploy's runner "
                 f"script with python3 and {runtime} on an aarch64 Linux device runs them; on an Android phone build "
@@ -485,9 +507,9 @@ def _demo_app(device: Device) -> AppRunner:
 
 
 @functools.lru_cache(maxsize=None)
-def pte_runner_for(device: Device) -> NativeRunner:
-    """clcdeploy's pte_runner, prepared: this host's build, the device's own (on its PATH), or on any other arm64
-    device the bundle pushed there."""
-    runner = NativeRunner("pte_runner")
+def native_runner_for(device: Device, name: str) -> NativeRunner:
+    """clcdeploy's runner `name` (pte_runner, ort_runner), prepared: pte_runner's build for this host, the device's
+    own (on its PATH, as the virtual device's pte_runner), or on any other arm64 device the bundle pushed there."""
+    runner = NativeRunner(name)
     runner.prepare(device)
     return runner

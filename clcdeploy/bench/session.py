@@ -19,9 +19,9 @@ from clcdeploy.bench.artifacts import Artifact
 from clcdeploy.bench.parsers import RunnerOutput
 from clcdeploy.bench.device_lock import bench_lock
 from clcdeploy.bench.operator_profile import profile_operators
-from clcdeploy.bench.runners import (CPU_MASK_APP, AppRunner, PythonRunner, Runner, RunRequest, auto_runner_for,
-                                     check_cpu_mask, no_runner_message, on_path, pte_runner_for, pte_runner_problem,
-                                     push_if_changed, python_runs)
+from clcdeploy.bench.runners import (CPU_MASK_APP, AppRunner, NativeRunner, PythonRunner, Runner, RunRequest,
+                                     auto_runner_for, check_cpu_mask, native_runner_for, no_runner_message, on_path,
+                                     push_if_changed, python_runs, runner_problem)
 from clcdeploy.bench.stats import summarize
 from clcdeploy.device import Device, open_device
 from clcdeploy.device.errors import CommandTimeoutError
@@ -105,13 +105,15 @@ def check_kernel_library_reachable(serials: list[str | None], artifacts: dict, r
     """Artifacts exported with --fused-igc need clcdeploy's fused IGC kernel. A .pte: the python runner loads
     this host's kernel library, and clcdeploy's pte_runner has the kernel compiled in (the virtual device's
     copy too). A .onnx or .tflite: the python runner, which registers the custom-op library or delegate built
-    for the device (`_kernel_library`). Refuse other runners before connecting to any device."""
+    for the device (`_kernel_library`); a .onnx also clcdeploy's ort_runner. Refuse other runners before
+    connecting to any device."""
     remote = any(s not in (None, "local") for s in serials)
     for fmt, library in PYTHON_RUNNER_KERNEL_FORMATS.items():
         needy_here = sorted(a.path.name for a in artifacts.values() if a.needs_kernel_library and a.fmt == fmt)
-        if needy_here and not (runner is None or isinstance(runner, PythonRunner)):
+        if needy_here and not (runner is None or _loads_kernel_library(runner, fmt)):
+            also = " and clcdeploy's ort_runner" if fmt == "onnx" else ""
             raise BenchError(f"{', '.join(needy_here)} {_call(needy_here)} clcdeploy's fused IGC kernel, whose "
-                             f"{library} only the python runner loads: use --runner auto or python, or export "
+                             f"{library} only the python runner{also} loads: use --runner auto or python, or export "
                              f"without --fused-igc")
     needy = sorted(a.path.name for a in artifacts.values() if a.needs_kernel_library and a.fmt == "pte")
     if not needy or runner is None:  # `auto` picks a runner that has the kernel (auto_runner_for)
@@ -127,11 +129,16 @@ def _call(files: list[str]) -> str:
     return "calls" if len(files) == 1 else "call"
 
 
+def _loads_kernel_library(runner: Runner, fmt: str) -> bool:
+    """Whether `runner` loads clcdeploy's kernel library for a fused artifact of `fmt` (.onnx, .tflite)."""
+    return isinstance(runner, PythonRunner) or (fmt == "onnx" and getattr(runner, "name", None) == "ort_runner")
+
+
 def _kernel_library(device: Device, facts: dict, artifact: Artifact, runner: Runner) -> str | None:
-    """Where on the device the python runner finds clcdeploy's kernel library for an artifact exported with
-    --fused-igc (pte_runner has the kernel compiled in): this host's build, or for a remote device the aarch64
-    Linux build of the ONNX Runtime custom op / LiteRT delegate, pushed to the device's work folder."""
-    if not (artifact.needs_kernel_library and isinstance(runner, PythonRunner)):
+    """Where on the device the runner finds clcdeploy's kernel library for an artifact exported with --fused-igc
+    (pte_runner has the kernel compiled in): this host's build, or for a remote device the aarch64 Linux build of
+    the ONNX Runtime custom op / LiteRT delegate, pushed to the device's work folder."""
+    if not (artifact.needs_kernel_library and _loads_kernel_library(runner, artifact.fmt)):
         return None
     # cmake plus the executorch wheel / the runtimes' API headers, on this machine
     from clcdeploy.kernels import build
@@ -141,9 +148,10 @@ def _kernel_library(device: Device, facts: dict, artifact: Artifact, runner: Run
     if device.serial == "local":
         return str(builders[artifact.fmt]())
     # The cross build links against glibc: the device's Python must be a glibc userland (the virtual device's
-    # Debian), not Android's bionic.
-    glibc = device.shell(f"test -e {GLIBC_AARCH64_LOADER}", timeout_s=30).exit_code == 0
-    if facts.get("kernel_machine") != "aarch64" or not glibc:
+    # Debian), not Android's bionic; ort_runner brings its own glibc (bundle.py).
+    bundled = isinstance(runner, NativeRunner) and runner.name == "ort_runner"
+    glibc = bundled or device.shell(f"test -e {GLIBC_AARCH64_LOADER}", timeout_s=30).exit_code == 0
+    if not (bundled or facts.get("kernel_machine") == "aarch64") or not glibc:
         raise BenchError(f"{artifact.path.name} needs clcdeploy's {PYTHON_RUNNER_KERNEL_FORMATS[artifact.fmt]}, "
                          f"which clcdeploy builds for this host and for aarch64 glibc Linux (the virtual device), "
                          f"not for this {facts.get('abi') or facts.get('kernel_machine')} device: build "
@@ -240,9 +248,9 @@ def bench_device(serial: str | None, artifacts: dict[tuple[str, str], Artifact],
             profiler = None
             if options.per_op and "pte" in options.formats:  # whichever runner times the .pte, pte_runner traces it
                 current = "preparing pte_runner for --per-op"
-                if problem := pte_runner_problem(device):
+                if problem := runner_problem(device, "pte_runner"):
                     raise BenchError(f"--per-op traces each .pte in clcdeploy's pte_runner: {problem}; drop --per-op")
-                profiler = pte_runner_for(device)
+                profiler = native_runner_for(device, "pte_runner")
             requests: dict[tuple[str, str], RunRequest] = {}
             for index in range(options.rounds):
                 tag = f" (round {index + 1} of {options.rounds})" if options.rounds > 1 else ""

@@ -68,6 +68,23 @@ def _c10_macros_include() -> Path:
     return shim
 
 
+def compile_atomically(out: Path, argv: Callable[[str], list[str]], what: str, log: Callable[[str], None]) -> Path:
+    """Run the compiler command `argv(path)` writing `out`'s content to a temporary path beside it, and put it in
+    place only if the command succeeded (a killed or failed build leaves no file that looks built)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".")
+    os.close(fd)
+    log(f"  compiling {what}")
+    proc = subprocess.run(argv(tmp), capture_output=True, text=True)
+    if proc.returncode != 0:
+        os.unlink(tmp)
+        tail = " | ".join(proc.stderr.strip().splitlines()[-4:])
+        raise VirtualDeviceError(f"building {what} failed: {tail}")
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, out)
+    return out
+
+
 def build_pte_runner(target: Target = "host", *, log: Callable[[str], None] = print, force: bool = False) -> Path:
     """Compile pte_runner.cpp (with clcdeploy's fused IGC kernel) for `target` ("host" or "aarch64") and
     return the cached binary's path.
@@ -88,22 +105,12 @@ def build_pte_runner(target: Target = "host", *, log: Callable[[str], None] = pr
     out = cache_dir() / "native" / f"pte_runner-{target}-{key}"
     if out.exists() and not force:
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
     rpath = f"{et / 'lib'}" if target == "host" else DEVICE_RPATH
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".")
-    os.close(fd)
     tuning = ["-march=native"] if target == "host" else []  # the host binary only runs on this machine
-    argv = [compiler, "-std=c++17", "-O3", "-fno-math-errno", *tuning, *DEFINES, "-o", tmp,
-            str(SOURCE), *map(str, KERNEL_SOURCES),
-            f"-I{et / 'include'}", f"-I{_c10_macros_include()}", f"-I{KERNEL_DIR}",
-            f"-L{et / 'lib'}", "-Wl,--no-as-needed", *[f"-l{lib}" for lib in LIBS], "-Wl,--as-needed",
-            f"-Wl,-rpath,{rpath}", "-Wl,--allow-shlib-undefined", "-lpthread"]
-    log(f"  compiling pte_runner for {target} with {compiler}")
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    if proc.returncode != 0:
-        os.unlink(tmp)
-        tail = " | ".join(proc.stderr.strip().splitlines()[-4:])
-        raise VirtualDeviceError(f"building pte_runner for {target} failed: {tail}")
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, out)
-    return out
+    return compile_atomically(out, lambda tmp: [
+        compiler, "-std=c++17", "-O3", "-fno-math-errno", *tuning, *DEFINES, "-o", tmp,
+        str(SOURCE), *map(str, KERNEL_SOURCES),
+        f"-I{et / 'include'}", f"-I{_c10_macros_include()}", f"-I{KERNEL_DIR}",
+        f"-L{et / 'lib'}", "-Wl,--no-as-needed", *[f"-l{lib}" for lib in LIBS], "-Wl,--as-needed",
+        f"-Wl,-rpath,{rpath}", "-Wl,--allow-shlib-undefined", "-lpthread"], f"pte_runner for {target} with {compiler}",
+        log)

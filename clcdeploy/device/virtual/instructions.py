@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from clcdeploy.device.errors import VirtualDeviceError
+from clcdeploy.device.native import compile_atomically
 from clcdeploy.device.paths import cache_dir
 from clcdeploy.device.virtual import emulation
 
@@ -89,18 +89,9 @@ def build_plugin(*, log: Callable[[str], None] = print) -> Path:
     out = cache_dir() / "native" / f"insn_count-{hashlib.sha256(source).hexdigest()[:16]}.so"
     if out.exists():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".")
-    os.close(fd)
-    log("  compiling the instruction-counting QEMU plugin")
-    proc = subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-fvisibility=hidden", "-o", tmp, str(PLUGIN_SOURCE)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        os.unlink(tmp)
-        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
-        raise VirtualDeviceError(f"building the QEMU plugin {PLUGIN_SOURCE.name} failed: {tail}")
-    os.replace(tmp, out)
-    return out
+    return compile_atomically(out, lambda tmp: ["gcc", "-shared", "-fPIC", "-O2", "-fvisibility=hidden", "-o", tmp,
+                                                str(PLUGIN_SOURCE)],
+                              f"the instruction-counting QEMU plugin {PLUGIN_SOURCE.name}", log)
 
 
 def check_host() -> None:

@@ -176,25 +176,32 @@ def _pip_download_args(target: Path) -> list[str]:
 
 def aarch64_executorch_dir(log: Log = print) -> Path:
     """The aarch64 executorch wheel's `executorch/` folder (include/ and lib/), downloaded once and cached."""
-    dest = virtual_device_dir() / "executorch-aarch64"
-    if (dest / "executorch/lib/libexecutorch.so").exists():
-        return dest / "executorch"
+    dest = aarch64_wheel_files(EXECUTORCH_WHEEL, ("executorch/include/", "executorch/lib/"),
+                               virtual_device_dir() / "executorch-aarch64", log)
+    return dest / "executorch"
+
+
+def aarch64_wheel_files(requirement: str, prefixes: tuple[str, ...], dest: Path, log: Log = print) -> Path:
+    """The files under `prefixes` of the aarch64 wheel of `requirement` ("name==version"), extracted into `dest`
+    once (downloaded from PyPI; the wheel is kept under the virtual device's folder)."""
+    if (dest / prefixes[-1]).is_dir():
+        return dest
     wheels = virtual_device_dir() / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
+    name, _, version = requirement.partition("==")
     argv = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
-            "--only-binary=:all:", "--python-version", "3.11", "-d", str(wheels), EXECUTORCH_WHEEL]
+            "--only-binary=:all:", "--python-version", "3.11", "-d", str(wheels), requirement]
     for plat in WHEEL_PLATFORMS:
         argv += ["--platform", plat]
-    _run(argv, "download aarch64 executorch wheel", log)
-    wheel = sorted(wheels.glob("executorch-*aarch64*.whl"))[-1]
+    _run(argv, f"download aarch64 {name} wheel", log)
+    wheel = sorted(wheels.glob(f"{name.replace('-', '_')}-{version}-*aarch64*.whl"))[-1]
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     with zipfile.ZipFile(wheel) as zf:
-        members = [m for m in zf.namelist() if m.startswith(("executorch/include/", "executorch/lib/"))]
-        zf.extractall(tmp, members)
+        zf.extractall(tmp, [m for m in zf.namelist() if m.startswith(prefixes)])
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
-    return dest / "executorch"
+    return dest
 
 
 def remove_tree(path: Path) -> None:
