@@ -380,7 +380,7 @@ def on_path(device: Device, program: str) -> bool:
 
 @functools.lru_cache(maxsize=None)
 def runs_arm64(device: Device) -> bool:
-    """Whether the device runs arm64 programs, which clcdeploy's pte_runner bundle is."""
+    """Whether the device runs arm64 programs, as clcdeploy's bundled runners are."""
     return "arm64-v8a" in device_abis(device)
 
 

@@ -148,10 +148,10 @@ def _kernel_library(device: Device, facts: dict, artifact: Artifact, runner: Run
     if device.serial == "local":
         return str(builders[artifact.fmt]())
     # The cross build links against glibc: the device's Python must be a glibc userland (the virtual device's
-    # Debian), not Android's bionic; ort_runner brings its own glibc (bundle.py).
-    bundled = isinstance(runner, NativeRunner) and runner.name == "ort_runner"
-    glibc = bundled or device.shell(f"test -e {GLIBC_AARCH64_LOADER}", timeout_s=30).exit_code == 0
-    if not (bundled or facts.get("kernel_machine") == "aarch64") or not glibc:
+    # Debian), not Android's bionic; ort_runner runs on arm64 devices only, with its own glibc (bundle.py).
+    own_glibc = isinstance(runner, NativeRunner) and runner.name == "ort_runner"
+    glibc = own_glibc or device.shell(f"test -e {GLIBC_AARCH64_LOADER}", timeout_s=30).exit_code == 0
+    if not (own_glibc or facts.get("kernel_machine") == "aarch64") or not glibc:
         raise BenchError(f"{artifact.path.name} needs clcdeploy's {PYTHON_RUNNER_KERNEL_FORMATS[artifact.fmt]}, "
                          f"which clcdeploy builds for this host and for aarch64 glibc Linux (the virtual device), "
                          f"not for this {facts.get('abi') or facts.get('kernel_machine')} device: build "
