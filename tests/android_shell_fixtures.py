@@ -13,6 +13,10 @@ from pathlib import Path
 
 import pytest
 
+# The test process's PATH, read when this module is imported, before a fixture gives the device shells a phone's
+# PATH: a test restores it for the harness (which builds on this host) once its device has started.
+HOST_PATH = os.environ["PATH"]
+
 _AM = r'''
 import json, os, sys
 from pathlib import Path

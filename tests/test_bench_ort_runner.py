@@ -3,7 +3,6 @@ the onnxruntime wheel's aarch64 library and its own glibc (device/native/bundle.
 whose /proc/cpuinfo shows the emulated Cortex-A53 (ONNX Runtime's cpuinfo cannot read an x86 host's under qemu)."""
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -11,10 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from android_shell_fixtures import android_arm64_shell, fake_android  # noqa: F401  (fixtures)
+from android_shell_fixtures import HOST_PATH, android_arm64_shell, fake_android  # noqa: F401  (fixtures)
 from device_fixtures import adb_home, endpoint  # noqa: F401  (fixtures)
 
-HOST_PATH = os.environ["PATH"]  # before the fixtures give the device's shells a phone's PATH
 
 
 def bench(*args):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from android_shell_fixtures import android_5_shell, android_arm64_shell, fake_android  # noqa: F401  (fixtures)
+from android_shell_fixtures import HOST_PATH, android_5_shell, android_arm64_shell, fake_android  # noqa: F401
 from device_fixtures import adb_home, endpoint  # noqa: F401  (fixtures)
 from clcdeploy.bench.artifacts import ensure_artifacts
 from clcdeploy.bench.operator_profile import UNNAMED_KERNELS
@@ -18,7 +18,6 @@ from clcdeploy.bench.session import BenchOptions, bench_device
 from clcdeploy.device.native.bundle import build_bundle, launch_words
 
 pytestmark = pytest.mark.device
-HOST_PATH = os.environ["PATH"]  # before the fixtures give the device's shells a phone's PATH
 
 
 @pytest.mark.parametrize("runner, artifact", [("pte_runner", "clcnet_tiny/clcnet_tiny.pte"),

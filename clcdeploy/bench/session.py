@@ -19,9 +19,9 @@ from clcdeploy.bench.artifacts import Artifact
 from clcdeploy.bench.parsers import RunnerOutput
 from clcdeploy.bench.device_lock import bench_lock
 from clcdeploy.bench.operator_profile import profile_operators
-from clcdeploy.bench.runners import (CPU_MASK_APP, AppRunner, NativeRunner, PythonRunner, Runner, RunRequest,
-                                     auto_runner_for, check_cpu_mask, native_runner_for, no_runner_message, on_path,
-                                     push_if_changed, python_runs, runner_problem)
+from clcdeploy.bench.runners import (CPU_MASK_APP, AppRunner, PythonRunner, Runner, RunRequest, auto_runner_for,
+                                     check_cpu_mask, native_runner_for, no_runner_message, on_path, push_if_changed,
+                                     python_runs, runner_problem)
 from clcdeploy.bench.stats import summarize
 from clcdeploy.device import Device, open_device
 from clcdeploy.device.errors import CommandTimeoutError
@@ -131,7 +131,7 @@ def _call(files: list[str]) -> str:
 
 def _loads_kernel_library(runner: Runner, fmt: str) -> bool:
     """Whether `runner` loads clcdeploy's kernel library for a fused artifact of `fmt` (.onnx, .tflite)."""
-    return isinstance(runner, PythonRunner) or (fmt == "onnx" and getattr(runner, "name", None) == "ort_runner")
+    return isinstance(runner, PythonRunner) or (fmt == "onnx" and runner.name == "ort_runner")
 
 
 def _kernel_library(device: Device, facts: dict, artifact: Artifact, runner: Runner) -> str | None:
@@ -149,7 +149,7 @@ def _kernel_library(device: Device, facts: dict, artifact: Artifact, runner: Run
         return str(builders[artifact.fmt]())
     # The cross build links against glibc: the device's Python must be a glibc userland (the virtual device's
     # Debian), not Android's bionic; ort_runner runs on arm64 devices only, with its own glibc (bundle.py).
-    own_glibc = isinstance(runner, NativeRunner) and runner.name == "ort_runner"
+    own_glibc = runner.name == "ort_runner"
     glibc = own_glibc or device.shell(f"test -e {GLIBC_AARCH64_LOADER}", timeout_s=30).exit_code == 0
     if not (own_glibc or facts.get("kernel_machine") == "aarch64") or not glibc:
         raise BenchError(f"{artifact.path.name} needs clcdeploy's {PYTHON_RUNNER_KERNEL_FORMATS[artifact.fmt]}, "

@@ -9,8 +9,10 @@ one the runner was linked against. The wheels have no 32-bit ARM build, so there
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -84,27 +86,31 @@ def _needed_closure(program: Path, runtime_lib: Path) -> dict[str, Path]:
     """Every shared library `program` loads, directly or through another, by name -> file: the runtime's (by file
     name or by SONAME, as libonnxruntime.so.1 is libonnxruntime.so.1.31.1), else the cross toolchain's (glibc,
     libstdc++, libgcc_s)."""
-    runtime = {_dynamic(path, "SONAME")[0] if _dynamic(path, "SONAME") else path.name: path
+    runtime = {_dynamic(path).get("SONAME", [path.name])[0]: path
                for path in runtime_lib.glob("*.so*") if path.is_file()}
     found: dict[str, Path] = {}
-    pending = _dynamic(program, "NEEDED")
+    pending = list(_dynamic(program).get("NEEDED", []))
     while pending:
         name = pending.pop()
         if name in found or name == LOADER:  # the loader is bundled as itself
             continue
         found[name] = runtime.get(name) or _toolchain_file(name)
-        pending.extend(_dynamic(found[name], "NEEDED"))
+        pending.extend(_dynamic(found[name]).get("NEEDED", []))
     return found
 
 
-def _dynamic(elf: Path, tag: str) -> list[str]:
-    """The values of an aarch64 ELF file's dynamic entries of one type (NEEDED, SONAME)."""
+@functools.lru_cache(maxsize=None)  # each file is read once per process (read-only results)
+def _dynamic(elf: Path) -> dict[str, list[str]]:
+    """An aarch64 ELF file's dynamic entries that name something (NEEDED, SONAME, RUNPATH): tag -> values."""
     if shutil.which(READELF) is None:
         raise VirtualDeviceError(f"{READELF} not found: apt-get install binutils-aarch64-linux-gnu")
     proc = subprocess.run([READELF, "--dynamic", "--wide", str(elf)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise VirtualDeviceError(f"{READELF} could not read {elf}: {proc.stderr.strip()}")
-    return [line.rsplit("[", 1)[1].rstrip("]") for line in proc.stdout.splitlines() if f"({tag})" in line]
+    entries: dict[str, list[str]] = {}
+    for tag, value in re.findall(r"\((\w+)\)[ \t]+[^\[\n]*\[([^\]\n]*)\]", proc.stdout):  # one entry a line
+        entries.setdefault(tag, []).append(value)
+    return entries
 
 
 def _toolchain_file(name: str) -> Path:
