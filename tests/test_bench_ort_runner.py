@@ -103,3 +103,17 @@ def test_auto_gives_an_onnx_to_ort_runner_on_an_arm64_phone(android_arm64_shell,
         monkeypatch.setenv("PATH", HOST_PATH)  # the harness's own: it builds the bundle
         assert auto_runner_for(device, "onnx", PythonRunner()).name == "ort_runner"
         assert list((tmp_path / "device-root/data/local/tmp/w").glob("ort_runner-bundle-*/libonnxruntime.so.1"))
+
+
+@pytest.mark.parametrize("build", ["pte_runner", "ort_runner"])
+def test_a_missing_cross_compiler_is_one_line_naming_its_package(build, monkeypatch):
+    """Refused before the runtime's wheel is downloaded (ort_runner's build ran the compiler regardless and raised
+    FileNotFoundError)."""
+    from clcdeploy.device.errors import VirtualDeviceError
+    from clcdeploy.device.native import build_pte_runner
+    from clcdeploy.device.native.ort import build_ort_runner
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(VirtualDeviceError) as caught:
+        build_ort_runner() if build == "ort_runner" else build_pte_runner("aarch64")
+    assert str(caught.value) == "aarch64-linux-gnu-g++ not found: apt-get install g++-aarch64-linux-gnu"

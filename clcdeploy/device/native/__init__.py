@@ -21,6 +21,8 @@ SOURCE = Path(__file__).with_name("pte_runner.cpp")
 KERNEL_DIR = Path(__file__).parents[2] / "kernels" / "csrc"
 KERNEL_SOURCES = (KERNEL_DIR / "igc2_core.cpp", KERNEL_DIR / "igc2_executorch.cpp")
 COMPILERS = {"host": "g++", "aarch64": "aarch64-linux-gnu-g++"}
+# The Debian package of each compiler clcdeploy builds with (scripts/setup.sh installs them)
+COMPILER_PACKAGES = {"g++": "g++", "aarch64-linux-gnu-g++": "g++-aarch64-linux-gnu", "gcc": "gcc"}
 # Libraries that register kernels/backends in static initialisers: must stay linked though unreferenced.
 LIBS = ("executorch_backend_xnnpack", "executorch_kernels_optimized", "executorch_threadpool", "executorch_etdump",
         "executorch")
@@ -68,6 +70,12 @@ def _c10_macros_include() -> Path:
     return shim
 
 
+def require_compiler(compiler: str) -> None:
+    """Raise VirtualDeviceError naming the package to install if `compiler` is not on PATH (before any download)."""
+    if shutil.which(compiler) is None:
+        raise VirtualDeviceError(f"{compiler} not found: apt-get install {COMPILER_PACKAGES[compiler]}")
+
+
 def compile_atomically(out: Path, argv: Callable[[str], list[str]], what: str, log: Callable[[str], None]) -> Path:
     """Run the compiler command `argv(path)` writing `out`'s content to a temporary path beside it, and put it in
     place only if the command succeeded (a killed or failed build leaves no file that looks built)."""
@@ -95,9 +103,7 @@ def build_pte_runner(target: Target = "host", *, log: Callable[[str], None] = pr
     if target not in COMPILERS:
         raise VirtualDeviceError(f"unknown runner target {target!r}: use 'host' or 'aarch64'")
     compiler = COMPILERS[target]
-    if shutil.which(compiler) is None:
-        pkg = "g++" if target == "host" else "g++-aarch64-linux-gnu"
-        raise VirtualDeviceError(f"{compiler} not found: apt-get install {pkg}")
+    require_compiler(compiler)
     et = executorch_dir(target, log)
     sources = b"".join(p.read_bytes() for p in (SOURCE, *KERNEL_SOURCES, KERNEL_DIR / "igc2.h"))
     build = " ".join((target, *DEFINES, *LIBS)).encode()

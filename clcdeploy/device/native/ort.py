@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from clcdeploy.device.errors import VirtualDeviceError
-from clcdeploy.device.native import COMPILERS, compile_atomically
+from clcdeploy.device.native import COMPILERS, compile_atomically, require_compiler
 from clcdeploy.device.paths import cache_dir, virtual_device_dir
 
 SOURCE = Path(__file__).with_name("ort_runner.cpp")
@@ -31,6 +31,7 @@ def build_ort_runner(log: Callable[[str], None] = print) -> Path:
     from clcdeploy.kernels.headers import ONNXRUNTIME, include_dir
 
     compiler = COMPILERS["aarch64"]
+    require_compiler(compiler)
     libraries = sorted(onnxruntime_lib_dir(log).glob("libonnxruntime.so.*"))
     if not libraries:
         raise VirtualDeviceError("the aarch64 onnxruntime wheel holds no libonnxruntime.so.*")

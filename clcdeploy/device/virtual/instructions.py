@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from clcdeploy.device.errors import VirtualDeviceError
-from clcdeploy.device.native import compile_atomically
+from clcdeploy.device.native import compile_atomically, require_compiler
 from clcdeploy.device.paths import cache_dir
 from clcdeploy.device.virtual import emulation
 
@@ -83,8 +83,7 @@ class Counts:
 
 def build_plugin(*, log: Callable[[str], None] = print) -> Path:
     """Compile insn_count.c for the host (cached by source hash) and return the shared library."""
-    if shutil.which("gcc") is None:
-        raise VirtualDeviceError("gcc not found: apt-get install gcc")
+    require_compiler("gcc")
     source = PLUGIN_SOURCE.read_bytes()
     out = cache_dir() / "native" / f"insn_count-{hashlib.sha256(source).hexdigest()[:16]}.so"
     if out.exists():
