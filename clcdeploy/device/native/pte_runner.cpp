@@ -402,20 +402,26 @@ std::string load(Model& m, const Options& opt) {
   return "";
 }
 
-// Writes the traced passes' ETDump to `path`, atomically; returns an error message, empty on success.
+// Writes `size` bytes to `path` through `path`.tmp and a rename, so that `path` is whole or absent.
+bool write_atomically(const std::string& path, const void* data, size_t size) {
+  std::string tmp = path + ".tmp";
+  FILE* fp = std::fopen(tmp.c_str(), "wb");
+  size_t written = fp ? std::fwrite(data, 1, size, fp) : 0;
+  bool closed = fp && std::fclose(fp) == 0;
+  if (written != size || !closed || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+// Writes the traced passes' ETDump to `path`; returns an error message, empty on success.
 std::string write_etdump(Model& m, const std::string& path) {
   executorch::etdump::ETDumpResult dump = m.tracer->get_etdump_data();
   if (dump.buf == nullptr || dump.size == 0) return "the event tracer recorded nothing for " + path;
-  std::string tmp = path + ".tmp";
-  FILE* fp = std::fopen(tmp.c_str(), "wb");
-  size_t written = fp ? std::fwrite(dump.buf, 1, dump.size, fp) : 0;
-  bool closed = fp && std::fclose(fp) == 0;
+  bool written = write_atomically(path, dump.buf, dump.size);
   std::free(dump.buf);
-  if (written != dump.size || !closed || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    return "cannot write " + path;
-  }
-  return "";
+  return written ? "" : "cannot write " + path;
 }
 
 // Prints the model's output summary and writes output 0 to `output_path` (atomically) if given.
@@ -441,15 +447,9 @@ int report_outputs(Model& m, const std::string& output_path) {
                 finite ? 1 : 0);
     for (ssize_t k = 0; k < t.numel() && k < 5; ++k) std::printf(k ? ", %g" : "%g", f[k]);
     std::printf("]\n");
-    if (i == 0 && !output_path.empty()) {
-      std::string tmp = output_path + ".tmp";
-      FILE* fp = std::fopen(tmp.c_str(), "wb");
-      if (!fp) return fail("cannot write " + output_path);
-      size_t n = std::fwrite(f, sizeof(float), static_cast<size_t>(t.numel()), fp);
-      std::fclose(fp);
-      if (n != static_cast<size_t>(t.numel()) || std::rename(tmp.c_str(), output_path.c_str()) != 0) {
-        return fail("cannot write " + output_path);
-      }
+    if (i == 0 && !output_path.empty() &&
+        !write_atomically(output_path, f, sizeof(float) * static_cast<size_t>(t.numel()))) {
+      return fail("cannot write " + output_path);
     }
   }
   return 0;
